@@ -1,0 +1,453 @@
+"""Load, validate and check the settings; every problem reported at once.
+
+Errors:
+    ConfigError            carries .problems: list[Problem(key, what, fix)]
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import stat
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, get_args, get_origin
+
+from pydantic import BaseModel, SecretStr, TypeAdapter, ValidationError
+
+from config.money import format_credits
+from config.settings import ROLES, SecretRef, Settings
+
+ENV_PREFIX = "SELFPUB_"
+CONFIG_ENV = "SELFPUB_CONFIG"
+DEFAULT_PATHS = (Path("selfpub.toml"), Path("/etc/selfpub/selfpub.toml"))
+
+# Keys whose value is a secret. In the TOML they may only be `<key>_file`,
+# `<key>_env` or a table {file = ..., env = ...}, never the secret itself.
+SECRET_KEYS = ("api_key", "app_password", "keystore_password")
+SECRET_NAMES = {"password", "private_key", "secret", "token", "api_token", "access_token", "mnemonic", *SECRET_KEYS}
+SECRET_SUFFIXES = ("_password", "_secret", "_private_key", "_api_key", "_token")
+
+
+def _looks_secret(key: str) -> bool:
+    key = key.lower()
+    return key in SECRET_NAMES or key.endswith(SECRET_SUFFIXES)
+
+
+@dataclass(frozen=True)
+class Problem:
+    key: str
+    what: str
+    fix: str
+
+    def __str__(self) -> str:
+        return f"{self.key}: {self.what}. Fix: {self.fix}"
+
+
+class ConfigError(Exception):
+    """The configuration has one or more problems; each names its key and a fix."""
+
+    def __init__(self, problems: list[Problem], source: str | None = None):
+        self.problems = problems
+        self.source = source
+        head = f"{len(problems)} problem(s) in {source or 'the configuration'}"
+        super().__init__(head + "\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+def find_config_path(explicit: str | Path | None, environ: Mapping[str, str]) -> Path | None:
+    """The config file: --config, then $SELFPUB_CONFIG, then ./selfpub.toml, then /etc."""
+    if explicit:
+        return Path(explicit)
+    if environ.get(CONFIG_ENV):
+        return Path(environ[CONFIG_ENV])
+    for candidate in DEFAULT_PATHS:
+        if candidate.exists():
+            return candidate
+    return None
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """Parse a TOML file; decimals stay Decimal so money never becomes a float."""
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh, parse_float=Decimal)
+    except FileNotFoundError:
+        raise ConfigError(
+            [Problem(str(path), "file not found", "run `selfpub init` or pass --config PATH")],
+            str(path),
+        ) from None
+    except PermissionError:
+        raise ConfigError(
+            [Problem(str(path), "file not readable", f"check the permissions of {path}")], str(path)
+        ) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(
+            [Problem(str(path), f"not valid TOML ({exc})", "fix the syntax at that line")],
+            str(path),
+        ) from None
+
+
+def load_settings(
+    path: str | Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    *,
+    data: dict[str, Any] | None = None,
+    check_files: bool = True,
+) -> Settings:
+    """Build the frozen Settings from a TOML file (or `data`) plus SELFPUB_* overrides.
+
+    Raises ConfigError listing every problem found.
+    """
+    environ = os.environ if environ is None else environ
+    source = None
+    if data is None:
+        found = find_config_path(path, environ)
+        if found is None:
+            data = {}
+            source = "built-in defaults"
+        else:
+            data = read_toml(found)
+            source = str(found)
+            data.setdefault("_base_dir", str(found.resolve().parent))
+    raw = _deep_copy(data)
+    base_dir = Path(raw.pop("_base_dir", "."))
+    _apply_env_overrides(raw, environ)
+    problems: list[Problem] = []
+    _normalise_secrets(raw, "", problems)
+    problems.extend(_validate_sections(raw))
+    if problems:
+        # Still report cross-key problems: check what remains with the bad keys dropped.
+        partial = _prune_invalid(raw, problems)
+        if partial is not None:
+            seen = {p.key for p in problems}
+            problems.extend(p for p in cross_check(partial) if p.key not in seen)
+        raise ConfigError(problems, source)
+    settings = Settings.model_validate(raw)
+    if not settings.state_dir.is_absolute():
+        settings = settings.model_copy(update={"state_dir": (base_dir / settings.state_dir).resolve()})
+    problems.extend(cross_check(settings))
+    settings, secret_problems = _resolve_secrets(settings, environ, check_files)
+    problems.extend(secret_problems)
+    if problems:
+        raise ConfigError(problems, source)
+    return settings
+
+
+def check_config(path: str | Path | None, environ: Mapping[str, str] | None = None) -> list[Problem]:
+    """Every problem of the config at `path` (empty list when fine)."""
+    try:
+        load_settings(path, environ)
+    except ConfigError as exc:
+        return exc.problems
+    return []
+
+
+# -- helpers -----------------------------------------------------------------
+
+
+def _deep_copy(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _deep_copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_deep_copy(v) for v in value]
+    return value
+
+
+def _parse_env_value(text: str) -> Any:
+    try:
+        return tomllib.loads(f"v = {text}", parse_float=Decimal)["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def _apply_env_overrides(raw: dict[str, Any], environ: Mapping[str, str]) -> None:
+    """SELFPUB_BUDGET__MIN_BALANCE=3 sets budget.min_balance = 3."""
+    for name, value in environ.items():
+        if not name.startswith(ENV_PREFIX) or name == CONFIG_ENV:
+            continue
+        parts = [p.lower() for p in name[len(ENV_PREFIX) :].split("__") if p]
+        if not parts:
+            continue
+        node = raw
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                break
+        else:
+            node[parts[-1]] = _parse_env_value(value)
+
+
+def _normalise_secrets(node: Any, prefix: str, problems: list[Problem]) -> None:
+    """Turn `x_file`/`x_env` into `x = {file, env}` and refuse secret values."""
+    if isinstance(node, list):
+        for i, item in enumerate(node):
+            _normalise_secrets(item, f"{prefix}[{i}]", problems)
+        return
+    if not isinstance(node, dict):
+        return
+    for key in list(node):
+        dotted = f"{prefix}.{key}" if prefix else key
+        for suffix, field in (("_file", "file"), ("_env", "env")):
+            base = key[: -len(suffix)]
+            if key.endswith(suffix) and base in SECRET_KEYS:
+                ref = node.setdefault(base, {})
+                if isinstance(ref, dict):
+                    ref[field] = node.pop(key)
+                break
+    for key, value in list(node.items()):
+        dotted = f"{prefix}.{key}" if prefix else key
+        lower = key.lower()
+        if isinstance(value, str) and _looks_secret(lower):
+            del node[key]
+            problems.append(
+                Problem(
+                    dotted,
+                    "holds a secret value in the TOML; secrets never live in the config file",
+                    f'move it to a file readable only by selfpub (chmod 600) and write `{key}_file = "/path"` '
+                    f'(under systemd: LoadCredential= and a name relative to $CREDENTIALS_DIRECTORY), '
+                    f'or export it in an environment variable and write `{key}_env = "VAR_NAME"`',
+                )
+            )
+        else:
+            _normalise_secrets(value, dotted, problems)
+
+
+def _model_at(model: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The pydantic model class that owns the field at `loc` (for did-you-mean)."""
+    current: Any = model
+    for part in loc:
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            field = current.model_fields.get(str(part))
+            if field is None:
+                return None
+            current = field.annotation
+        else:
+            current = _unwrap(current, part)
+        if current is None:
+            return None
+    current = _unwrap(current, None)
+    return current if isinstance(current, type) and issubclass(current, BaseModel) else None
+
+
+def _unwrap(annotation: Any, part: Any) -> Any:
+    """Reach into Optional/tuple/dict annotations to the model inside."""
+    origin = get_origin(annotation)
+    if origin is None:
+        return annotation
+    args = [a for a in get_args(annotation) if a is not type(None) and a is not Ellipsis]
+    if origin is dict:
+        return args[-1] if part is not None else None
+    for arg in args:
+        if isinstance(arg, type) and issubclass(arg, BaseModel):
+            return arg
+        inner = _unwrap(arg, part)
+        if isinstance(inner, type) and issubclass(inner, BaseModel):
+            return inner
+    return None
+
+
+def _describe(err: dict[str, Any]) -> Problem:
+    loc = tuple(err["loc"])
+    key = ".".join(str(p) if not isinstance(p, int) else f"[{p}]" for p in loc).replace(".[", "[")
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        owner = _model_at(Settings, loc[:-1])
+        names = list(owner.model_fields) if owner else []
+        names = [n for n in names if not n.endswith("_value")]
+        guess = difflib.get_close_matches(str(loc[-1]), names, n=1)
+        fix = f"did you mean `{guess[0]}`?" if guess else (
+            f"remove it; known keys here: {', '.join(names)}" if names else "remove it"
+        )
+        return Problem(key, "unknown key", fix)
+    if kind == "missing":
+        return Problem(key, "is required", "add it to the config")
+    given = err.get("input")
+    shown = "" if isinstance(given, dict) else f" (got {given!r})"
+    return Problem(key, f"{err['msg']}{shown}", _fix_for(kind))
+
+
+def _fix_for(kind: str) -> str:
+    if kind.startswith(("int_", "float_")) or kind in ("greater_than_equal", "less_than_equal"):
+        return "give a whole number in the allowed range"
+    if kind.startswith("bool"):
+        return "write true or false"
+    if kind == "literal_error":
+        return "use one of the allowed values"
+    if kind == "value_error":
+        return "correct the value as the message says"
+    if kind.startswith("string"):
+        return "write a quoted string"
+    return "see config/selfpub.example.toml for the expected form"
+
+
+def _validate_sections(raw: dict[str, Any]) -> list[Problem]:
+    """Validate each top-level section on its own so one bad section hides no other."""
+    problems: list[Problem] = []
+    for key in raw:
+        if key not in Settings.model_fields:
+            guess = difflib.get_close_matches(key, list(Settings.model_fields), n=1)
+            fix = f"did you mean `{guess[0]}`?" if guess else "remove it"
+            problems.append(Problem(key, "unknown section or key", fix))
+    for name, field in Settings.model_fields.items():
+        if name not in raw:
+            continue
+        try:
+            TypeAdapter(field.annotation).validate_python(raw[name])
+        except ValidationError as exc:
+            for err in exc.errors():
+                err = dict(err)
+                err["loc"] = (name, *err["loc"])
+                problems.append(_describe(err))
+    if not problems:
+        try:
+            Settings.model_validate(raw)
+        except ValidationError as exc:
+            problems.extend(_describe(dict(e)) for e in exc.errors())
+    return problems
+
+
+def _prune_invalid(raw: dict[str, Any], problems: list[Problem]) -> Settings | None:
+    """Settings with every reported key removed, or None when that still fails."""
+    pruned = _deep_copy(raw)
+    for p in problems:
+        parts = p.key.replace("[", ".[").split(".")
+        node: Any = pruned
+        for part in parts[:-1]:
+            if part.startswith("["):
+                idx = int(part[1:-1])
+                node = node[idx] if isinstance(node, list) and idx < len(node) else None
+            else:
+                node = node.get(part) if isinstance(node, dict) else None
+            if node is None:
+                break
+        if isinstance(node, dict):
+            node.pop(parts[-1], None)
+    try:
+        return Settings.model_validate(pruned)
+    except ValidationError:
+        return None
+
+
+def cross_check(settings: Settings) -> list[Problem]:
+    """Checks that span keys: hysteresis order, prices for every model, payees allowed."""
+    problems: list[Problem] = []
+    b = settings.budget
+    if b.min_balance > b.resume_balance:
+        problems.append(
+            Problem(
+                "budget.min_balance",
+                f"is above budget.resume_balance ({format_credits(b.min_balance)} > {format_credits(b.resume_balance)} credits), "
+                "so a paused loop could never resume",
+                "set min_balance <= resume_balance",
+            )
+        )
+    for model in sorted(settings.models_in_use()):
+        if model not in settings.prices:
+            problems.append(
+                Problem(
+                    f"prices.{model}",
+                    "no price for a model that an agent is configured to call",
+                    f'add [prices."{model}"] with input_per_million and output_per_million (credits)',
+                )
+            )
+    w = settings.wallet
+    if w.mode == "evm":
+        for key in ("rpc_url", "chain_id", "token_address", "address", "keystore_file"):
+            if getattr(w, key) in (None, ""):
+                problems.append(Problem(f"wallet.{key}", "is required when wallet.mode = \"evm\"", f"set wallet.{key}"))
+        if w.keystore_password is None:
+            problems.append(
+                Problem("wallet.keystore_password_file", "is required when wallet.mode = \"evm\"",
+                        "point keystore_password_file at a file holding the keystore password")
+            )
+    allowed = {a.lower() for a in w.allowlist}
+    for name, payee in w.providers.items():
+        if payee.lower() not in allowed:
+            problems.append(
+                Problem(f"wallet.providers.{name}", f"payee {payee} is not in wallet.allowlist",
+                        "add the address to wallet.allowlist or remove the provider")
+            )
+    d = settings.publishers.devto
+    if d.enabled and d.api_key is None:
+        problems.append(Problem("publishers.devto.api_key_file", "Dev.to is enabled without an API key",
+                                "set api_key_file (or api_key_env), or enabled = false"))
+    bs = settings.publishers.bluesky
+    if bs.enabled and (bs.handle is None or bs.app_password is None):
+        problems.append(Problem("publishers.bluesky", "Bluesky is enabled without handle and app_password_file",
+                                "set handle and app_password_file (or app_password_env), or enabled = false"))
+    for role in ROLES:
+        for i, tier in enumerate(settings.agents.role(role).tiers):
+            if i and tier.min_runway_days >= settings.agents.role(role).tiers[i - 1].min_runway_days:
+                problems.append(Problem(f"agents.{role}.tiers[{i}]", "tiers must be listed from the highest min_runway_days down",
+                                        "reorder the tiers"))
+    return problems
+
+
+def read_secret(ref: SecretRef, key: str, environ: Mapping[str, str], check_files: bool = True) -> tuple[SecretStr | None, Problem | None]:
+    """Read a secret from its file or environment variable; a Problem when it cannot be had."""
+    if ref.file is not None:
+        path = ref.file
+        if not path.is_absolute() and environ.get("CREDENTIALS_DIRECTORY"):
+            path = Path(environ["CREDENTIALS_DIRECTORY"]) / path
+        if not check_files:
+            return None, None
+        try:
+            mode = path.stat().st_mode
+        except OSError as exc:
+            return None, Problem(f"{key}_file", f"cannot read {path} ({exc.strerror})",
+                                 "create the file or fix the path (relative paths resolve in $CREDENTIALS_DIRECTORY)")
+        if mode & (stat.S_IRWXG | stat.S_IRWXO):
+            return None, Problem(f"{key}_file", f"{path} is readable by group or others (mode {stat.S_IMODE(mode):o})",
+                                 f"run `chmod 600 {path}`")
+        try:
+            value = path.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            return None, Problem(f"{key}_file", f"cannot read {path} ({type(exc).__name__})",
+                                 "make the file readable by the selfpub user and UTF-8 text")
+        if not value:
+            return None, Problem(f"{key}_file", f"{path} is empty", "write the secret into the file")
+        return SecretStr(value), None
+    if ref.env is not None:
+        value = environ.get(ref.env, "")
+        if not value:
+            return None, Problem(f"{key}_env", f"environment variable {ref.env} is not set or empty",
+                                 f"export {ref.env}=... in the service environment, or use {key.rsplit('.', 1)[-1]}_file")
+        return SecretStr(value), None
+    return None, Problem(key, "has neither file nor env", f"set {key}_file or {key}_env")
+
+
+def _resolve_secrets(settings: Settings, environ: Mapping[str, str], check_files: bool) -> tuple[Settings, list[Problem]]:
+    problems: list[Problem] = []
+
+    def resolve(section: BaseModel, ref_field: str, value_field: str, key: str) -> BaseModel:
+        ref = getattr(section, ref_field)
+        if ref is None:
+            return section
+        value, problem = read_secret(ref, key, environ, check_files)
+        if problem:
+            problems.append(problem)
+        return section.model_copy(update={value_field: value})
+
+    agents = {}
+    for role in ROLES:
+        agent = resolve(settings.agents.role(role), "api_key", "api_key_value", f"agents.{role}.api_key")
+        fallbacks = tuple(
+            resolve(fb, "api_key", "api_key_value", f"agents.{role}.fallbacks[{i}].api_key")
+            for i, fb in enumerate(agent.fallbacks)
+        )
+        agents[role] = agent.model_copy(update={"fallbacks": fallbacks})
+    pubs = settings.publishers
+    devto = resolve(pubs.devto, "api_key", "api_key_value", "publishers.devto.api_key")
+    bsky = resolve(pubs.bluesky, "app_password", "app_password_value", "publishers.bluesky.app_password")
+    wallet = resolve(settings.wallet, "keystore_password", "keystore_password_value", "wallet.keystore_password")
+    settings = settings.model_copy(
+        update={
+            "agents": settings.agents.model_copy(update=agents),
+            "publishers": pubs.model_copy(update={"devto": devto, "bluesky": bsky}),
+            "wallet": wallet,
+        }
+    )
+    return settings, problems

@@ -1,0 +1,62 @@
+"""Credits <-> integer micro-credits. Money never touches a float.
+
+1 credit = 1,000,000 ucr. Text and TOML amounts are parsed with Decimal and
+must have at most 6 decimal places.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+from typing import Annotated
+
+from pydantic import BeforeValidator, PlainSerializer
+
+UCR_PER_CREDIT = 1_000_000
+
+
+class AmountError(ValueError):
+    """An amount that is not a valid credit amount (float, too precise, not a number)."""
+
+
+def parse_credits(value: object) -> int:
+    """Return micro-credits for a credit amount given as str, int or Decimal ("1.25" -> 1250000)."""
+    if isinstance(value, bool):
+        raise AmountError(f"{value!r} is not an amount; write credits like \"1.25\"")
+    if isinstance(value, float):
+        raise AmountError(
+            f"{value!r} is a float; write the amount as a string or integer, e.g. \"1.25\""
+        )
+    if isinstance(value, int):
+        return value * UCR_PER_CREDIT
+    if isinstance(value, str):
+        text = value.strip().replace("_", "")
+        try:
+            value = Decimal(text)
+        except InvalidOperation:
+            raise AmountError(f"{value!r} is not a number; write credits like \"1.25\"") from None
+    if not isinstance(value, Decimal):
+        raise AmountError(f"{value!r} is not an amount; write credits like \"1.25\"")
+    if not value.is_finite():
+        raise AmountError(f"{value} is not a finite amount")
+    micro = value * UCR_PER_CREDIT
+    if micro != micro.to_integral_value():
+        raise AmountError(f"{value} has more than 6 decimal places (1 ucr = 0.000001 credit)")
+    return int(micro)
+
+
+def format_credits(ucr: int) -> str:
+    """Render micro-credits as a credit string with 6 decimals ("1.250000")."""
+    sign = "-" if ucr < 0 else ""
+    whole, frac = divmod(abs(int(ucr)), UCR_PER_CREDIT)
+    return f"{sign}{whole}.{frac:06d}"
+
+
+def _to_ucr(value: object) -> int:
+    try:
+        return parse_credits(value)
+    except AmountError as exc:
+        raise ValueError(str(exc)) from None
+
+
+# A settings field written in credits in the TOML, held as integer ucr.
+Credits = Annotated[int, BeforeValidator(_to_ucr), PlainSerializer(format_credits, return_type=str)]

