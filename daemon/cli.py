@@ -7,7 +7,17 @@ from typing import Optional
 
 import typer
 
-from daemon.commands import config_cmd, ledger_cmd
+from daemon.commands import (
+    config_cmd,
+    cycle_cmd,
+    demo_cmd,
+    drafts_cmd,
+    ledger_cmd,
+    llm_cmd,
+    publish_cmd,
+    run_cmd,
+    wallet_cmd,
+)
 from daemon.context import AppContext
 
 app = typer.Typer(
@@ -31,6 +41,13 @@ def _root(
 
 config_cmd.register(app)
 ledger_cmd.register(app)
+wallet_cmd.register(app)
+publish_cmd.register(app)
+llm_cmd.register(app)
+cycle_cmd.register(app)
+drafts_cmd.register(app)
+run_cmd.register(app)
+demo_cmd.register(app)
 
 
 def main() -> None:
