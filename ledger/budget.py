@@ -1,30 +1,40 @@
 """Budget: reserve the worst case before spending, commit the actual, release the rest.
 
-available = wallet + provider liabilities (negative) - open reservations
+available = wallet - provider liabilities - open reservations
 spendable = available - budget.reserve, bounded by the daily and per-cycle caps
 
-Every reservation takes the budget lock first (SELECT ... FOR UPDATE on the
-persona's budget row in PostgreSQL, BEGIN IMMEDIATE in SQLite), so several
-processes on one database never overspend.
+Every budget write takes one lock first: SELECT ... FOR UPDATE on the budget
+row named "*" in PostgreSQL, BEGIN IMMEDIATE in SQLite. The lock is shared by
+every persona on the database because the money is: the wallet, the
+liabilities and the cap counters are not per persona. So several processes
+on one database never overspend. Reads (snapshot, headroom) take no lock.
+
+Each reserve and commit is a handful of prepared statements (ledger.sql):
+reserve = read state, insert the hold, bump the counters; commit = close the
+hold, insert the transaction, its postings, the balance, rollup and counter
+upserts. Holds a crashed process left open expire after
+`reservation_ttl_seconds`: the next write under the lock notices (the
+earliest open expiry is part of the state it reads anyway) and expires them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
+from typing import Any
 
-from sqlalchemy import Connection, Engine, func, select, update
+from sqlalchemy import Connection, Engine
 
-from config.db import is_postgres
 from config.money import format_credits
 from config.settings import BudgetSettings
-from ledger.journal import WALLET, Entry, Journal, LedgerError, compute_account, provider_account, upsert_add
-from ledger.models import BudgetState, Reservation, SpendCounter, utcnow
+from ledger.journal import WALLET, Entry, Journal, LedgerError, compute_account, provider_account
+from ledger.models import COMMODITY, utcnow
+from ledger.sql import cursor
 
-RESERVATION = Reservation.__table__
-COUNTER = SpendCounter.__table__
-STATE = BudgetState.__table__
+LOCK_ROW = "*"  # not a valid persona name
+PROVIDERS = "liabilities:provider:"
 
 
 class BudgetExceeded(LedgerError):
@@ -58,9 +68,12 @@ class Hold:
 
 @dataclass(frozen=True)
 class PauseState:
+    """Whether the loop is paused, why, since when; cause is "balance", "forced" or ""."""
+
     paused: bool
     reason: str
     changed_at: datetime | None = None
+    cause: str = ""
 
 
 @dataclass(frozen=True)
@@ -76,14 +89,67 @@ class Snapshot:
     pause: PauseState = field(default_factory=lambda: PauseState(False, ""))
 
 
+@dataclass(frozen=True)
+class _State:
+    """One read of everything a budget decision needs."""
+
+    pause: PauseState
+    wallet: int
+    liabilities: int
+    reserved: int
+    next_expiry: Any  # driver value of the earliest open expires_at, or None
+    day_used: int
+    cycle_used: int
+
+    @property
+    def available(self) -> int:
+        return self.wallet - self.liabilities - self.reserved
+
+
 def day_key(when: datetime) -> str:
     """The daily-cap counter key of a moment (UTC day)."""
-    return f"day:{when:%Y-%m-%d}"
+    return f"day:{when.astimezone(timezone.utc):%Y-%m-%d}"
 
 
 def cycle_key(cycle_id: str) -> str:
     """The per-cycle-cap counter key."""
     return f"cycle:{cycle_id}"
+
+
+_STATE = (
+    "SELECT s.paused, s.reason, s.cause, s.changed_at, "
+    "(SELECT COALESCE(SUM(balance), 0) FROM ledger_balance "
+    f" WHERE commodity = '{COMMODITY}' AND (account = ? OR substr(account, 1, ?) = ?)), "
+    f"(SELECT COALESCE(SUM(balance), 0) FROM ledger_balance WHERE commodity = '{COMMODITY}' "
+    " AND substr(account, 1, ?) = ?), "
+    "(SELECT COALESCE(SUM(amount), 0) FROM ledger_reservation WHERE status = 'open'), "
+    "(SELECT MIN(expires_at) FROM ledger_reservation WHERE status = 'open'), "
+    "(SELECT spent + reserved FROM ledger_spend_counter WHERE key = ?), "
+    "(SELECT spent + reserved FROM ledger_spend_counter WHERE key = ?) "
+    "FROM (SELECT 1 AS one) d LEFT JOIN ledger_budget_state s ON s.persona = ?"
+)
+_LOCK = "SELECT persona FROM ledger_budget_state WHERE persona = ? FOR UPDATE"
+_STATE_ROWS = (
+    "INSERT INTO ledger_budget_state (persona, paused, reason, cause, changed_at) "
+    "VALUES (?, ?, '', '', ?), (?, ?, '', '', ?) ON CONFLICT (persona) DO NOTHING"
+)
+_INSERT_HOLD = (
+    "INSERT INTO ledger_reservation (agent, model, provider, amount, status, cycle_id, task_id, created_at, expires_at) "
+    "VALUES (?, ?, ?, ?, 'open', ?, ?, ?, ?) RETURNING id"
+)
+_CLOSE_OPEN = "UPDATE ledger_reservation SET status = ?, actual = ?, closed_at = ? WHERE id = ? AND status = 'open'"
+_CLOSE_LATE = (
+    "UPDATE ledger_reservation SET status = 'committed', actual = ?, closed_at = ? "
+    "WHERE id = ? AND status IN ('expired', 'released')"
+)
+_COUNTER_HEAD = "INSERT INTO ledger_spend_counter (key, spent, reserved)"
+_COUNTER_TAIL = (
+    "ON CONFLICT (key) DO UPDATE SET spent = ledger_spend_counter.spent + excluded.spent, "
+    "reserved = ledger_spend_counter.reserved + excluded.reserved"
+)
+_STALE = "SELECT id, amount, cycle_id, created_at FROM ledger_reservation WHERE status = 'open' AND expires_at < ?"
+_EXPIRE = "UPDATE ledger_reservation SET status = 'expired', closed_at = ? WHERE status = 'open' AND expires_at < ?"
+_WRITE_PAUSE = "UPDATE ledger_budget_state SET paused = ?, reason = ?, cause = ?, changed_at = ? WHERE persona = ?"
 
 
 class Budget:
@@ -102,63 +168,71 @@ class Budget:
         self.settings = settings
         self.persona = persona
         self.clock = clock
+        self.sql = journal.sql
+        self._rows_ready = False
 
-    # -- the lock ------------------------------------------------------------
+    # -- the lock ----------------------------------------------------------------
 
-    def _locked(self):  # noqa: ANN202
-        """A write transaction holding this persona's budget lock."""
-        return _BudgetLock(self)
+    @contextmanager
+    def _locked(self) -> Iterator[tuple[Connection, Any]]:
+        """A write transaction holding the budget lock; yields (connection, raw cursor)."""
+        sql = self.sql
+        with self.journal.writer.begin() as conn:
+            cur = cursor(conn)
+            if not self._rows_ready:
+                now = sql.ts(utcnow())
+                cur.execute(sql.q(_STATE_ROWS), (LOCK_ROW, False, now, self.persona, False, now))
+            if sql.pg:
+                cur.execute(sql.q(_LOCK), (LOCK_ROW,))
+                cur.fetchall()
+            yield conn, cur
+        self._rows_ready = True
 
-    # -- reading -------------------------------------------------------------
+    # -- reading -----------------------------------------------------------------
 
-    def _open_reserved(self, conn: Connection) -> int:
-        return int(
-            conn.execute(
-                select(func.coalesce(func.sum(RESERVATION.c.amount), 0)).where(RESERVATION.c.status == "open")
-            ).scalar_one()
+    def _read(self, cur: Any, now: datetime, cycle_id: str | None) -> _State:
+        sql = self.sql
+        cur.execute(
+            sql.q(_STATE),
+            (
+                WALLET, len(WALLET) + 1, WALLET + ":", len(PROVIDERS), PROVIDERS,
+                day_key(now), cycle_key(cycle_id) if cycle_id is not None else None, self.persona,
+            ),
         )
+        paused, reason, cause, changed_at, wallet, owed, reserved, next_expiry, day_used, cycle_used = cur.fetchone()
+        pause = PauseState(bool(paused), reason or "", sql.parse_ts(changed_at), cause or "") if paused is not None else PauseState(False, "")
+        return _State(pause, int(wallet), -int(owed), int(reserved), next_expiry, int(day_used or 0), int(cycle_used or 0))
 
-    def _counter(self, conn: Connection, key: str) -> tuple[int, int]:
-        row = conn.execute(select(COUNTER.c.spent, COUNTER.c.reserved).where(COUNTER.c.key == key)).first()
-        return (int(row.spent), int(row.reserved)) if row else (0, 0)
-
-    def _available(self, conn: Connection) -> tuple[int, int, int]:
-        wallet = self.journal.balance(WALLET, conn=conn)
-        liabilities = -self.journal.balance("liabilities:provider", conn=conn)
-        reserved = self._open_reserved(conn)
-        return wallet, liabilities, reserved
+    def _read_only(self, now: datetime, cycle_id: str | None = None) -> _State:
+        with self.engine.connect() as conn:
+            return self._read(cursor(conn), now, cycle_id)
 
     def snapshot(self) -> Snapshot:
         """Wallet, liabilities, reservations, available and today's spend."""
-        with self.engine.connect() as conn:
-            wallet, liabilities, reserved = self._available(conn)
-            spent, held = self._counter(conn, day_key(self.clock()))
-            pause = self._pause(conn)
-        available = wallet - liabilities - reserved
-        return Snapshot(wallet, liabilities, reserved, available, available - self.settings.reserve, spent + held, pause)
+        st = self._read_only(self.clock())
+        available = st.available
+        return Snapshot(
+            st.wallet, st.liabilities, st.reserved, available, available - self.settings.reserve, st.day_used, st.pause
+        )
 
     def available(self) -> int:
         """wallet - provider liabilities - open reservations, in micro-credits."""
-        return self.snapshot().available
+        return self._read_only(self.clock()).available
 
     def headroom(self, cycle_id: str | None = None) -> int:
         """The largest reservation that would be accepted now (0 when paused)."""
-        with self.engine.connect() as conn:
-            return max(self._headroom(conn, cycle_id)[0], 0)
+        return max(self._room(self._read_only(self.clock(), cycle_id), cycle_id)[0], 0)
 
-    def _headroom(self, conn: Connection, cycle_id: str | None) -> tuple[int, str]:
-        if self._pause(conn).paused:
+    def _room(self, st: _State, cycle_id: str | None) -> tuple[int, str]:
+        if st.pause.paused:
             return 0, "paused"
-        wallet, liabilities, reserved = self._available(conn)
-        limits = [(wallet - liabilities - reserved - self.settings.reserve, "available")]
-        spent, held = self._counter(conn, day_key(self.clock()))
-        limits.append((self.settings.daily_cap - spent - held, "daily_cap"))
+        b = self.settings
+        limits = [(st.available - b.reserve, "available"), (b.daily_cap - st.day_used, "daily_cap")]
         if cycle_id is not None:
-            spent, held = self._counter(conn, cycle_key(cycle_id))
-            limits.append((self.settings.per_cycle_cap - spent - held, "per_cycle_cap"))
+            limits.append((b.per_cycle_cap - st.cycle_used, "per_cycle_cap"))
         return min(limits)
 
-    # -- reserving -----------------------------------------------------------
+    # -- reserving ---------------------------------------------------------------
 
     def reserve(
         self,
@@ -174,189 +248,172 @@ class Budget:
         if type(amount) is not int or amount < 0:
             raise LedgerError(f"reservation amount must be a non-negative int of ucr, got {amount!r}")
         now = self.clock()
-        with self._locked() as conn:
-            self._expire(conn, now)
-            room, limit = self._headroom(conn, cycle_id)
+        sql = self.sql
+        refused: BudgetExceeded | None = None
+        with self._locked() as (_conn, cur):
+            st = self._read(cur, now, cycle_id)
+            if st.next_expiry is not None and st.next_expiry < sql.ts(now):
+                self._expire(cur, now)
+                st = self._read(cur, now, cycle_id)
+            room, limit = self._room(st, cycle_id)
             if amount > room:
-                raise BudgetExceeded(limit, amount, room, agent)
-            rid = conn.execute(
-                RESERVATION.insert()
-                .values(
-                    agent=agent, model=model, provider=provider, amount=amount, status="open",
-                    cycle_id=cycle_id, task_id=task_id, created_at=now,
-                    expires_at=now + timedelta(seconds=self.settings.reservation_ttl_seconds),
+                # Leave the block normally so expiries made above are kept.
+                refused = BudgetExceeded(limit, amount, room, agent)
+            else:
+                cur.execute(
+                    sql.q(_INSERT_HOLD),
+                    (agent, model, provider, amount, cycle_id, task_id, sql.ts(now),
+                     sql.ts(now + timedelta(seconds=self.settings.reservation_ttl_seconds))),
                 )
-                .returning(RESERVATION.c.id)
-            ).scalar_one()
-            day = day_key(now)
-            self._count(conn, day, reserved=amount)
-            if cycle_id is not None:
-                self._count(conn, cycle_key(cycle_id), reserved=amount)
+                rid = int(cur.fetchone()[0])
+                day = day_key(now)
+                self._count(cur, [(day, 0, amount)] + ([(cycle_key(cycle_id), 0, amount)] if cycle_id is not None else []))
+        if refused is not None:
+            raise refused
         return Hold(rid, agent, amount, model, provider, cycle_id, task_id, day)
 
-    def commit(self, hold: Hold, actual: int, *, memo: str = "", provider: str | None = None) -> int | None:
+    def commit(
+        self,
+        hold: Hold,
+        actual: int,
+        usage: Any = None,
+        *,
+        memo: str = "",
+        provider: str | None = None,
+    ) -> int | None:
         """Post the actual cost (expense against the provider's liability) and close the hold.
 
-        The actual cost is recorded even when it exceeds the hold: it was consumed.
+        The actual cost is recorded even when it exceeds the hold, and even
+        when the hold already expired or was released: it was consumed.
+        `usage` is anything with `input_tokens` / `output_tokens` (stored on the
+        transaction). A second commit of the same hold posts nothing.
         Returns the ledger transaction id (None when actual is 0).
         """
         if type(actual) is not int or actual < 0:
             raise LedgerError(f"actual cost must be a non-negative int of ucr, got {actual!r}")
         provider = provider or hold.provider or "unknown"
-        with self._locked() as conn:
-            if not self._close(conn, hold, "committed", actual):
-                # Already committed/expired: a retry after a crash must not post twice.
-                return self.journal.find(f"compute:{hold.id}") if actual else None
+        key = f"compute:{hold.id}"
+        sql = self.sql
+        now = self.clock()
+        with self._locked() as (conn, cur):
+            cur.execute(sql.q(_CLOSE_OPEN), ("committed", actual, sql.ts(now), hold.id))
+            was_open = cur.rowcount == 1
+            if not was_open:
+                cur.execute(sql.q(_CLOSE_LATE), (actual, sql.ts(now), hold.id))
+                if cur.rowcount != 1:
+                    # Already committed: a retry after a crash must not post twice.
+                    cur.execute(sql.q("SELECT id FROM ledger_txn WHERE idempotency_key = ?"), (key,))
+                    row = cur.fetchone()
+                    return int(row[0]) if row else None
             txn = None
             if actual:
                 txn = self.journal.post_in(
                     conn, "compute",
                     [Entry(compute_account(hold.agent), actual), Entry(provider_account(provider), -actual)],
-                    idempotency_key=f"compute:{hold.id}", memo=memo or f"{hold.agent} {hold.model or ''}".strip(),
-                    task_id=hold.task_id,
+                    idempotency_key=key, memo=memo or f"{hold.agent} {hold.model or ''}".strip(),
+                    task_id=hold.task_id, model=hold.model, time=now,
+                    input_tokens=getattr(usage, "input_tokens", None), output_tokens=getattr(usage, "output_tokens", None),
                 ).txn_id
-            self._count(conn, hold.day, spent=actual)
+            held = hold.amount if was_open else 0
+            counts = [(hold.day, actual, -held)]
             if hold.cycle_id is not None:
-                self._count(conn, cycle_key(hold.cycle_id), spent=actual)
+                counts.append((cycle_key(hold.cycle_id), actual, -held))
+            self._count(cur, counts)
         return txn
 
     def release(self, hold: Hold) -> None:
         """Give the held amount back without spending (the call never happened)."""
-        with self._locked() as conn:
-            self._close(conn, hold, "released", None)
+        sql = self.sql
+        with self._locked() as (_conn, cur):
+            cur.execute(sql.q(_CLOSE_OPEN), ("released", None, sql.ts(self.clock()), hold.id))
+            if cur.rowcount == 1:
+                counts = [(hold.day, 0, -hold.amount)]
+                if hold.cycle_id is not None:
+                    counts.append((cycle_key(hold.cycle_id), 0, -hold.amount))
+                self._count(cur, counts)
 
-    def _close(self, conn: Connection, hold: Hold, status: str, actual: int | None) -> bool:
-        done = conn.execute(
-            update(RESERVATION)
-            .where(RESERVATION.c.id == hold.id, RESERVATION.c.status == "open")
-            .values(status=status, actual=actual, closed_at=self.clock())
-        ).rowcount
-        if not done:
-            return False
-        self._count(conn, hold.day, reserved=-hold.amount)
-        if hold.cycle_id is not None:
-            self._count(conn, cycle_key(hold.cycle_id), reserved=-hold.amount)
-        return True
-
-    def _count(self, conn: Connection, key: str, *, spent: int = 0, reserved: int = 0) -> None:
-        if spent:
-            upsert_add(conn, COUNTER, {"key": key}, "spent", spent, {"reserved": 0})
-        if reserved:
-            upsert_add(conn, COUNTER, {"key": key}, "reserved", reserved, {"spent": 0})
+    def _count(self, cur: Any, rows: list[tuple[str, int, int]]) -> None:
+        """Add (key, spent, reserved) deltas to the spend counters, in key order."""
+        merged: dict[str, list[int]] = {}
+        for key, spent, reserved in rows:
+            slot = merged.setdefault(key, [0, 0])
+            slot[0] += spent
+            slot[1] += reserved
+        params: list[Any] = []
+        for key, (spent, reserved) in sorted(merged.items()):
+            params += (key, spent, reserved)
+        cur.execute(self.sql.values(_COUNTER_HEAD, "(?, ?, ?)", len(merged), _COUNTER_TAIL), params)
 
     def expire_stale(self) -> int:
         """Expire reservations a crashed process left open past their TTL; returns how many."""
-        with self._locked() as conn:
-            return self._expire(conn, self.clock())
+        with self._locked() as (_conn, cur):
+            return self._expire(cur, self.clock())
 
-    def _expire(self, conn: Connection, now: datetime) -> int:
-        rows = conn.execute(
-            select(RESERVATION.c.id, RESERVATION.c.amount, RESERVATION.c.cycle_id, RESERVATION.c.created_at).where(
-                RESERVATION.c.status == "open", RESERVATION.c.expires_at < now
-            )
-        ).all()
-        for r in rows:
-            self._close(conn, Hold(r.id, "", int(r.amount), cycle_id=r.cycle_id, day=day_key(r.created_at)), "expired", None)
+    def _expire(self, cur: Any, now: datetime) -> int:
+        sql = self.sql
+        stamp = sql.ts(now)
+        cur.execute(sql.q(_STALE), (stamp,))
+        rows = cur.fetchall()
+        if not rows:
+            return 0
+        cur.execute(sql.q(_EXPIRE), (stamp, stamp))
+        counts = []
+        for _rid, amount, cycle_id, created_at in rows:
+            counts.append((day_key(sql.parse_ts(created_at)), 0, -int(amount)))
+            if cycle_id is not None:
+                counts.append((cycle_key(cycle_id), 0, -int(amount)))
+        self._count(cur, counts)
         return len(rows)
 
     def open_reservations(self) -> int:
         """How many reservations are open right now."""
         with self.engine.connect() as conn:
-            return int(
-                conn.execute(select(func.count()).select_from(RESERVATION).where(RESERVATION.c.status == "open")).scalar_one()
-            )
+            cur = cursor(conn)
+            cur.execute("SELECT COUNT(*) FROM ledger_reservation WHERE status = 'open'")
+            return int(cur.fetchone()[0])
 
     def cycle_spent(self, cycle_id: str) -> int:
         """Committed spend of one cycle."""
         with self.engine.connect() as conn:
-            return self._counter(conn, cycle_key(cycle_id))[0]
+            cur = cursor(conn)
+            cur.execute(self.sql.q("SELECT spent FROM ledger_spend_counter WHERE key = ?"), (cycle_key(cycle_id),))
+            row = cur.fetchone()
+        return int(row[0]) if row else 0
 
-    # -- pause with hysteresis ---------------------------------------------------
-
-    def _pause(self, conn: Connection) -> PauseState:
-        row = conn.execute(
-            select(STATE.c.paused, STATE.c.reason, STATE.c.changed_at).where(STATE.c.persona == self.persona)
-        ).first()
-        return PauseState(bool(row.paused), row.reason, row.changed_at) if row else PauseState(False, "")
+    # -- pause with hysteresis -----------------------------------------------------
 
     def pause_state(self) -> PauseState:
         """Whether the loop is paused and why."""
-        with self.engine.connect() as conn:
-            return self._pause(conn)
+        return self._read_only(self.clock()).pause
 
     def evaluate(self, *, extra_reason: str | None = None) -> PauseState:
         """Pause below min_balance, resume at resume_balance; between them nothing changes.
 
-        `extra_reason` (e.g. stale chain data) forces a pause whatever the balance.
+        `extra_reason` (e.g. stale chain data) forces a pause whatever the
+        balance; without it, a forced pause lifts and the balance rules apply.
         """
-        with self._locked() as conn:
-            state = self._pause(conn)
-            wallet, liabilities, reserved = self._available(conn)
-            available = wallet - liabilities - reserved
-            b = self.settings
+        now = self.clock()
+        b = self.settings
+        with self._locked() as (_conn, cur):
+            st = self._read(cur, now, None)
+            state, available = st.pause, st.available
             if extra_reason:
-                new = PauseState(True, extra_reason)
+                new = PauseState(True, extra_reason, cause="forced")
             elif available < b.min_balance:
                 new = PauseState(
                     True,
                     f"available {format_credits(available)} < min_balance {format_credits(b.min_balance)}; "
                     f"resumes at {format_credits(b.resume_balance)}",
+                    cause="balance",
                 )
-            elif state.paused and available < b.resume_balance and not _forced(state.reason):
+            elif state.paused and state.cause == "balance" and available < b.resume_balance:
                 new = state  # hysteresis: stay paused until resume_balance
             else:
                 new = PauseState(False, "")
-            if (new.paused, new.reason) != (state.paused, state.reason):
-                self._write_pause(conn, new)
-                new = PauseState(new.paused, new.reason, self.clock())
-            else:
-                new = state
-        return new
-
-    def _write_pause(self, conn: Connection, state: PauseState) -> None:
-        conn.execute(
-            update(STATE).where(STATE.c.persona == self.persona).values(
-                paused=state.paused, reason=state.reason[:500], changed_at=self.clock()
+            if (new.paused, new.reason, new.cause) == (state.paused, state.reason, state.cause):
+                return state
+            cur.execute(
+                self.sql.q(_WRITE_PAUSE),
+                (new.paused, new.reason[:500], new.cause, self.sql.ts(now), self.persona),
             )
-        )
-
-
-def _forced(reason: str) -> bool:
-    """A pause for another cause than the balance (e.g. stale chain) lifts when the cause does."""
-    return not reason.startswith("available ")
-
-
-class _BudgetLock:
-    """Context manager: a transaction that holds the persona's budget row lock."""
-
-    def __init__(self, budget: Budget):
-        self.budget = budget
-        self._ctx = None
-
-    def __enter__(self) -> Connection:
-        engine = self.budget.engine
-        conn = engine.connect()
-        if not is_postgres(engine):
-            conn = conn.execution_options(sqlite_begin="IMMEDIATE")
-        self._conn = conn
-        self._ctx = conn.begin()
-        self._ctx.__enter__()
-        persona = self.budget.persona
-        if is_postgres(engine):
-            from sqlalchemy.dialects.postgresql import insert
-        else:
-            from sqlalchemy.dialects.sqlite import insert
-        row = conn.execute(select(STATE.c.persona).where(STATE.c.persona == persona).with_for_update()).first()
-        if row is None:
-            conn.execute(
-                insert(STATE).values(persona=persona, paused=False, reason="", changed_at=utcnow())
-                .on_conflict_do_nothing(index_elements=["persona"])
-            )
-            conn.execute(select(STATE.c.persona).where(STATE.c.persona == persona).with_for_update())
-        return conn
-
-    def __exit__(self, *exc) -> None:  # noqa: ANN002
-        try:
-            self._ctx.__exit__(*exc)
-        finally:
-            self._conn.close()
+        return PauseState(new.paused, new.reason[:500], now, new.cause)

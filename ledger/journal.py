@@ -1,25 +1,34 @@
 """The double-entry journal: append-only transactions whose postings sum to zero.
 
+Account names are `<kind>:<part>[:<part>...]`, kind one of assets, liabilities,
+income, expenses, equity, and each part lowercase letters, digits and '-'
+(so hledger and beancount take them as they are). Amounts are integers in the
+commodity's smallest unit (micro-credits for CR); commodities are 2-16
+capitals/digits. The database refuses UPDATE and DELETE on transactions and
+postings (migration 0002); a correction is a reversal, a new transaction.
+
 Errors:
     LedgerError
      +-- UnbalancedTransaction   postings do not sum to zero per commodity
-     +-- InvalidPosting          float amount, bad account name, too few postings
+     +-- InvalidPosting          float/bool amount, bad account or commodity, too few postings
      +-- BudgetExceeded          (ledger.budget) a limit would be passed; .limit names it
 """
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import Connection, Engine, func, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Connection, Engine, event
 
-from config.db import is_postgres, migrate
-from ledger.models import COMMODITY, Account, AccountBalance, Posting, Transaction, utcnow
+from config.db import migrate
+from ledger.models import COMMODITY, utcnow
+from ledger.sql import Dialect, cursor, day_str, rollup_dims
 
 ACCOUNT_KINDS = ("assets", "liabilities", "income", "expenses", "equity")
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -30,10 +39,13 @@ RECEIVABLE_ENGAGEMENT = "assets:receivable:engagement"
 OPENING = "equity:opening"
 TIPS = "income:tips"
 
-TXN = Transaction.__table__
-POSTING = Posting.__table__
-BALANCE = AccountBalance.__table__
-ACCOUNT = Account.__table__
+ACCOUNT_RE = re.compile(rf"^(?:{'|'.join(ACCOUNT_KINDS)})(?::[a-z0-9][a-z0-9-]*)+$")
+COMMODITY_RE = re.compile(r"^[A-Z][A-Z0-9]{1,15}$")
+MAX_ACCOUNT = 200
+_SLUG_BAD = re.compile(r"[^a-z0-9-]+")
+
+# Column widths of ledger_txn; checked here so SQLite refuses what PostgreSQL would.
+MAX_KEY, MAX_KIND, MAX_TASK, MAX_POST, MAX_MODEL, MAX_HASH, MAX_MEMO = 200, 32, 64, 200, 200, 80, 500
 
 
 class LedgerError(Exception):
@@ -70,19 +82,36 @@ class Posted:
     created: bool
 
 
+def account_part(name: str) -> str:
+    """A name (agent, provider, platform) as one account part: lowercase, [a-z0-9-]."""
+    part = _SLUG_BAD.sub("-", name.strip().lower()).lstrip("-")
+    if not part:
+        raise InvalidPosting(f"{name!r} cannot name an account: use letters or digits")
+    return part
+
+
 def compute_account(agent: str) -> str:
     """expenses:compute:<agent>."""
-    return f"expenses:compute:{agent}"
+    return f"expenses:compute:{account_part(agent)}"
 
 
 def provider_account(provider: str) -> str:
     """liabilities:provider:<name>."""
-    return f"liabilities:provider:{provider}"
+    return f"liabilities:provider:{account_part(provider)}"
 
 
 def engagement_account(platform: str) -> str:
     """income:engagement:<platform>."""
-    return f"income:engagement:{platform}"
+    return f"income:engagement:{account_part(platform)}"
+
+
+def check_account(name: str) -> None:
+    """Refuse an account name hledger, beancount or our reports would misread."""
+    if type(name) is not str or len(name) > MAX_ACCOUNT or not ACCOUNT_RE.match(name):
+        raise InvalidPosting(
+            f"account {name!r} must look like '<{'|'.join(ACCOUNT_KINDS)}>:name[:sub]' with each name "
+            f"lowercase letters, digits and '-' (at most {MAX_ACCOUNT} characters)"
+        )
 
 
 def check_entries(entries: Sequence[Entry], idempotency_key: str) -> None:
@@ -96,29 +125,55 @@ def check_entries(entries: Sequence[Entry], idempotency_key: str) -> None:
                 f"posting to {e.account} has amount {e.amount!r} ({type(e.amount).__name__}); "
                 "amounts are integer micro-credits"
             )
-        kind, _, rest = e.account.partition(":")
-        if kind not in ACCOUNT_KINDS or not rest or any(not part for part in e.account.split(":")):
-            raise InvalidPosting(
-                f"account {e.account!r} must look like '<{'|'.join(ACCOUNT_KINDS)}>:name[:sub]'"
-            )
+        check_account(e.account)
+        if type(e.commodity) is not str or not COMMODITY_RE.match(e.commodity):
+            raise InvalidPosting(f"commodity {e.commodity!r} must be 2-16 capital letters or digits, e.g. 'CR'")
         sums[e.commodity] += e.amount
     unbalanced = {c: s for c, s in sums.items() if s != 0}
     if unbalanced:
         raise UnbalancedTransaction(unbalanced, idempotency_key)
 
 
-def upsert_add(conn: Connection, table, key_cols: dict, add_col: str, amount: int, extra: dict | None = None) -> None:  # noqa: ANN001
-    """INSERT ... ON CONFLICT DO UPDATE col = col + amount (SQLite and PostgreSQL)."""
-    if is_postgres(conn.engine):
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    values = {**key_cols, add_col: amount, **(extra or {})}
-    stmt = insert(table).values(**values)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=list(key_cols), set_={add_col: getattr(table.c, add_col) + amount}
-    )
-    conn.execute(stmt)
+def _check_text(what: str, value: str | None, limit: int, *, required: bool = False) -> None:
+    if value is None and not required:
+        return
+    if type(value) is not str or (required and not value) or len(value) > limit:
+        raise InvalidPosting(f"{what} must be a {'non-empty ' if required else ''}string of at most {limit} characters, got {value!r}")
+
+
+def _check_tokens(what: str, value: int | None) -> None:
+    if value is not None and (type(value) is not int or value < 0):
+        raise InvalidPosting(f"{what} must be a non-negative int, got {value!r}")
+
+
+def _aware(when: datetime) -> datetime:
+    if when.tzinfo is None or when.utcoffset() is None:
+        raise InvalidPosting(f"transaction time {when!r} has no timezone; use an aware UTC datetime")
+    return when
+
+
+_INSERT_TXN = (
+    "INSERT INTO ledger_txn (time, memo, kind, idempotency_key, task_id, post_id, tx_hash, reverses_id, "
+    "model, input_tokens, output_tokens) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (idempotency_key) DO NOTHING RETURNING id"
+)
+_FIND = "SELECT id FROM ledger_txn WHERE idempotency_key = ?"
+_POSTINGS_HEAD = "INSERT INTO ledger_posting (txn_id, account, commodity, amount)"
+_BALANCE_HEAD = "INSERT INTO ledger_balance (account, commodity, balance)"
+_BALANCE_TAIL = (
+    "ON CONFLICT (account, commodity) DO UPDATE SET balance = ledger_balance.balance + excluded.balance"
+)
+_ROLLUP_HEAD = "INSERT INTO ledger_rollup (day, account, commodity, model, task_id, post_id, amount, postings)"
+_ROLLUP_TAIL = (
+    "ON CONFLICT (day, account, commodity, model, task_id, post_id) DO UPDATE SET "
+    "amount = ledger_rollup.amount + excluded.amount, postings = ledger_rollup.postings + excluded.postings"
+)
+_ACCOUNT_HEAD = "INSERT INTO ledger_account (name, kind, created_at)"
+_ACCOUNT_TAIL = "ON CONFLICT (name) DO NOTHING"
+_BALANCE_OF = (
+    "SELECT COALESCE(SUM(balance), 0) FROM ledger_balance "
+    "WHERE commodity = ? AND (account = ? OR substr(account, 1, ?) = ?)"
+)
 
 
 class Journal:
@@ -126,11 +181,18 @@ class Journal:
 
     def __init__(self, engine: Engine):
         self.engine = engine
+        self.sql = Dialect(engine)
+        # Write transactions on SQLite take the write lock up front (BEGIN
+        # IMMEDIATE): a deferred reader that later writes fails at once with
+        # SQLITE_BUSY instead of waiting for the lock.
+        self.writer: Engine = engine if self.sql.pg else engine.execution_options(sqlite_begin="IMMEDIATE")
         self._known_accounts: set[str] = set()
 
     def migrate(self) -> None:
         """Create or upgrade the ledger tables."""
         migrate(self.engine, MIGRATIONS, VERSION_TABLE)
+
+    # -- writing -----------------------------------------------------------------
 
     def post(
         self,
@@ -144,22 +206,18 @@ class Journal:
         tx_hash: str | None = None,
         reverses_id: int | None = None,
         time: datetime | None = None,
+        model: str | None = None,
+        input_tokens: int | None = None,
+        output_tokens: int | None = None,
     ) -> Posted:
         """Write one balanced transaction once; the same key again returns the first one."""
         entries = list(entries)
-        check_entries(entries, idempotency_key)
-        try:
-            with self.engine.begin() as conn:
-                return self.post_in(
-                    conn, kind, entries, idempotency_key=idempotency_key, memo=memo, task_id=task_id,
-                    post_id=post_id, tx_hash=tx_hash, reverses_id=reverses_id, time=time,
-                )
-        except IntegrityError:
-            # Another writer committed the same key between our check and insert.
-            existing = self.find(idempotency_key)
-            if existing is None:
-                raise
-            return Posted(existing, False)
+        with self.writer.begin() as conn:
+            return self.post_in(
+                conn, kind, entries, idempotency_key=idempotency_key, memo=memo, task_id=task_id,
+                post_id=post_id, tx_hash=tx_hash, reverses_id=reverses_id, time=time, model=model,
+                input_tokens=input_tokens, output_tokens=output_tokens,
+            )
 
     def post_in(
         self,
@@ -174,94 +232,228 @@ class Journal:
         tx_hash: str | None = None,
         reverses_id: int | None = None,
         time: datetime | None = None,
+        model: str | None = None,
+        input_tokens: int | None = None,
+        output_tokens: int | None = None,
     ) -> Posted:
         """Like post(), inside the caller's database transaction."""
         check_entries(entries, idempotency_key)
-        existing = conn.execute(select(TXN.c.id).where(TXN.c.idempotency_key == idempotency_key)).scalar()
-        if existing is not None:
-            return Posted(existing, False)
-        txn_id = conn.execute(
-            TXN.insert()
-            .values(
-                time=time or utcnow(), memo=memo[:500], kind=kind, idempotency_key=idempotency_key,
-                task_id=task_id, post_id=post_id, tx_hash=tx_hash, reverses_id=reverses_id,
-            )
-            .returning(TXN.c.id)
-        ).scalar_one()
-        conn.execute(
-            POSTING.insert(),
-            [{"txn_id": txn_id, "account": e.account, "commodity": e.commodity, "amount": e.amount} for e in entries],
+        _check_text("idempotency_key", idempotency_key, MAX_KEY, required=True)
+        _check_text("kind", kind, MAX_KIND, required=True)
+        _check_text("task_id", task_id, MAX_TASK)
+        _check_text("post_id", post_id, MAX_POST)
+        _check_text("model", model, MAX_MODEL)
+        _check_text("tx_hash", tx_hash, MAX_HASH)
+        _check_tokens("input_tokens", input_tokens)
+        _check_tokens("output_tokens", output_tokens)
+        when = _aware(time) if time is not None else utcnow()
+        sql = self.sql
+        cur = cursor(conn)
+        cur.execute(
+            sql.q(_INSERT_TXN),
+            (sql.ts(when), (memo or "")[:MAX_MEMO], kind, idempotency_key, task_id, post_id, tx_hash, reverses_id,
+             model, input_tokens, output_tokens),
         )
+        row = cur.fetchone()
+        if row is None:
+            # The key is taken (perhaps by a writer that raced us): that transaction stands.
+            cur.execute(sql.q(_FIND), (idempotency_key,))
+            return Posted(int(cur.fetchone()[0]), False)
+        txn_id = int(row[0])
+        params: list[Any] = []
         for e in entries:
-            self._ensure_account(conn, e.account)
-            upsert_add(conn, BALANCE, {"account": e.account, "commodity": e.commodity}, "balance", e.amount)
+            params += (txn_id, e.account, e.commodity, e.amount)
+        cur.execute(sql.values(_POSTINGS_HEAD, "(?, ?, ?, ?)", len(entries)), params)
+        self._add_totals(conn, cur, when, entries, model, task_id, post_id)
         return Posted(txn_id, True)
 
-    def _ensure_account(self, conn: Connection, name: str) -> None:
-        if name in self._known_accounts:
-            return
-        if is_postgres(conn.engine):
-            from sqlalchemy.dialects.postgresql import insert
-        else:
-            from sqlalchemy.dialects.sqlite import insert
-        conn.execute(
-            insert(ACCOUNT)
-            .values(name=name, kind=name.split(":", 1)[0], created_at=utcnow())
-            .on_conflict_do_nothing(index_elements=["name"])
-        )
-        self._known_accounts.add(name)
+    def _add_totals(
+        self, conn: Connection, cur: Any, when: datetime, entries: Sequence[Entry],
+        model: str | None, task_id: str | None, post_id: str | None,
+    ) -> None:
+        """Add a transaction to the running balances and the daily rollup (sorted: no deadlocks)."""
+        sql = self.sql
+        balances: dict[tuple[str, str], int] = defaultdict(int)
+        rollup: dict[tuple[str, str, str, str, str], list[int]] = {}
+        for e in entries:
+            balances[(e.account, e.commodity)] += e.amount
+            key = (e.account, e.commodity, *rollup_dims(e.account, model, task_id, post_id))
+            slot = rollup.get(key)
+            if slot is None:
+                rollup[key] = [e.amount, 1]
+            else:
+                slot[0] += e.amount
+                slot[1] += 1
+        new = {account for account, _ in balances} - self._known_accounts
+        if new:
+            self._add_accounts(conn, cur, sorted(new))
+        params: list[Any] = []
+        for (account, commodity), amount in sorted(balances.items()):
+            params += (account, commodity, amount)
+        cur.execute(sql.values(_BALANCE_HEAD, "(?, ?, ?)", len(balances), _BALANCE_TAIL), params)
+        day = day_str(when)
+        params = []
+        for key, (amount, n) in sorted(rollup.items()):
+            params += (day, *key, amount, n)
+        cur.execute(sql.values(_ROLLUP_HEAD, "(?, ?, ?, ?, ?, ?, ?, ?)", len(rollup), _ROLLUP_TAIL), params)
+
+    def _add_accounts(self, conn: Connection, cur: Any, names: list[str]) -> None:
+        now = self.sql.ts(utcnow())
+        params: list[Any] = []
+        for name in names:
+            params += (name, name.split(":", 1)[0], now)
+        cur.execute(self.sql.values(_ACCOUNT_HEAD, "(?, ?, ?)", len(names), _ACCOUNT_TAIL), params)
+
+        # Cache only what a commit made durable: a rolled-back insert must be redone.
+        def remember(_conn: Connection) -> None:
+            self._known_accounts.update(names)
+
+        event.listen(conn, "commit", remember, once=True)
 
     def reverse(self, txn_id: int, *, idempotency_key: str, memo: str, kind: str = "reversal") -> Posted:
-        """Append a transaction that undoes `txn_id` (rows are never edited or deleted)."""
-        with self.engine.begin() as conn:
-            rows = conn.execute(
-                select(POSTING.c.account, POSTING.c.amount, POSTING.c.commodity).where(POSTING.c.txn_id == txn_id)
-            ).all()
-            if not rows:
+        """Append a transaction that undoes `txn_id` (rows are never edited or deleted).
+
+        A transaction is reversed at most once; the same key again returns the reversal.
+        """
+        with self.writer.begin() as conn:
+            cur = cursor(conn)
+            q = self.sql.q
+            cur.execute(q(_FIND), (idempotency_key,))
+            row = cur.fetchone()
+            if row is not None:
+                return Posted(int(row[0]), False)
+            cur.execute(q("SELECT model, task_id, post_id FROM ledger_txn WHERE id = ?"), (txn_id,))
+            original = cur.fetchone()
+            if original is None:
                 raise LedgerError(f"no transaction {txn_id} to reverse")
-            entries = [Entry(r.account, -r.amount, r.commodity) for r in rows]
-            return self.post_in(conn, kind, entries, idempotency_key=idempotency_key, memo=memo, reverses_id=txn_id)
+            cur.execute(q("SELECT id, idempotency_key FROM ledger_txn WHERE reverses_id = ?"), (txn_id,))
+            done = cur.fetchone()
+            if done is not None:
+                raise LedgerError(f"transaction {txn_id} is already reversed by {done[0]} ({done[1]!r})")
+            cur.execute(
+                q("SELECT account, commodity, amount FROM ledger_posting WHERE txn_id = ? ORDER BY id"), (txn_id,)
+            )
+            entries = [Entry(account, -int(amount), commodity) for account, commodity, amount in cur.fetchall()]
+            model, task_id, post_id = original
+            return self.post_in(
+                conn, kind, entries, idempotency_key=idempotency_key, memo=memo, reverses_id=txn_id,
+                model=model, task_id=task_id, post_id=post_id,
+            )
+
+    # -- reading -----------------------------------------------------------------
 
     def find(self, idempotency_key: str) -> int | None:
         """The id of the transaction with this key, or None."""
         with self.engine.connect() as conn:
-            return conn.execute(select(TXN.c.id).where(TXN.c.idempotency_key == idempotency_key)).scalar()
+            cur = cursor(conn)
+            cur.execute(self.sql.q(_FIND), (idempotency_key,))
+            row = cur.fetchone()
+        return int(row[0]) if row else None
 
     def balance(self, account: str, commodity: str = COMMODITY, conn: Connection | None = None) -> int:
         """Balance of one account, or of every account under it ("liabilities:provider")."""
-        stmt = select(func.coalesce(func.sum(BALANCE.c.balance), 0)).where(
-            BALANCE.c.commodity == commodity,
-            (BALANCE.c.account == account) | BALANCE.c.account.startswith(account + ":"),
-        )
+        params = (commodity, account, len(account) + 1, account + ":")
         if conn is not None:
-            return int(conn.execute(stmt).scalar_one())
+            cur = cursor(conn)
+            cur.execute(self.sql.q(_BALANCE_OF), params)
+            return int(cur.fetchone()[0])
         with self.engine.connect() as c:
-            return int(c.execute(stmt).scalar_one())
+            cur = cursor(c)
+            cur.execute(self.sql.q(_BALANCE_OF), params)
+            return int(cur.fetchone()[0])
 
     def balances(self, commodity: str = COMMODITY) -> dict[str, int]:
         """Every account's running balance."""
         with self.engine.connect() as conn:
-            rows = conn.execute(
-                select(BALANCE.c.account, BALANCE.c.balance).where(BALANCE.c.commodity == commodity)
-            ).all()
-        return {r.account: int(r.balance) for r in rows}
+            cur = cursor(conn)
+            cur.execute(
+                self.sql.q("SELECT account, balance FROM ledger_balance WHERE commodity = ? ORDER BY account"),
+                (commodity,),
+            )
+            return {account: int(bal) for account, bal in cur.fetchall()}
+
+    def commodities(self) -> list[str]:
+        """Every commodity the ledger has postings in."""
+        with self.engine.connect() as conn:
+            cur = cursor(conn)
+            cur.execute("SELECT DISTINCT commodity FROM ledger_balance ORDER BY commodity")
+            return [c for (c,) in cur.fetchall()]
 
     def verify(self) -> list[str]:
-        """Recompute from postings: every transaction balances and every running balance matches."""
+        """Recompute from postings: every transaction balances, every running total matches.
+
+        Returns the problems found (empty when the ledger is sound).
+        """
         problems: list[str] = []
         with self.engine.connect() as conn:
-            bad = conn.execute(
-                select(POSTING.c.txn_id, POSTING.c.commodity, func.sum(POSTING.c.amount))
-                .group_by(POSTING.c.txn_id, POSTING.c.commodity)
-                .having(func.sum(POSTING.c.amount) != 0)
-            ).all()
-            problems += [f"transaction {t} sums to {s} {c}" for t, c, s in bad]
-            sums = dict(
-                conn.execute(
-                    select(POSTING.c.account, func.sum(POSTING.c.amount)).group_by(POSTING.c.account)
-                ).all()
+            cur = cursor(conn)
+            cur.execute(
+                "SELECT txn_id, commodity, SUM(amount) FROM ledger_posting "
+                "GROUP BY txn_id, commodity HAVING SUM(amount) <> 0 ORDER BY txn_id"
             )
-        for account, bal in self.balances().items():
-            if int(sums.get(account, 0)) != bal:
-                problems.append(f"running balance of {account} is {bal}, postings say {sums.get(account, 0)}")
+            problems += [f"transaction {t} sums to {int(s)} {c}" for t, c, s in cur.fetchall()]
+            cur.execute(
+                "SELECT t.id FROM ledger_txn t LEFT JOIN ledger_posting p ON p.txn_id = t.id "
+                "GROUP BY t.id HAVING COUNT(p.id) < 2 ORDER BY t.id"
+            )
+            problems += [f"transaction {t} has fewer than two postings" for (t,) in cur.fetchall()]
+            cur.execute("SELECT account, commodity, SUM(amount) FROM ledger_posting GROUP BY account, commodity")
+            sums = {(a, c): int(s) for a, c, s in cur.fetchall()}
+            cur.execute("SELECT account, commodity, balance FROM ledger_balance")
+            running = {(a, c): int(b) for a, c, b in cur.fetchall()}
+            for key in sorted(set(sums) | set(running)):
+                if sums.get(key, 0) != running.get(key, 0):
+                    problems.append(
+                        f"running balance of {key[0]} is {running.get(key, 0)} {key[1]}, "
+                        f"postings say {sums.get(key, 0)}"
+                    )
+            cur.execute(
+                "SELECT day, account, commodity, model, task_id, post_id, SUM(amount), COUNT(*) "
+                f"FROM ({self.sql.posting_rows()}) r GROUP BY day, account, commodity, model, task_id, post_id"
+            )
+            expected = {tuple(r[:6]): (int(r[6]), int(r[7])) for r in cur.fetchall()}
+            cur.execute("SELECT day, account, commodity, model, task_id, post_id, amount, postings FROM ledger_rollup")
+            stored = {tuple(r[:6]): (int(r[6]), int(r[7])) for r in cur.fetchall()}
+            for key in sorted(set(expected) | set(stored)):
+                if expected.get(key, (0, 0)) != stored.get(key, (0, 0)):
+                    problems.append(
+                        f"rollup {'/'.join(k for k in key if k)} is {stored.get(key, (0, 0))}, "
+                        f"postings say {expected.get(key, (0, 0))} (amount, postings)"
+                    )
+            cur.execute(
+                "SELECT DISTINCT p.account FROM ledger_posting p "
+                "LEFT JOIN ledger_account a ON a.name = p.account WHERE a.id IS NULL"
+            )
+            problems += [f"account {a} has postings but no ledger_account row" for (a,) in cur.fetchall()]
         return problems
+
+    def rebuild_totals(self) -> None:
+        """Recompute running balances, the rollup and the account list from the postings.
+
+        For repair after verify() finds drift, and for bulk loads that write
+        postings directly. Postings and transactions are left untouched.
+        """
+        sql = self.sql
+        with self.writer.begin() as conn:
+            cur = cursor(conn)
+            cur.execute("DELETE FROM ledger_balance")
+            cur.execute(
+                "INSERT INTO ledger_balance (account, commodity, balance) "
+                "SELECT account, commodity, SUM(amount) FROM ledger_posting GROUP BY account, commodity"
+            )
+            cur.execute("DELETE FROM ledger_rollup")
+            cur.execute(
+                "INSERT INTO ledger_rollup (day, account, commodity, model, task_id, post_id, amount, postings) "
+                "SELECT day, account, commodity, model, task_id, post_id, SUM(amount), COUNT(*) "
+                f"FROM ({sql.posting_rows()}) r GROUP BY day, account, commodity, model, task_id, post_id"
+            )
+            first_colon = "strpos(p.account, ':')" if sql.pg else "instr(p.account, ':')"
+            cur.execute(
+                sql.q(
+                    f"INSERT INTO ledger_account (name, kind, created_at) "
+                    f"SELECT DISTINCT p.account, substr(p.account, 1, {first_colon} - 1), ? FROM ledger_posting p "
+                    "WHERE NOT EXISTS (SELECT 1 FROM ledger_account a WHERE a.name = p.account)"
+                ),
+                (sql.ts(utcnow()),),
+            )
+        self._known_accounts.clear()

@@ -1,8 +1,10 @@
 """Ledger tables. Amounts are integer micro-credits (BigInteger), never floats.
 
-Postings and transactions are append-only. `account_balance` and
-`spend_counter` are running totals updated in the same database transaction
-as the postings they summarise, so budget checks stay O(1) at any ledger size.
+Postings and transactions are append-only (migration 0002 adds triggers that
+refuse UPDATE and DELETE). `ledger_balance`, `ledger_rollup` and
+`ledger_spend_counter` are running totals updated in the same database
+transaction as the postings they summarise, so budget checks stay O(1) and
+reports stay fast at any ledger size; `Journal.verify()` recomputes them.
 """
 
 from __future__ import annotations
@@ -40,6 +42,8 @@ class Account(LedgerBase, table=True):
 
 class Transaction(LedgerBase, table=True):
     __tablename__ = "ledger_txn"
+    # A transaction is reversed at most once (a second reversal would double the correction).
+    __table_args__ = (Index("ux_ledger_txn_reverses_id", "reverses_id", unique=True),)
 
     id: int | None = Field(default=None, primary_key=True)
     time: datetime = Field(default_factory=utcnow, index=True)
@@ -50,6 +54,10 @@ class Transaction(LedgerBase, table=True):
     post_id: str | None = Field(default=None, max_length=200, index=True)
     tx_hash: str | None = Field(default=None, max_length=80)
     reverses_id: int | None = Field(default=None, foreign_key="ledger_txn.id")
+    # What a compute transaction bought: the model and the tokens the provider reported.
+    model: str | None = Field(default=None, max_length=200)
+    input_tokens: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    output_tokens: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
 
 
 class Posting(LedgerBase, table=True):
@@ -71,6 +79,29 @@ class AccountBalance(LedgerBase, table=True):
     account: str = Field(max_length=200)
     commodity: str = Field(default=COMMODITY, max_length=16)
     balance: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, default=0))
+
+
+class Rollup(LedgerBase, table=True):
+    """Postings summed per UTC day, account and commodity (reports read this, not postings).
+
+    Income and expense postings are also split by the transaction's model,
+    task_id and post_id (spend by model, P&L per post); other postings carry ''.
+    """
+
+    __tablename__ = "ledger_rollup"
+    __table_args__ = (
+        UniqueConstraint("day", "account", "commodity", "model", "task_id", "post_id", name="ux_ledger_rollup_key"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    day: str = Field(max_length=10)  # YYYY-MM-DD, UTC
+    account: str = Field(max_length=200)
+    commodity: str = Field(default=COMMODITY, max_length=16)
+    model: str = Field(default="", max_length=200)
+    task_id: str = Field(default="", max_length=64)
+    post_id: str = Field(default="", max_length=200)
+    amount: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, default=0))
+    postings: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, default=0))
 
 
 class Reservation(LedgerBase, table=True):
@@ -102,11 +133,12 @@ class SpendCounter(LedgerBase, table=True):
 
 
 class BudgetState(LedgerBase, table=True):
-    """One row per persona: the pause flag, and the row every reservation locks."""
+    """One row per persona: the pause flag. The row named "*" is the lock every budget write takes."""
 
     __tablename__ = "ledger_budget_state"
 
     persona: str = Field(primary_key=True, max_length=64)
     paused: bool = False
     reason: str = Field(default="", max_length=500)
+    cause: str = Field(default="", max_length=16)  # balance|forced|"" (why paused)
     changed_at: datetime = Field(default_factory=utcnow)

@@ -1,0 +1,69 @@
+"""Errors of the metered LLM client.
+
+    LLMError
+     ├── PriceMissing          a model has no price: config error, refused before any call
+     ├── UnknownRole           a role that agents settings do not define
+     ├── LLMUnavailable        retryable: every endpoint failed (429, 5xx, timeouts) or its circuit is open
+     ├── LLMRequestRejected    permanent: the endpoint refused the request (400, 401, 403, 404, 422)
+     └── StructuredOutputError the reply did not validate, also after one repair call
+    ledger.BudgetExceeded      passes through unchanged (limit: paused, available, daily_cap,
+                               per_cycle_cap, role_calls, role_tokens)
+
+Errors carry the role, model and task id; never an API key or prompt text.
+"""
+
+from __future__ import annotations
+
+
+class LLMError(Exception):
+    """Base of every metered-client error."""
+
+    retryable = False
+
+    def __init__(self, message: str, *, role: str | None = None, model: str | None = None, task_id: str | None = None):
+        self.role = role
+        self.model = model
+        self.task_id = task_id
+        super().__init__(message)
+
+
+class PriceMissing(LLMError):
+    """A call to a model without a configured price is refused."""
+
+    def __init__(self, model: str, *, role: str | None = None, task_id: str | None = None):
+        super().__init__(
+            f"no price for model {model!r}: add [prices.{model!r}] with input_per_million and "
+            f"output_per_million (credits per 1M tokens) to the config",
+            role=role, model=model, task_id=task_id,
+        )
+
+
+class UnknownRole(LLMError):
+    """The role is not one of the configured agents."""
+
+
+class LLMUnavailable(LLMError):
+    """Every endpoint of the role failed with a transient error; try again later."""
+
+    retryable = True
+
+    def __init__(self, message: str, *, last_error: str | None = None, **kw):  # noqa: ANN003
+        self.last_error = last_error
+        super().__init__(message, **kw)
+
+
+class LLMRequestRejected(LLMError):
+    """The endpoint refused the request itself (4xx other than 408/409/429): retrying will not help."""
+
+    def __init__(self, message: str, *, status_code: int | None = None, **kw):  # noqa: ANN003
+        self.status_code = status_code
+        super().__init__(message, **kw)
+
+
+class StructuredOutputError(LLMError):
+    """The model's reply did not match the response model, even after one repair call."""
+
+    def __init__(self, message: str, *, errors: list[str], cost: int = 0, **kw):  # noqa: ANN003
+        self.errors = errors
+        self.cost = cost
+        super().__init__(message, **kw)

@@ -1,0 +1,515 @@
+"""The orchestrator: one cycle, read top to bottom.
+
+    run_cycle(now)
+      gate      budget.evaluate(): paused -> CycleReport(state=PAUSED, reason), stop
+      expire    held drafts past approval.expire_hours -> expired
+      plan      how many items (items_per_cycle, runway, budget headroom); resume
+                unfinished tasks first, then rank new candidates with the bandit
+      work      per task, in parallel with a bound: research -> write -> critique
+                (bounded revisions) -> approval (auto | manual | risky)
+      publish   every approved task (also those a person approved) via the channel
+      record    CycleReport: counts, cost of the cycle (ucr), explanations, errors
+
+Each step stores the task's new status and typed message before the next one
+starts (agents.tasks), so a crash resumes where it stopped without paying for
+a finished step again.
+
+Errors, by type:
+    BudgetExceeded                 stop starting new steps; the task waits for the next cycle
+    LLMError with .retryable       recorded; the task waits (no attempt counted)
+    LLMError, ResearchError,       attempt counted; failed after max_attempts
+      pydantic.ValidationError
+    publishers RetryableError      recorded; published on a later cycle (the outbox dedupes)
+    publishers PermanentError      the task fails with the platform's reason
+    anything else                  a bug: propagates (the scheduler crashes, systemd restarts)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Protocol
+
+from opentelemetry import trace
+from pydantic import ValidationError
+from sqlalchemy import Engine, func, select
+
+from agents.bandit import Bandit, arm_of, arm_stats, ledger_history
+from agents.critic import Critic
+from agents.llm.errors import LLMError
+from agents.messages import Brief, FeedItem
+from agents.research import ResearchError
+from agents.tasks import (
+    APPROVED,
+    DRAFTED,
+    FAILED,
+    HELD,
+    IN_PROGRESS,
+    PLANNED,
+    PUBLISHED,
+    REJECTED,
+    RESEARCHED,
+    Task,
+    TaskStore,
+    post_key,
+)
+from agents.writer import Writer
+from config.money import format_credits
+from config.settings import Settings
+from ledger.budget import Budget, BudgetExceeded
+from ledger.journal import Journal
+from ledger.models import Posting, Transaction
+from publishers.protocol import PermanentError, Post, PublishChannel, PublishError
+
+log = logging.getLogger(__name__)
+tracer = trace.get_tracer("selfpub.agents")
+
+PROMPT_TOKENS_ESTIMATE = 2_000  # a generous prompt size of one agent call, for planning only
+RAN, PAUSED, DRY_RUN, BUDGET_LIMITED = "RAN", "PAUSED", "DRY_RUN", "BUDGET_LIMITED"
+STEP_ERRORS = (LLMError, ResearchError, ValidationError)
+
+
+def utcnow() -> datetime:
+    """Now, timezone-aware UTC."""
+    return datetime.now(timezone.utc)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A new feed item offered for planning, with its topic novelty (1.0 = nothing like it covered)."""
+
+    item: FeedItem
+    novelty: float = 1.0
+
+
+class FeedSource(Protocol):
+    """Where new items come from (the research agent's collection, or a fake)."""
+
+    async def candidates(self) -> Sequence[Candidate]:
+        """New, not yet seen items with their novelty."""
+        ...
+
+    def mark_covered(self, item: FeedItem) -> None:
+        """The item's topic is being written about."""
+        ...
+
+
+class Researcher(Protocol):
+    """The research step: feed items -> Brief."""
+
+    async def brief(self, items: list[FeedItem], *, task_id: str | None = None, cycle_id: str | None = None) -> Brief:
+        """One sourced brief for the items."""
+        ...
+
+
+@dataclass
+class OrchestratorDeps:
+    """Everything a cycle needs, passed in (no globals)."""
+
+    settings: Settings
+    llm: object  # agents.protocol.LLM (the writer, critic and research share it)
+    budget: Budget
+    journal: Journal
+    tasks: TaskStore
+    research: Researcher
+    feed: FeedSource
+    writer: Writer
+    critic: Critic
+    channel: PublishChannel | None = None
+    runway: Callable[[], float | None] = lambda: None  # days of runway, None when unknown
+    clock: Callable[[], datetime] = utcnow
+    rng: random.Random = field(default_factory=random.Random)
+    worker: str = field(default_factory=lambda: f"w-{uuid.uuid4().hex[:10]}")
+    max_attempts: int = 3
+
+
+@dataclass
+class CycleReport:
+    """What one cycle did and what it cost."""
+
+    cycle_id: str
+    state: str = RAN
+    reason: str = ""
+    planned: int = 0
+    resumed: int = 0
+    researched: int = 0
+    drafted: int = 0
+    revised: int = 0
+    approved: int = 0
+    held: int = 0
+    published: int = 0
+    rejected: int = 0
+    failed: int = 0
+    expired: int = 0
+    cost: int = 0  # ucr committed under this cycle id
+    tasks: list[str] = field(default_factory=list)
+    explanations: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    budget_limit: str | None = None  # which limit stopped the cycle, if one did
+
+    def summary(self) -> str:
+        """One line for logs and the CLI."""
+        return (
+            f"cycle {self.cycle_id} {self.state}: planned {self.planned}, resumed {self.resumed}, "
+            f"researched {self.researched}, drafted {self.drafted} (+{self.revised} revisions), "
+            f"approved {self.approved}, held {self.held}, published {self.published}, rejected {self.rejected}, "
+            f"failed {self.failed}, expired {self.expired}; cost {format_credits(self.cost)} credits"
+        )
+
+
+def task_spend(engine: Engine, task_id: str) -> int:
+    """Compute spend (ucr) the ledger holds for one task id."""
+    txn, posting = Transaction.__table__, Posting.__table__
+    with engine.connect() as conn:
+        total = conn.execute(
+            select(func.coalesce(func.sum(posting.c.amount), 0))
+            .join(txn, posting.c.txn_id == txn.c.id)
+            .where(txn.c.task_id == task_id, posting.c.account.startswith("expenses:compute:"))
+        ).scalar_one()
+    return int(total)
+
+
+class Orchestrator:
+    """Runs cycles: plan, research, write, critique, approve, publish, record."""
+
+    def __init__(self, deps: OrchestratorDeps):
+        self.deps = deps
+        self.settings = deps.settings
+        self._stop: BudgetExceeded | None = None
+
+    # -- planning numbers ---------------------------------------------------------
+
+    def call_estimate(self, role: str) -> int:
+        """Worst-case ucr of one call of a role (0 when its model has no price: the client refuses those)."""
+        agent = self.settings.agents.role(role)
+        price = self.settings.prices.get(agent.model)
+        if price is None:
+            return 0
+        total = PROMPT_TOKENS_ESTIMATE * price.input_per_million + agent.max_tokens * price.output_per_million
+        return -(-total // 1_000_000)
+
+    def item_estimate(self) -> int:
+        """Worst-case ucr of one item: research, then write and review up to max_revisions more times."""
+        rounds = 1 + self.settings.review.max_revisions
+        return self.call_estimate("research") + rounds * (self.call_estimate("writer") + self.call_estimate("critic"))
+
+    def target(self, cycle_id: str) -> tuple[int, list[str]]:
+        """How many items to work on this cycle, and why."""
+        why = []
+        n = self.settings.research.items_per_cycle
+        why.append(f"up to research.items_per_cycle = {n} item(s)")
+        runway = self.deps.runway()
+        slow = self.settings.schedule.slow_below_days
+        if runway is not None and runway < slow and n > 1:
+            n = 1
+            why.append(f"runway {runway:.1f} days < schedule.slow_below_days {slow}: economise, 1 item")
+        per_item = self.item_estimate()
+        if per_item:
+            room = self.deps.budget.headroom(cycle_id)
+            fit = room // per_item
+            if fit < n:
+                n = int(fit)
+                why.append(
+                    f"budget headroom {format_credits(room)} credits fits {fit} item(s) at a worst case of "
+                    f"{format_credits(per_item)} each"
+                )
+        return max(n, 0), why
+
+    # -- the cycle -----------------------------------------------------------------
+
+    async def run_cycle(self, now: datetime | None = None, dry_run: bool = False) -> CycleReport:
+        """Run one cycle now; see the module docstring for the steps."""
+        d = self.deps
+        now = now or d.clock()
+        cycle_id = f"{now:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
+        report = CycleReport(cycle_id)
+        self._stop = None
+        with tracer.start_as_current_span(
+            "cycle", attributes={"cycle.id": cycle_id, "persona": self.settings.persona, "dry_run": dry_run}
+        ) as span:
+            state = d.budget.evaluate()
+            if state.paused:
+                report.state, report.reason = PAUSED, state.reason
+                report.explanations.append(f"paused: {state.reason}")
+                span.set_attribute("cycle.state", PAUSED)
+                log.info("cycle paused", extra={"cycle_id": cycle_id, "reason": state.reason})
+                return report
+            if dry_run:
+                return self._dry_run(report, cycle_id)
+
+            expired = d.tasks.expire_held(now)
+            report.expired = len(expired)
+            if expired:
+                report.explanations.append(f"{len(expired)} held draft(s) expired after {self.settings.approval.expire_hours} h")
+
+            work = await self._plan(report, cycle_id)
+            try:
+                await self._work_all(work, report, cycle_id)
+                await self._publish_approved(report, cycle_id)
+            finally:
+                for t in work:
+                    d.tasks.release(t.id, d.worker)
+
+            report.cost = d.budget.cycle_spent(cycle_id)
+            if self._stop is not None:
+                report.state = BUDGET_LIMITED
+                report.budget_limit = self._stop.limit
+            span.set_attribute("cycle.state", report.state)
+            span.set_attribute("cycle.cost_ucr", report.cost)
+            span.set_attribute("cycle.published", report.published)
+            log.info("cycle done", extra={"cycle_id": cycle_id, "summary": report.summary()})
+            return report
+
+    def _dry_run(self, report: CycleReport, cycle_id: str) -> CycleReport:
+        """Say what a cycle would do, without calling a model, fetching feeds or publishing."""
+        d = self.deps
+        report.state = DRY_RUN
+        n, why = self.target(cycle_id)
+        counts = d.tasks.counts()
+        resumable = sum(counts.get(s, 0) for s in IN_PROGRESS)
+        report.explanations += why
+        report.explanations.append(
+            f"would work on {n} item(s): {min(n, resumable)} unfinished task(s) first, then up to "
+            f"{max(n - resumable, 0)} new item(s) ranked by the bandit (feeds are not fetched in a dry run)"
+        )
+        report.explanations.append(f"worst case per item {format_credits(self.item_estimate())} credits")
+        report.explanations.append(
+            f"{counts.get(APPROVED, 0)} approved draft(s) would be published; {counts.get(HELD, 0)} held for approval"
+        )
+        return report
+
+    async def _plan(self, report: CycleReport, cycle_id: str) -> list[Task]:
+        """Claim unfinished tasks, then create new ones from ranked candidates."""
+        d = self.deps
+        with tracer.start_as_current_span("agent.plan", attributes={"cycle.id": cycle_id}) as span:
+            n, why = self.target(cycle_id)
+            report.explanations += why
+            work: list[Task] = []
+            while len(work) < n:
+                t = d.tasks.claim(IN_PROGRESS, d.worker)
+                if t is None:
+                    break
+                work.append(t)
+                report.explanations.append(f"resume task {t.id[:8]} from {t.status}")
+            report.resumed = len(work)
+            new = n - len(work)
+            if new > 0:
+                candidates = list(await d.feed.candidates())
+                known = d.tasks.known_items([c.item.url for c in candidates], [c.item.content_hash for c in candidates])
+                fresh = [c for c in candidates if c.item.url not in known and c.item.content_hash not in known]
+                for choice, cand in self._rank(fresh)[:new]:
+                    explanation = (
+                        f"{choice.explanation}; novelty {cand.novelty:.2f}; chosen among {len(fresh)} new item(s)"
+                    )
+                    t = d.tasks.create(
+                        cycle_id=cycle_id, items=[cand.item], arm=choice.arm, novelty=cand.novelty,
+                        explanation=explanation, claimed_by=d.worker,
+                    )
+                    d.feed.mark_covered(cand.item)
+                    work.append(t)
+                    report.planned += 1
+                    report.explanations.append(f"plan task {t.id[:8]}: {cand.item.title[:80]!r} ({explanation})")
+            report.tasks += [t.id for t in work]
+            span.set_attribute("plan.items", len(work))
+            return work
+
+    def _rank(self, fresh: list[Candidate]):  # noqa: ANN202
+        """Candidates best first by Thompson sampling over past earnings per credit."""
+        d = self.deps
+        history = ledger_history(d.journal.engine, d.tasks.published_arms())
+        bandit = Bandit(arm_stats(history), d.rng)
+        by_key = {str(i): c for i, c in enumerate(fresh)}
+        ranked = bandit.rank([(k, arm_of(c.item.feed_url, c.item.tags)) for k, c in by_key.items()])
+        return [(choice, by_key[choice.key]) for choice in ranked]
+
+    async def _work_all(self, work: list[Task], report: CycleReport, cycle_id: str) -> None:
+        """Push every claimed task as far as it goes, a bounded number at a time."""
+        bound = asyncio.Semaphore(max(1, min(self.settings.research.concurrency, len(work) or 1)))
+
+        async def one(task: Task) -> None:
+            async with bound:
+                await self._work(task, report, cycle_id)
+
+        try:
+            async with asyncio.TaskGroup() as group:
+                for t in work:
+                    group.create_task(one(t))
+        except* Exception as eg:  # a bug in one task: surface the original error, not the group
+            raise eg.exceptions[0] from None
+
+    async def _work(self, task: Task, report: CycleReport, cycle_id: str) -> None:
+        """research -> write -> critique/revise -> approval, persisting after each step."""
+        while task.status in IN_PROGRESS and self._stop is None:
+            try:
+                task = await self._step(task, report, cycle_id)
+            except BudgetExceeded as exc:
+                self._stop = exc
+                msg = f"task {task.id[:8]} stopped at {task.status}: {exc}"
+                report.errors.append(msg)
+                self.deps.tasks.note(task, reason=f"budget: {exc.limit} reached; resumes next cycle")
+                log.warning("budget stop", extra={"cycle_id": cycle_id, "task_id": task.id, "limit": exc.limit})
+                return
+            except STEP_ERRORS as exc:
+                task = self._step_failed(task, exc, report)
+                return
+
+    def _step_failed(self, task: Task, exc: Exception, report: CycleReport) -> Task:
+        d = self.deps
+        what = f"{type(exc).__name__} at {task.status}: {str(exc)[:300]}"
+        report.errors.append(f"task {task.id[:8]}: {what}")
+        cost = task_spend(d.journal.engine, task.id)
+        if getattr(exc, "retryable", False):
+            return d.tasks.note(task, reason=f"retry later: {what}", cost=cost)
+        attempts = task.attempts + 1
+        if attempts >= d.max_attempts:
+            task.attempts = attempts
+            report.failed += 1
+            return d.tasks.advance(task, FAILED, reason=f"failed after {attempts} attempt(s): {what}", cost=cost)
+        return d.tasks.note(task, reason=f"attempt {attempts} failed: {what}", attempts=attempts, cost=cost)
+
+    async def _step(self, task: Task, report: CycleReport, cycle_id: str) -> Task:
+        """One step from the task's stored status; returns the task as stored afterwards."""
+        d = self.deps
+        m = task.messages
+        if task.status == PLANNED:
+            self._check_headroom(cycle_id, "research")
+            with tracer.start_as_current_span("agent.research", attributes={"task.id": task.id}):
+                m.brief = await d.research.brief(list(m.items), task_id=task.id, cycle_id=cycle_id)
+            report.researched += 1
+            return self._save(task, RESEARCHED)
+        if task.status == RESEARCHED:
+            self._check_headroom(cycle_id, "writer")
+            with tracer.start_as_current_span("agent.write", attributes={"task.id": task.id}):
+                m.drafts = [await d.writer.draft(m.brief, task_id=task.id, cycle_id=cycle_id)]
+            m.reviews = []
+            report.drafted += 1
+            return self._save(task, DRAFTED)
+        # DRAFTED: review the latest draft, or act on its review.
+        if len(m.reviews) < len(m.drafts):
+            self._check_headroom(cycle_id, "critic")
+            with tracer.start_as_current_span("agent.critique", attributes={"task.id": task.id}) as span:
+                review = await d.critic.review(m.draft, m.brief, items=m.items, task_id=task.id, cycle_id=cycle_id)
+                span.set_attribute("review.score", review.score)
+                span.set_attribute("review.approved", review.approved)
+            m.reviews.append(review)
+            task.score = review.score
+            return self._save(task, DRAFTED)
+        last = m.reviews[-1]
+        if last.approved:
+            return self._approve(task, report)
+        revisions = len(m.drafts) - 1
+        if revisions >= self.settings.review.max_revisions:
+            report.rejected += 1
+            reasons = "; ".join(last.problems) or f"score {last.score}"
+            return self._save(
+                task, REJECTED, reason=f"rejected after {revisions} revision(s): {reasons}"[:2000], release=True
+            )
+        self._check_headroom(cycle_id, "writer")
+        with tracer.start_as_current_span("agent.revise", attributes={"task.id": task.id, "revision": revisions + 1}):
+            m.drafts.append(await d.writer.draft(m.brief, task_id=task.id, cycle_id=cycle_id, fixes=last.fixes))
+        report.revised += 1
+        return self._save(task, DRAFTED, reason=f"revision {revisions + 1}: " + "; ".join(last.problems)[:500])
+
+    def _check_headroom(self, cycle_id: str, role: str) -> None:
+        """Refuse to start a step whose worst case no longer fits (the client would refuse it too)."""
+        need = self.call_estimate(role)
+        room = self.deps.budget.headroom(cycle_id)
+        if need and room < need:
+            raise BudgetExceeded("per_cycle_cap" if room >= 0 else "available", need, room, role)
+
+    def _save(self, task: Task, status: str, *, reason: str | None = None, release: bool = False, **kw) -> Task:  # noqa: ANN003
+        cost = task_spend(self.deps.journal.engine, task.id)
+        return self.deps.tasks.advance(task, status, reason=reason, cost=cost, release=release, **kw)
+
+    def _approve(self, task: Task, report: CycleReport) -> Task:
+        """Approval mode: auto approves; manual holds all; risky holds what crosses a limit."""
+        a = self.settings.approval
+        cost = task_spend(self.deps.journal.engine, task.id)
+        score = task.messages.reviews[-1].score
+        risks = []
+        if a.mode == "manual":
+            risks.append("approval mode is manual")
+        elif a.mode == "risky":
+            if cost > a.risky_max_cost:
+                risks.append(f"cost {format_credits(cost)} > risky_max_cost {format_credits(a.risky_max_cost)}")
+            if score < a.risky_min_score:
+                risks.append(f"critic score {score} < risky_min_score {a.risky_min_score}")
+            if task.novelty < a.risky_min_novelty:
+                risks.append(f"novelty {task.novelty:.2f} < risky_min_novelty {a.risky_min_novelty}")
+        task.cost = cost
+        if risks:
+            report.held += 1
+            until = self.deps.clock() + timedelta(hours=a.expire_hours)
+            return self.deps.tasks.advance(
+                task, HELD, reason="held for approval: " + "; ".join(risks), cost=cost, held_until=until, release=True
+            )
+        report.approved += 1
+        return self.deps.tasks.advance(
+            task, APPROVED, reason=f"approved ({a.mode}), score {score}", cost=cost, release=True
+        )
+
+    async def _publish_approved(self, report: CycleReport, cycle_id: str) -> None:
+        """Publish every approved task once, through the channel's outbox."""
+        d = self.deps
+        if d.channel is None:
+            waiting = d.tasks.counts().get(APPROVED, 0)
+            if waiting:
+                report.explanations.append(f"no publish channel: {waiting} approved draft(s) wait")
+            return
+        retry_later: list[str] = []
+        try:
+            while (task := d.tasks.claim(APPROVED, d.worker)) is not None:
+                await self._publish(task, report, retry_later)
+        finally:
+            for tid in retry_later:
+                d.tasks.release(tid, d.worker)
+
+    async def _publish(self, task: Task, report: CycleReport, retry_later: list[str]) -> None:
+        """Publish one claimed, approved task."""
+        d = self.deps
+        draft = task.messages.draft
+        post = Post(
+            key=post_key(task.id), title=draft.title, body_markdown=draft.body_markdown, bsky_text=draft.bsky_text,
+            tags=draft.tags, description=draft.description, canonical_url=draft.canonical_url, task_id=task.id,
+        )
+        with tracer.start_as_current_span("publish", attributes={"task.id": task.id, "post.key": post.key}) as span:
+            try:
+                done = await d.channel.publish_all(post)
+            except PermanentError as exc:
+                report.failed += 1
+                report.errors.append(f"task {task.id[:8]}: publish refused: {exc}")
+                d.tasks.advance(task, FAILED, reason=f"publish refused: {exc}"[:2000])
+                return
+            except PublishError as exc:
+                report.errors.append(f"task {task.id[:8]}: publish will be retried: {exc}")
+                d.tasks.note(task, reason=f"publish will be retried: {exc}"[:2000])
+                retry_later.append(task.id)  # keep the claim: the loop moves on to the next task
+                return
+            span.set_attribute("publish.platforms", len(done))
+        task.messages.published = [
+            {"platform": p.platform, "remote_id": p.remote_id, "url": p.url, "extra": dict(p.extra)} for p in done
+        ]
+        d.tasks.advance(task, PUBLISHED, reason="published: " + ", ".join(f"{p.platform} {p.url}" for p in done))
+        report.published += 1
+        if task.id not in report.tasks:
+            report.tasks.append(task.id)
+
+
+__all__ = [
+    "BUDGET_LIMITED",
+    "DRY_RUN",
+    "PAUSED",
+    "RAN",
+    "Candidate",
+    "CycleReport",
+    "FeedSource",
+    "Orchestrator",
+    "OrchestratorDeps",
+    "Researcher",
+    "task_spend",
+]

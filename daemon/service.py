@@ -1,0 +1,537 @@
+"""The long-running service: jobs on a scheduler, pause/resume, signals, reload, systemd notify.
+
+State machine:
+
+    STARTING -> RUNNING <-> PAUSED(reason) -> STOPPING
+                (budget.evaluate before every cycle and after every earnings pull)
+
+Job error policy (one catch per job run):
+
+    Exception
+     +-- retryable  (ErrorPolicy.retryable types, RetryableJobError, or a class with retryable = True)
+     |               recorded; the job runs again at its next tick
+     +-- permanent  (ErrorPolicy.permanent types, PermanentJobError, or a class with permanent = True)
+     |               recorded and skipped
+     +-- anything else is a bug: logged with its traceback, the service stops with
+                     exit code 1 and systemd restarts it (Restart=on-failure)
+
+SIGTERM: stop scheduling, let the cycle in flight finish for up to
+`stop_grace_seconds`, then cancel it (the orchestrator stores every step, so
+abandoning is safe and the next start resumes the task) and exit 0.
+SIGHUP: reload and validate the config file; on error keep the old settings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import enum
+import inspect
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from sqlalchemy import update
+
+from config.loader import ConfigError
+from config.money import format_credits
+from config.settings import Settings
+from daemon.http import StatusServer
+from daemon.lock import CycleLock
+from daemon.models import ABANDONED, CRASHED, FAILED, OK, RETRY, RUNNING, SKIPPED, JobRun
+from daemon.notify import Notifier
+from daemon.scheduler import Cadence, JobFns
+from daemon.status import StatusReader
+from ledger.budget import Budget, BudgetExceeded, PauseState, Snapshot
+
+log = logging.getLogger("selfpub.service")
+RUNS = JobRun.__table__
+DEFAULT_STOP_GRACE_SECONDS = 60.0
+
+
+class State(enum.Enum):
+    STARTING = "STARTING"
+    RUNNING = "RUNNING"
+    PAUSED = "PAUSED"
+    STOPPING = "STOPPING"
+
+
+class RetryableJobError(Exception):
+    """A job failed for a passing reason (network, rate limit); try again later."""
+
+    retryable = True
+
+
+class PermanentJobError(Exception):
+    """A job failed in a way retrying cannot fix; record it and move on."""
+
+    permanent = True
+
+
+@dataclass(frozen=True)
+class ErrorPolicy:
+    """Which exception types are retryable or permanent; everything else is a bug."""
+
+    retryable: tuple[type[BaseException], ...] = (TimeoutError, ConnectionError)
+    permanent: tuple[type[BaseException], ...] = (BudgetExceeded,)
+
+    def classify(self, exc: BaseException) -> str:
+        """'retryable', 'permanent' or 'bug', by type only."""
+        if isinstance(exc, self.permanent) or getattr(type(exc), "permanent", False) is True:
+            return "permanent"
+        if isinstance(exc, self.retryable) or getattr(type(exc), "retryable", False) is True:
+            return "retryable"
+        return "bug"
+
+
+@dataclass
+class CycleContext:
+    """What a cycle callable gets: its id, the time, and a stop flag it may poll between steps."""
+
+    cycle_id: str
+    now: datetime
+    stop: threading.Event
+
+
+Job = Callable[[], Any]  # sync or async; a sync job runs in a worker thread
+
+
+@dataclass
+class Jobs:
+    """The injected work: a cycle, and the optional wallet jobs."""
+
+    cycle: Callable[[CycleContext], Any]
+    earnings: Job | None = None
+    settle: Job | None = None
+    reconcile: Job | None = None
+    stale_reason: Callable[[], str | None] | None = None  # e.g. "chain data too stale (...)"
+    on_reload: Callable[[Settings], None] | None = None  # rebuild what depends on the settings
+
+
+@dataclass
+class Health:
+    """The answer of /healthz."""
+
+    ok: bool
+    reason: str = ""
+
+
+@dataclass
+class Figures:
+    """Cached numbers for STATUS, /metrics and the status page (refreshed by the jobs)."""
+
+    snapshot: Snapshot | None = None
+    runway_days: float | None = None
+    last_cycle_at: datetime | None = None
+    last_cycle_outcome: str | None = None
+    refreshed_at: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+async def call_job(fn: Callable[..., Any], *args: Any) -> Any:
+    """Await an async job; run a sync one in a daemon thread (so a hung call never blocks exit)."""
+    if inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(getattr(fn, "__call__", None)):
+        return await fn(*args)
+    result = await in_thread(fn, *args)
+    if inspect.isawaitable(result):
+        return await result
+    return result
+
+
+async def in_thread(fn: Callable[..., Any], *args: Any) -> Any:
+    """Run fn in a daemon thread with the caller's context (tracing spans follow)."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future = loop.create_future()
+    ctx = contextvars.copy_context()
+
+    def settle(setter: str, value: Any) -> None:
+        if not future.done():
+            getattr(future, setter)(value)
+
+    def target() -> None:
+        try:
+            result = ctx.run(fn, *args)
+        except BaseException as exc:  # handed to the awaiting task
+            outcome = ("set_exception", exc)
+        else:
+            outcome = ("set_result", result)
+        try:
+            loop.call_soon_threadsafe(settle, *outcome)
+        except RuntimeError:
+            pass  # the loop is gone: the service exited while this ran
+
+    threading.Thread(target=target, name=f"job-{getattr(fn, '__name__', 'fn')}", daemon=True).start()
+    return await future
+
+
+class Service:
+    """One persona's daemon: scheduler, pause gate, cycle lock, notify, reload."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        budget: Budget,
+        jobs: Jobs,
+        reader: StatusReader,
+        lock: CycleLock,
+        notifier: Notifier | None = None,
+        policy: ErrorPolicy | None = None,
+        config_loader: Callable[[], Settings] | None = None,
+        tracer: Any = None,
+        stop_grace_seconds: float = DEFAULT_STOP_GRACE_SECONDS,
+        fast_seconds: float | None = None,
+        run_cycle_at_start: bool = True,
+        instance: str | None = None,
+        on_settings: Callable[[Settings], None] | None = None,
+    ):
+        self.settings = settings
+        self.budget = budget
+        self.journal = budget.journal
+        self.engine = budget.engine
+        self.jobs = jobs
+        self.reader = reader
+        self.lock = lock
+        self.notifier = notifier or Notifier({})
+        self.policy = policy or ErrorPolicy()
+        self.config_loader = config_loader
+        self.tracer = tracer
+        self.stop_grace_seconds = stop_grace_seconds
+        self.instance = instance or f"{socket.gethostname()}:{os.getpid()}"
+        self.on_settings = on_settings
+        self.state = State.STARTING
+        self.reason = ""
+        self.reload_note = ""
+        self.exit_code = 0
+        self.figures = Figures()
+        self.heartbeat = time.monotonic()
+        self.inflight: asyncio.Task | None = None
+        self.cycle_stop = threading.Event()
+        self._stop = asyncio.Event()
+        self._refresh_lock = asyncio.Lock()
+        self.http: StatusServer | None = None
+        self.scheduler = AsyncIOScheduler(timezone=settings.schedule.timezone)
+        interval = self.notifier.watchdog_interval()
+        self.cadence = Cadence(
+            self.scheduler,
+            JobFns(self.cycle_job, self.earnings_job,
+                   self.settle_job if jobs.settle else None,
+                   self.reconcile_job if jobs.reconcile else None,
+                   self.watchdog_job),
+            settings.schedule,
+            heartbeat_seconds=min(interval, 10.0) if interval else 10.0,
+            fast_seconds=fast_seconds,
+            run_cycle_at_start=run_cycle_at_start,
+        )
+
+    # -- life cycle -------------------------------------------------------------
+
+    async def run(self) -> int:
+        """Run until SIGTERM/SIGINT (exit 0) or a bug (exit 1)."""
+        loop = asyncio.get_running_loop()
+        for sig, handler in ((signal.SIGTERM, self.request_stop), (signal.SIGINT, self.request_stop),
+                             (signal.SIGHUP, self.request_reload)):
+            loop.add_signal_handler(sig, handler)
+        try:
+            await self.start()
+            await self._stop.wait()
+        finally:
+            await self.shutdown()
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                loop.remove_signal_handler(sig)
+        return self.exit_code
+
+    async def start(self) -> None:
+        """Evaluate the budget, start the scheduler, tell systemd we are ready."""
+        await in_thread(self._startup_checks)
+        self.cadence.install(slow=self._is_slow())
+        self.scheduler.start()
+        if self.settings.http.enabled:
+            self.http = StatusServer(self, self.settings.http.bind, self.settings.http.port)
+            await self.http.start()
+        log.info("service started", extra={"persona": self.settings.persona, "instance": self.instance,
+                                           "state": self.state.value})
+        self.notifier.ready(self.status_line())
+
+    def _startup_checks(self) -> None:
+        self.budget.expire_stale()
+        self._evaluate()
+        self._refresh()
+
+    def request_stop(self) -> None:
+        """Begin a clean stop (SIGTERM)."""
+        if self.state is not State.STOPPING:
+            log.info("stop requested", extra={"cycle_in_flight": self.cycle_running})
+        self._set_state(State.STOPPING, self.reason)
+        self.cycle_stop.set()
+        self._stop.set()
+
+    def request_reload(self) -> None:
+        """Reload the config (SIGHUP) without blocking the signal handler."""
+        asyncio.get_running_loop().create_task(self.reload())
+
+    async def shutdown(self) -> None:
+        """Stop scheduling; give the cycle in flight its grace, then abandon it."""
+        self._set_state(State.STOPPING, self.reason)
+        self.notifier.stopping(self.status_line())
+        if self.scheduler.running:
+            self.scheduler.pause()
+        task = self.inflight
+        if task is not None and not task.done():
+            log.info("waiting for the cycle in flight", extra={"grace_seconds": self.stop_grace_seconds})
+            done, _ = await asyncio.wait({task}, timeout=self.stop_grace_seconds)
+            if not done:
+                log.warning("abandoning the cycle in flight; the next start resumes it")
+                task.cancel()
+                await asyncio.wait({task}, timeout=5)
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+        if self.http is not None:
+            await self.http.stop()
+        log.info("service stopped", extra={"exit_code": self.exit_code})
+
+    @property
+    def cycle_running(self) -> bool:
+        """True while a cycle runs in this instance."""
+        return self.inflight is not None and not self.inflight.done()
+
+    # -- state ------------------------------------------------------------------
+
+    def _set_state(self, state: State, reason: str = "") -> None:
+        if self.state is State.STOPPING:
+            return  # terminal
+        if (state, reason) != (self.state, self.reason):
+            if self.state is not State.STARTING or state is not State.RUNNING:
+                log.info("state changed", extra={"from": self.state.value, "to": state.value, "reason": reason})
+            self.state, self.reason = state, reason
+
+    def _evaluate(self) -> PauseState:
+        """budget.evaluate (with wallet staleness) and the matching service state."""
+        extra = self.jobs.stale_reason() if self.jobs.stale_reason else None
+        pause = self.budget.evaluate(extra_reason=extra)
+        self._set_state(State.PAUSED if pause.paused else State.RUNNING, pause.reason)
+        return pause
+
+    def _refresh(self) -> None:
+        """Re-read the figures shown by STATUS, /metrics and the status page."""
+        snap = self.budget.snapshot()
+        self.figures.snapshot = snap
+        self.figures.runway_days = self.reader.runway_days(snap.available)
+        last = self.reader.last_cycle()
+        if last is not None:
+            self.figures.last_cycle_at, self.figures.last_cycle_outcome = last
+        self.figures.refreshed_at = time.monotonic()
+
+    async def refresh(self, max_age: float = 2.0) -> Figures:
+        """Fresh figures (re-read when older than max_age seconds)."""
+        async with self._refresh_lock:
+            if time.monotonic() - self.figures.refreshed_at > max_age:
+                await in_thread(self._refresh)
+        return self.figures
+
+    def _is_slow(self) -> bool:
+        r = self.figures.runway_days
+        return r is not None and r < self.settings.schedule.slow_below_days
+
+    def _follow_runway(self) -> None:
+        if self.cadence.follow_runway(self.figures.runway_days):
+            log.info("cycle cadence changed", extra={
+                "slow": self.cadence.slow, "runway_days": self.figures.runway_days,
+                "interval_seconds": (i.total_seconds() if (i := self.cadence.cycle_interval()) else None)})
+
+    def status_line(self) -> str:
+        """One line for systemd STATUS=: state, balance, runway, last cycle."""
+        state = self.state.value + (f" ({self.reason})" if self.state is State.PAUSED and self.reason else "")
+        parts = [state]
+        snap = self.figures.snapshot
+        if snap is not None:
+            parts.append(f"balance {format_credits(snap.available)} cr")
+        r = self.figures.runway_days
+        parts.append(f"runway {r:.1f} d" if r is not None else "runway n/a")
+        if self.figures.last_cycle_at is not None:
+            parts.append(f"last cycle {self.figures.last_cycle_at:%Y-%m-%d %H:%M}Z {self.figures.last_cycle_outcome}")
+        else:
+            parts.append("last cycle never")
+        if self.reload_note:
+            parts.append(self.reload_note)
+        return " | ".join(parts)
+
+    def health(self) -> Health:
+        """200 unless paused, chain data too stale, last cycle crashed, or the scheduler dead."""
+        if self.state is State.STOPPING:
+            return Health(False, "stopping")
+        if not self.scheduler.running:
+            return Health(False, "scheduler dead: not running")
+        stale_for = time.monotonic() - self.heartbeat
+        if stale_for > 3 * self.cadence.heartbeat_seconds + 5:
+            return Health(False, f"scheduler dead: no heartbeat for {stale_for:.0f} s")
+        if self.state is State.PAUSED:
+            return Health(False, f"paused: {self.reason}")
+        if self.figures.last_cycle_outcome in (FAILED, CRASHED):
+            return Health(False, f"last cycle {self.figures.last_cycle_outcome}")
+        return Health(True, "ok")
+
+    # -- job runs -----------------------------------------------------------------
+
+    def _record_start(self, job: str) -> int:
+        with self.engine.begin() as conn:
+            return conn.execute(RUNS.insert().values(
+                persona=self.settings.persona, job=job, instance=self.instance,
+                started_at=datetime.now(timezone.utc), outcome=RUNNING, detail="",
+            ).returning(RUNS.c.id)).scalar_one()
+
+    def _record_end(self, run_id: int, outcome: str, detail: str = "") -> None:
+        with self.engine.begin() as conn:
+            conn.execute(update(RUNS).where(RUNS.c.id == run_id).values(
+                finished_at=datetime.now(timezone.utc), outcome=outcome, detail=detail[:1000]))
+
+    def _record_skip(self, job: str, detail: str) -> None:
+        self._record_end(self._record_start(job), SKIPPED, detail)
+
+    async def _guarded(self, job: str, fn: Callable[[], Awaitable[Any]]) -> str:
+        """Run one job once with the error policy; returns the outcome."""
+        run_id = await in_thread(self._record_start, job)
+        outcome, detail = OK, ""
+        try:
+            await fn()
+        except asyncio.CancelledError:
+            outcome, detail = ABANDONED, "stopped before the job finished"
+            await asyncio.shield(in_thread(self._record_end, run_id, outcome, detail))
+            raise
+        except Exception as exc:  # the one catch per job run
+            kind = self.policy.classify(exc)
+            detail = f"{type(exc).__name__}: {exc}"
+            if kind == "retryable":
+                outcome = RETRY
+                log.warning("job failed, will retry at its next run", extra={"job": job, "error": detail})
+            elif kind == "permanent":
+                outcome = FAILED
+                log.error("job failed permanently, skipped", extra={"job": job, "error": detail})
+            else:
+                outcome = CRASHED
+                log.critical("bug in job; stopping so the service manager restarts us",
+                             exc_info=exc, extra={"job": job})
+                self.exit_code = 1
+                self.request_stop()
+        await in_thread(self._record_end, run_id, outcome, detail)
+        return outcome
+
+    async def cycle_job(self) -> None:
+        """The scheduled cycle: pause gate, per-persona lock, then the injected cycle."""
+        if self.state is State.STOPPING:
+            return
+        pause = await in_thread(self._evaluate)
+        if pause.paused:
+            log.info("cycle skipped: paused", extra={"reason": pause.reason})
+            await in_thread(self._record_skip, "cycle", f"paused: {pause.reason}")
+            await self._after_job()
+            return
+        if not await in_thread(self.lock.acquire):
+            log.info("cycle skipped: another instance runs this persona's cycle",
+                     extra={"persona": self.settings.persona})
+            return
+        self.cycle_stop = threading.Event()
+        self.inflight = asyncio.get_running_loop().create_task(self._locked_cycle())
+        # shield: a scheduler shutdown must not cancel the cycle; shutdown() decides.
+        await asyncio.shield(self.inflight)
+
+    async def _locked_cycle(self) -> None:
+        cycle_id = uuid.uuid4().hex[:16]
+        ctx = CycleContext(cycle_id, datetime.now(timezone.utc), self.cycle_stop)
+        try:
+            with self._cycle_span(cycle_id):
+                outcome = await self._guarded("cycle", lambda: call_job(self.jobs.cycle, ctx))
+            log.info("cycle finished", extra={"cycle_id": cycle_id, "outcome": outcome})
+        finally:
+            await asyncio.shield(in_thread(self.lock.release))
+        await self._after_job()
+
+    def _cycle_span(self, cycle_id: str):  # noqa: ANN202
+        if self.tracer is None:
+            return contextlib.nullcontext()
+        from opentelemetry import context as otel_context
+
+        return self.tracer.start_as_current_span(
+            "cycle", context=otel_context.Context(),  # a new trace per cycle
+            attributes={"selfpub.persona": self.settings.persona, "selfpub.cycle_id": cycle_id,
+                        "selfpub.instance": self.instance},
+        )
+
+    async def _after_job(self) -> None:
+        if self.state is State.STOPPING:
+            return
+        await in_thread(self._refresh)
+        self._follow_runway()
+        self.notifier.status(self.status_line())
+
+    async def earnings_job(self) -> None:
+        """Pull earnings (when a wallet is wired), then re-evaluate the pause: a tip or deposit resumes."""
+        if self.jobs.earnings is not None:
+            await self._guarded("earnings", lambda: call_job(self.jobs.earnings))
+        if self.state is not State.STOPPING:
+            await in_thread(self._evaluate)
+            await self._after_job()
+
+    async def settle_job(self) -> None:
+        """Pay provider liabilities on chain when over the threshold."""
+        await self._guarded("settle", lambda: call_job(self.jobs.settle))
+        await self._after_job()
+
+    async def reconcile_job(self) -> None:
+        """Compare the ledger with the chain."""
+        await self._guarded("reconcile", lambda: call_job(self.jobs.reconcile))
+        await self._after_job()
+
+    async def watchdog_job(self) -> None:
+        """Heartbeat: WATCHDOG=1 for systemd, and the liveness /healthz reads."""
+        self.heartbeat = time.monotonic()
+        self.notifier.watchdog()
+
+    # -- reload -------------------------------------------------------------------
+
+    async def reload(self) -> bool:
+        """Reload and validate the config; keep the old settings on any problem."""
+        if self.config_loader is None or self.state is State.STOPPING:
+            return False
+        self.notifier.reloading()
+        try:
+            new = await in_thread(self.config_loader)
+        except ConfigError as exc:
+            for p in exc.problems:
+                log.error("config reload problem", extra={"key": p.key, "problem": p.what, "fix": p.fix})
+            self.reload_note = f"config reload failed ({len(exc.problems)} problem(s)); running on the previous config"
+            log.error("config reload failed; keeping the previous settings", extra={"problems": len(exc.problems)})
+            self.notifier.ready(self.status_line())
+            return False
+        self._apply(new)
+        self.reload_note = ""
+        log.info("config reloaded")
+        self.notifier.ready(self.status_line())
+        return True
+
+    def _apply(self, new: Settings) -> None:
+        old = self.settings
+        for key in ("persona", "state_dir", "database", "http"):
+            if getattr(old, key) != getattr(new, key):
+                log.warning("setting changed that needs a restart", extra={"key": key})
+        keep = {k: getattr(old, k) for k in ("persona", "state_dir", "database", "http")}
+        new = new.model_copy(update=keep)
+        self.settings = new
+        self.budget = Budget(self.journal, new.budget, persona=new.persona, clock=self.budget.clock)
+        if new.schedule != old.schedule:
+            self.cadence.set_schedule(new.schedule)
+        if self.on_settings is not None:
+            self.on_settings(new)
+        if self.jobs.on_reload is not None:
+            self.jobs.on_reload(new)
+

@@ -1,0 +1,220 @@
+"""What the status page, /metrics and the systemd STATUS line read: money over time, posts, errors, runway.
+
+Reads the ledger tables and the daemon's job runs; never writes.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+from sqlalchemy import Engine, func, select
+
+from daemon.models import ERROR_OUTCOMES, JobRun
+from ledger.journal import WALLET, Journal
+from ledger.models import Posting, Transaction
+
+TXN = Transaction.__table__
+POSTING = Posting.__table__
+RUNS = JobRun.__table__
+RUNWAY_WINDOW_DAYS = 7
+
+
+@dataclass(frozen=True)
+class Point:
+    """Cumulative money at one moment, in micro-credits."""
+
+    at: datetime
+    balance: int  # wallet minus provider liabilities
+    spend: int  # all compute spent so far
+    income: int  # all income so far
+
+
+@dataclass(frozen=True)
+class PostRow:
+    """One published post with what it cost and what it earned."""
+
+    when: datetime
+    platform: str
+    post_id: str
+    title: str
+    cost: int
+    earnings: int
+
+
+@dataclass(frozen=True)
+class ErrorRow:
+    """One failed job run."""
+
+    when: datetime
+    job: str
+    outcome: str
+    detail: str
+
+
+def _aware(when: datetime) -> datetime:
+    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+
+
+class StatusReader:
+    """Read-only views over the ledger and the job runs of one persona."""
+
+    def __init__(
+        self,
+        journal: Journal,
+        persona: str,
+        *,
+        posts_source: Callable[[int], list[PostRow]] | None = None,
+        runway_source: Callable[[], float | None] | None = None,
+    ):
+        self.journal = journal
+        self.engine: Engine = journal.engine
+        self.persona = persona
+        self.posts_source = posts_source
+        self.runway_source = runway_source
+
+    def series(self, days: int = 30, now: datetime | None = None) -> list[Point]:
+        """Balance, cumulative spend and cumulative income at each ledger transaction of the last `days`."""
+        now = now or datetime.now(timezone.utc)
+        since = now - timedelta(days=days)
+        acct = POSTING.c.account
+        balance_acct = (acct == WALLET) | acct.startswith("liabilities:provider:")
+        spend_acct = acct.startswith("expenses:compute:")
+        income_acct = acct.startswith("income:")
+        with self.engine.connect() as conn:
+            def total(cond, before):  # noqa: ANN001, ANN202
+                q = select(func.coalesce(func.sum(POSTING.c.amount), 0)).select_from(
+                    POSTING.join(TXN, TXN.c.id == POSTING.c.txn_id)).where(cond, TXN.c.time < before)
+                return int(conn.execute(q).scalar_one())
+
+            bal, spend, income = total(balance_acct, since), total(spend_acct, since), -total(income_acct, since)
+            rows = conn.execute(
+                select(TXN.c.time, POSTING.c.account, POSTING.c.amount)
+                .select_from(POSTING.join(TXN, TXN.c.id == POSTING.c.txn_id))
+                .where(TXN.c.time >= since)
+                .order_by(TXN.c.time, TXN.c.id)
+            ).all()
+        points = [Point(since, bal, spend, income)]
+        for r in rows:
+            a = r.account
+            if a == WALLET or a.startswith("liabilities:provider:"):
+                bal += r.amount
+            elif a.startswith("expenses:compute:"):
+                spend += r.amount
+            elif a.startswith("income:"):
+                income -= r.amount
+            else:
+                continue
+            when = _aware(r.time)
+            if points and points[-1].at == when:
+                points[-1] = Point(when, bal, spend, income)
+            else:
+                points.append(Point(when, bal, spend, income))
+        points.append(Point(now, bal, spend, income))
+        return points
+
+    def spend_by_agent(self) -> dict[str, int]:
+        """Compute spend per agent (expenses:compute:<agent>)."""
+        return {
+            name.removeprefix("expenses:compute:"): bal
+            for name, bal in self.journal.balances().items()
+            if name.startswith("expenses:compute:")
+        }
+
+    def income_total(self) -> int:
+        """Every credit of income so far."""
+        return -self.journal.balance("income")
+
+    def recent_posts(self, limit: int = 10) -> list[PostRow]:
+        """The latest posts with cost and earnings (from the publishers when wired, else from the ledger)."""
+        if self.posts_source is not None:
+            return self.posts_source(limit)
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(TXN.c.post_id, TXN.c.task_id, TXN.c.time, POSTING.c.account, POSTING.c.amount)
+                .select_from(POSTING.join(TXN, TXN.c.id == POSTING.c.txn_id))
+                .where(TXN.c.post_id.is_not(None))
+            ).all()
+            posts: dict[str, dict] = {}
+            for r in rows:
+                p = posts.setdefault(r.post_id, {"when": _aware(r.time), "tasks": set(), "earn": 0, "platform": ""})
+                p["when"] = min(p["when"], _aware(r.time))
+                if r.task_id:
+                    p["tasks"].add(r.task_id)
+                if r.account.startswith("income:"):
+                    p["earn"] -= r.amount
+                    p["platform"] = r.account.rsplit(":", 1)[-1]
+            out = []
+            for post_id, p in sorted(posts.items(), key=lambda kv: kv[1]["when"], reverse=True)[:limit]:
+                cost = 0
+                if p["tasks"]:
+                    cost = int(conn.execute(
+                        select(func.coalesce(func.sum(POSTING.c.amount), 0))
+                        .select_from(POSTING.join(TXN, TXN.c.id == POSTING.c.txn_id))
+                        .where(TXN.c.task_id.in_(p["tasks"]), POSTING.c.account.startswith("expenses:compute:"))
+                    ).scalar_one())
+                out.append(PostRow(p["when"], p["platform"] or "?", post_id, post_id, cost, p["earn"]))
+        return out
+
+    def posts_by_platform(self) -> dict[str, int]:
+        """How many posts each platform got (of the recent ones known)."""
+        counts: dict[str, int] = defaultdict(int)
+        for p in self.recent_posts(limit=10_000):
+            counts[p.platform] += 1
+        return dict(counts)
+
+    def recent_errors(self, limit: int = 10) -> list[ErrorRow]:
+        """The latest failed job runs of this persona."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(RUNS.c.started_at, RUNS.c.job, RUNS.c.outcome, RUNS.c.detail)
+                .where(RUNS.c.persona == self.persona, RUNS.c.outcome.in_(ERROR_OUTCOMES))
+                .order_by(RUNS.c.started_at.desc()).limit(limit)
+            ).all()
+        return [ErrorRow(_aware(r.started_at), r.job, r.outcome, r.detail) for r in rows]
+
+    def error_counts(self) -> dict[str, int]:
+        """Failed job runs per job."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(RUNS.c.job, func.count()).where(RUNS.c.persona == self.persona, RUNS.c.outcome.in_(ERROR_OUTCOMES))
+                .group_by(RUNS.c.job)
+            ).all()
+        return {job: int(n) for job, n in rows}
+
+    def runway_days(self, available: int, now: datetime | None = None) -> float | None:
+        """Days the available balance lasts at the recent spend rate; None when nothing is spent."""
+        if self.runway_source is not None:
+            return self.runway_source()
+        try:
+            from ledger.reports import runway_days  # the ledger room's own figure, when it exists
+        except ImportError:
+            runway_days = None
+        if runway_days is not None:
+            value = runway_days(self.journal, None, now)
+            return None if value is None or (isinstance(value, float) and math.isinf(value)) else float(value)
+        now = now or datetime.now(timezone.utc)
+        with self.engine.connect() as conn:
+            spent = int(conn.execute(
+                select(func.coalesce(func.sum(POSTING.c.amount), 0))
+                .select_from(POSTING.join(TXN, TXN.c.id == POSTING.c.txn_id))
+                .where(POSTING.c.account.startswith("expenses:compute:"),
+                       TXN.c.time >= now - timedelta(days=RUNWAY_WINDOW_DAYS))
+            ).scalar_one())
+        if spent <= 0:
+            return None
+        return max(available, 0) / (spent / RUNWAY_WINDOW_DAYS)
+
+    def last_cycle(self) -> tuple[datetime, str] | None:
+        """When the latest finished cycle of this persona ended (any instance) and its outcome."""
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(RUNS.c.finished_at, RUNS.c.outcome)
+                .where(RUNS.c.persona == self.persona, RUNS.c.job == "cycle", RUNS.c.finished_at.is_not(None),
+                       RUNS.c.outcome != "skipped")
+                .order_by(RUNS.c.finished_at.desc()).limit(1)
+            ).first()
+        return (_aware(row.finished_at), row.outcome) if row else None

@@ -1,0 +1,244 @@
+"""Build the long-running Service from Settings: the only place that assembles real pieces for `selfpub run`.
+
+Every room is imported inside build_service so a room that is not installed
+(or not written yet) leaves a clear message instead of an ImportError at start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, text
+
+from config.db import is_postgres, make_engine
+from config.loader import load_settings
+from config.settings import Settings
+from daemon import models as daemon_models
+from daemon.lock import CycleLock
+from daemon.notify import Notifier
+from daemon.service import (
+    DEFAULT_STOP_GRACE_SECONDS,
+    CycleContext,
+    ErrorPolicy,
+    Jobs,
+    PermanentJobError,
+    Service,
+)
+from daemon.status import StatusReader
+from ledger.budget import Budget, BudgetExceeded
+from ledger.journal import Journal
+
+log = logging.getLogger("selfpub.wiring")
+
+
+def error_policy() -> ErrorPolicy:
+    """Retryable and permanent error types of every room that is installed."""
+    retryable: list[type[BaseException]] = [TimeoutError, ConnectionError]
+    permanent: list[type[BaseException]] = [BudgetExceeded, PermanentJobError]
+    try:
+        from sqlalchemy.exc import OperationalError
+
+        retryable.append(OperationalError)  # the database went away for a moment
+    except ImportError:
+        pass
+    try:
+        from publishers.protocol import PermanentError, RetryableError
+
+        retryable.append(RetryableError)
+        permanent.append(PermanentError)
+    except ImportError:
+        pass
+    try:
+        from wallet.errors import PaymentRefused, RpcUnavailable
+
+        retryable.append(RpcUnavailable)
+        permanent.append(PaymentRefused)
+    except ImportError:
+        pass
+    try:
+        import httpx
+
+        retryable.append(httpx.TransportError)
+    except ImportError:
+        pass
+    return ErrorPolicy(retryable=tuple(retryable), permanent=tuple(permanent))
+
+
+MIGRATION_LOCK_KEY = 0x5E1F_9B0B  # pg advisory lock serialising start-up migrations across instances
+
+
+@contextlib.contextmanager
+def migration_lock(engine: Engine) -> Iterator[None]:
+    """Hold a PostgreSQL advisory lock while migrating (no-op on SQLite, where BEGIN IMMEDIATE serialises)."""
+    if not is_postgres(engine):
+        yield
+        return
+    with engine.connect() as conn:
+        conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": MIGRATION_LOCK_KEY})
+        conn.commit()
+        try:
+            yield
+        finally:
+            conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": MIGRATION_LOCK_KEY})
+            conn.commit()
+
+
+def build_service(
+    settings: Settings,
+    *,
+    config_path: str | Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    notifier: Notifier | None = None,
+    tracer: Any = None,
+    stop_grace_seconds: float = DEFAULT_STOP_GRACE_SECONDS,
+    fast_seconds: float | None = None,
+    fake_cycle_seconds: float | None = None,
+    fake_cycle_cost: int = 0,
+    on_settings: Callable[[Settings], None] | None = None,
+) -> Service:
+    """The Service with the real orchestrator, wallet and publishers (or the test-only fake cycle)."""
+    environ = os.environ if environ is None else environ
+    settings.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    engine = make_engine(settings.database_url)
+    journal = Journal(engine)
+    budget = Budget(journal, settings.budget, persona=settings.persona)
+    with migration_lock(engine):  # several instances may start at once
+        journal.migrate()
+        daemon_models.migrate(engine)
+        if fake_cycle_seconds is not None:
+            jobs = Jobs(cycle=FakeCycle(settings.state_dir, fake_cycle_seconds, budget, fake_cycle_cost))
+        else:
+            jobs = real_jobs(settings, journal, budget)
+    loader = None
+    if config_path is not None:
+        def loader() -> Settings:
+            return load_settings(config_path, dict(environ))
+    return Service(
+        settings,
+        budget=budget,
+        jobs=jobs,
+        reader=StatusReader(journal, settings.persona),
+        lock=CycleLock(engine, settings.persona, settings.state_dir),
+        notifier=notifier or Notifier(environ),
+        policy=error_policy(),
+        config_loader=loader,
+        tracer=tracer,
+        stop_grace_seconds=stop_grace_seconds,
+        fast_seconds=fast_seconds,
+        on_settings=on_settings,
+    )
+
+
+def real_jobs(settings: Settings, journal: Journal, budget: Budget) -> Jobs:
+    """Jobs from the real rooms: the wallet's earnings/settle/reconcile and the orchestrator's cycle."""
+    jobs = Jobs(cycle=_missing_orchestrator)
+    try:
+        from daemon.wiring_wallet import build_wallet
+    except ImportError:
+        build_wallet = None
+    if build_wallet is not None:
+        wallet = build_wallet(settings, journal)
+        for name in ("earnings", "settle", "reconcile"):
+            fn = getattr(wallet, {"earnings": "scan"}.get(name, name), None)
+            if callable(fn):
+                setattr(jobs, name, fn)
+        if callable(getattr(wallet, "is_too_stale", None)):
+            jobs.stale_reason = lambda: "chain data too stale" if wallet.is_too_stale() else None
+    try:
+        from agents.orchestrator import Orchestrator  # noqa: F401
+    except ImportError:
+        log.warning("the orchestrator is not installed; cycles are recorded as failed")
+        return jobs
+    jobs.cycle = _orchestrator_cycle(settings, journal, budget)
+    return jobs
+
+
+def _orchestrator_cycle(settings: Settings, journal: Journal, budget: Budget) -> Callable[[CycleContext], Any]:
+    """The orchestrator's run_cycle as a cycle job (deps built by the lead's final wiring)."""
+    from agents.orchestrator import Orchestrator
+
+    try:
+        from daemon.wiring_agents import build_deps  # the lead's final wiring
+    except ImportError:
+        build_deps = None
+    if build_deps is None:
+        return _missing_orchestrator
+    orchestrator = Orchestrator(build_deps(settings, journal, budget))
+
+    async def cycle(ctx: CycleContext) -> Any:
+        result = orchestrator.run_cycle(now=ctx.now)
+        if asyncio.iscoroutine(result):
+            result = await result
+        return result
+
+    return cycle
+
+
+def _missing_orchestrator(ctx: CycleContext) -> None:
+    raise PermanentJobError("no orchestrator is wired into this build; nothing to run")
+
+
+class FakeCycle:
+    """TEST-ONLY stand-in for the orchestrator (`selfpub run --fake-cycle-seconds`).
+
+    It mimics the orchestrator's storage contract: a task advances through
+    steps and every step is persisted before the next, so an abandoned cycle
+    resumes its task at the next start. Every cycle's start and end times are
+    appended to <state_dir>/fake-cycles.jsonl so tests can check for overlaps.
+    Optionally spends `cost` ucr per cycle through a budget reservation.
+    """
+
+    STEPS = ("researched", "drafted", "approved", "published")
+
+    def __init__(self, state_dir: Path, seconds: float, budget: Budget, cost: int = 0):
+        self.task_file = Path(state_dir) / "fake-task.json"
+        self.log_file = Path(state_dir) / "fake-cycles.jsonl"
+        self.seconds = seconds
+        self.budget = budget
+        self.cost = cost
+
+    def _load(self) -> dict:
+        try:
+            task = json.loads(self.task_file.read_text())
+        except (OSError, ValueError):
+            task = None
+        if not task or task["step"] >= len(self.STEPS):
+            task = {"task": uuid.uuid4().hex[:12], "step": 0}
+        return task
+
+    def _save(self, task: dict) -> None:
+        tmp = self.task_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(task))
+        os.replace(tmp, self.task_file)
+
+    def _append(self, record: dict) -> None:
+        with self.log_file.open("a") as fh:
+            fh.write(json.dumps(record) + "\n")
+
+    async def __call__(self, ctx: CycleContext) -> dict:
+        start = time.time()
+        task = self._load()
+        first_step = task["step"]
+        self._append({"event": "start", "pid": os.getpid(), "t": start, "task": task["task"], "step": first_step})
+        if self.cost:
+            hold = await asyncio.to_thread(self.budget.reserve, "writer", self.cost, model="fake", provider="fake",
+                                           cycle_id=ctx.cycle_id, task_id=task["task"])
+            await asyncio.to_thread(self.budget.commit, hold, self.cost)
+        pause = self.seconds / len(self.STEPS)
+        while task["step"] < len(self.STEPS):
+            await asyncio.sleep(pause)
+            task["step"] += 1
+            self._save(task)
+        end = time.time()
+        self._append({"event": "end", "pid": os.getpid(), "t": end, "start": start, "task": task["task"],
+                      "from_step": first_step})
+        return task

@@ -1,0 +1,173 @@
+"""Build the orchestrator and its agents from Settings: the only place that makes their real clients.
+
+`build_deps(settings, journal, budget)` gives the OrchestratorDeps the daemon's
+cycle job uses; `build_orchestrator(app_context)` gives the CLI a ready
+AgentsRuntime (orchestrator + the things to close: the embedded model server,
+HTTP clients, the publish channel). With `base_url = "embedded"` the embedded
+llama-cpp server is started here as a child process and stopped on close.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import inspect
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from agents.critic import Critic
+from agents.messages import FeedItem
+from agents.orchestrator import Candidate, Orchestrator, OrchestratorDeps
+from agents.tasks import TaskStore
+from agents.writer import Writer
+from config.settings import Settings
+from ledger.budget import Budget
+from ledger.journal import Journal
+
+log = logging.getLogger(__name__)
+
+
+class ResearchFeed:
+    """FeedSource over the research agent: new items of the configured feeds, with their novelty."""
+
+    def __init__(self, research: Any, feeds: Sequence[Any]):  # noqa: ANN401
+        self.research = research
+        self.feeds = tuple(feeds)
+
+    async def candidates(self) -> list[Candidate]:
+        """Fetch every feed; new items only (the research store remembers what it saw)."""
+        if not self.feeds:
+            return []
+        collection = await self.research.collect(self.feeds)
+        return [Candidate(it, self.research.novelty(it)) for it in collection.items]
+
+    def mark_covered(self, item: FeedItem) -> None:
+        """The topic is being written about: later near-duplicates are skipped."""
+        self.research.mark_covered(item)
+
+
+@dataclass
+class AgentsRuntime:
+    """A wired orchestrator and what must be closed after it."""
+
+    orchestrator: Orchestrator
+    deps: OrchestratorDeps
+    closers: list[Callable[[], Any]] = field(default_factory=list)
+
+    async def aclose(self) -> None:
+        """Close clients and stop the embedded server (last opened first)."""
+        while self.closers:
+            result = self.closers.pop()()
+            if inspect.isawaitable(result):
+                await result
+
+
+def _runway(journal: Journal, budget: Budget, persona: str) -> Callable[[], float | None]:
+    try:
+        from daemon.status import StatusReader
+    except ImportError:
+        return lambda: None
+    reader = StatusReader(journal, persona)
+
+    def runway() -> float | None:
+        return reader.runway_days(budget.available())
+
+    return runway
+
+
+def build_llm(settings: Settings, journal: Journal, budget: Budget, closers: list, runway=None):  # noqa: ANN001, ANN201
+    """The metered client, starting the embedded model server when a role asks for it."""
+    from agents.calllog import CallLog
+    from agents.embedded import EmbeddedServer, embedded_json_modes, embedded_roles, resolve_embedded
+    from agents.llm import MeteredLLM, clients_for
+
+    agents = settings.agents
+    json_modes: dict[str, str] = {}
+    if embedded_roles(agents):
+        server = EmbeddedServer().start()
+        closers.append(server.stop)
+        agents = resolve_embedded(agents, server.base_url)
+        json_modes = embedded_json_modes(server.base_url)
+    calllog = CallLog(journal.engine)
+    calllog.migrate()
+    clients = clients_for(agents)
+    for c in clients.values():
+        closers.append(c.close)
+    return MeteredLLM(agents, settings.prices, budget, clients, runway=runway or (lambda: None), log_to=calllog,
+                      json_modes=json_modes)
+
+
+def build_deps(
+    settings: Settings,
+    journal: Journal,
+    budget: Budget,
+    *,
+    llm: Any = None,  # noqa: ANN401
+    channel: Any = "auto",  # noqa: ANN401
+    closers: list[Callable[[], Any]] | None = None,
+    http_client: httpx.AsyncClient | None = None,
+) -> OrchestratorDeps:
+    """OrchestratorDeps from settings; resources to close go to `closers` (or atexit when not given)."""
+    from agents.research import ResearchAgent
+    from agents.research_store import ResearchStore
+
+    own = closers is None
+    closers = [] if closers is None else closers
+    engine = journal.engine
+    tasks = TaskStore(engine, persona=settings.persona)
+    tasks.migrate()
+    store = ResearchStore(engine)
+    store.migrate()
+    runway = _runway(journal, budget, settings.persona)
+    if llm is None:
+        llm = build_llm(settings, journal, budget, closers, runway)
+    if http_client is None:
+        http_client = httpx.AsyncClient(timeout=settings.research.fetch_timeout_seconds)
+        closers.append(http_client.aclose)
+    research = ResearchAgent(llm, store, settings.research, client=http_client,
+                             max_tokens=settings.agents.research.max_tokens)
+    if channel == "auto":
+        channel = None
+        try:
+            from daemon.wiring_publishers import build_channel
+        except ImportError:
+            log.warning("no publishers wiring: approved drafts wait")
+        else:
+            channel = build_channel(settings, engine)
+            if callable(getattr(channel, "aclose", None)):
+                closers.append(channel.aclose)
+    if own and closers:
+        atexit.register(_close_sync, list(closers))
+    return OrchestratorDeps(
+        settings=settings, llm=llm, budget=budget, journal=journal, tasks=tasks, research=research,
+        feed=ResearchFeed(research, settings.feeds),
+        writer=Writer(llm, max_tokens=settings.agents.writer.max_tokens),
+        critic=Critic(llm, settings.review, max_tokens=settings.agents.critic.max_tokens),
+        channel=channel, runway=runway,
+    )
+
+
+def _close_sync(closers: list[Callable[[], Any]]) -> None:
+    for close in reversed(closers):
+        try:
+            result = close()
+            if inspect.isawaitable(result):
+                asyncio.run(result)
+        except Exception:  # noqa: BLE001 - best effort at interpreter exit
+            log.debug("close at exit failed", exc_info=True)
+
+
+def build_orchestrator(app_context: Any, *, llm: Any = None, channel: Any = "auto") -> AgentsRuntime:  # noqa: ANN401
+    """A fully wired orchestrator for one CLI invocation; `await runtime.aclose()` when done."""
+    closers: list[Callable[[], Any]] = []
+    try:
+        deps = build_deps(app_context.settings, app_context.journal, app_context.budget, llm=llm, channel=channel,
+                          closers=closers)
+    except BaseException:
+        _close_sync(closers)
+        raise
+    return AgentsRuntime(Orchestrator(deps), deps, closers)

@@ -1,0 +1,69 @@
+"""The only place that builds real publisher adapters (and their clients) from Settings."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+
+import httpx
+from atproto import Client
+from atproto_client.request import Request
+from sqlalchemy import Engine
+
+from config.settings import Settings
+from publishers.bluesky import BlueskyPublisher
+from publishers.devto import DevtoPublisher
+from publishers.dispatch import Dispatcher
+from publishers.local import LocalPublisher
+from publishers.outbox import Outbox
+
+PLATFORMS = ("devto", "bluesky", "local")
+USER_AGENT = "selfpub (+https://github.com/selfpub)"
+
+
+class PublisherConfigError(ValueError):
+    """A platform was asked for that is not enabled or not configured (the message says which key)."""
+
+
+def enabled_platforms(settings: Settings) -> list[str]:
+    """Platforms the settings enable; local is the default when no account is configured."""
+    p = settings.publishers
+    out = [name for name, on in (("devto", p.devto.enabled), ("bluesky", p.bluesky.enabled), ("local", p.local.enabled)) if on]
+    return out or ["local"]
+
+
+def build_channel(settings: Settings, engine: Engine, *, platforms: Collection[str] | None = None) -> Dispatcher:
+    """A Dispatcher over the enabled (or the requested) platforms; call `await .aclose()` when done."""
+    wanted = list(platforms) if platforms is not None else enabled_platforms(settings)
+    unknown = [w for w in wanted if w not in PLATFORMS]
+    if unknown:
+        raise PublisherConfigError(f"unknown platform(s) {', '.join(unknown)}: use {', '.join(PLATFORMS)}")
+    p = settings.publishers
+    outbox = Outbox(engine)
+    outbox.migrate()
+    devto = bluesky = local = None
+    closers = []
+    if "devto" in wanted:
+        if p.devto.api_key_value is None:
+            raise PublisherConfigError("publishers.devto.api_key: set api_key.file or api_key.env to your Dev.to API key")
+        http = httpx.AsyncClient(timeout=p.devto.timeout_seconds, headers={"user-agent": USER_AGENT})
+        closers.append(http.aclose)
+        devto = DevtoPublisher(http, p.devto, p.devto.api_key_value)
+    if "bluesky" in wanted:
+        if not p.bluesky.handle:
+            raise PublisherConfigError("publishers.bluesky.handle: set the account handle")
+        client = Client(base_url=p.bluesky.base_url, request=Request(timeout=p.bluesky.timeout_seconds))
+        pages = httpx.AsyncClient(timeout=p.bluesky.timeout_seconds, headers={"user-agent": USER_AGENT})
+        closers.append(pages.aclose)
+        bluesky = BlueskyPublisher(
+            client,
+            handle=p.bluesky.handle,
+            password=p.bluesky.app_password_value,
+            session_path=settings.state_dir / "bluesky.session",
+            http=pages,
+        )
+    if "local" in wanted:
+        local = LocalPublisher(p.local.directory or settings.state_dir / "outbox")
+    dispatcher = Dispatcher(outbox, devto=devto, bluesky=bluesky, local=local)
+    for closer in closers:
+        dispatcher.on_close(closer)
+    return dispatcher

@@ -1,0 +1,118 @@
+"""append-only triggers, daily rollup, model and usage on transactions, pause cause
+
+Revision ID: 0002
+Revises: 0001
+Create Date: 2026-11-21 06:30:00
+
+- ledger_txn gains model, input_tokens, output_tokens (spend by model) and a
+  unique index on reverses_id (a transaction is reversed at most once).
+- ledger_rollup: postings summed per UTC day, account, commodity and, for
+  income and expense postings, per model / task_id / post_id. Backfilled here.
+- ledger_budget_state gains cause (balance|forced), so hysteresis never has to
+  read the reason text.
+- Triggers make UPDATE and DELETE on ledger_txn and ledger_posting fail, on
+  SQLite and PostgreSQL (PostgreSQL also refuses TRUNCATE). A correction is a
+  new transaction. A later migration that rebuilds either table with
+  batch_alter_table (SQLite) must create these triggers again.
+"""
+from alembic import op
+import sqlalchemy as sa
+import sqlmodel
+
+
+revision = '0002'
+down_revision = '0001'
+branch_labels = None
+depends_on = None
+
+APPEND_ONLY = ("ledger_txn", "ledger_posting")
+
+# The same rule as ledger.sql.ROLLUP_DIMS, spelled out here so this migration
+# never changes when the code does.
+_DIM = "CASE WHEN substr(p.account, 1, 7) = 'income:' OR substr(p.account, 1, 9) = 'expenses:' THEN {} ELSE '' END"
+
+
+def _day_expr(dialect: str) -> str:
+    if dialect == "postgresql":
+        return "to_char(t.time AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
+    return "substr(t.time, 1, 10)"
+
+
+def upgrade() -> None:
+    dialect = op.get_bind().dialect.name
+
+    op.add_column('ledger_txn', sa.Column('model', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True))
+    op.add_column('ledger_txn', sa.Column('input_tokens', sa.BigInteger(), nullable=True))
+    op.add_column('ledger_txn', sa.Column('output_tokens', sa.BigInteger(), nullable=True))
+    op.create_index('ux_ledger_txn_reverses_id', 'ledger_txn', ['reverses_id'], unique=True)
+
+    op.add_column(
+        'ledger_budget_state',
+        sa.Column('cause', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False, server_default=''),
+    )
+    op.execute("UPDATE ledger_budget_state SET cause = 'balance' WHERE paused AND reason LIKE 'available %'")
+    op.execute("UPDATE ledger_budget_state SET cause = 'forced' WHERE paused AND cause = ''")
+
+    op.create_table('ledger_rollup',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('day', sqlmodel.sql.sqltypes.AutoString(length=10), nullable=False),
+    sa.Column('account', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+    sa.Column('commodity', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column('model', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+    sa.Column('task_id', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('post_id', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+    sa.Column('amount', sa.BigInteger(), nullable=False),
+    sa.Column('postings', sa.BigInteger(), nullable=False),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('day', 'account', 'commodity', 'model', 'task_id', 'post_id', name='ux_ledger_rollup_key')
+    )
+    model, task, post = (_DIM.format(f"COALESCE(t.{col}, '')") for col in ("model", "task_id", "post_id"))
+    op.execute(
+        "INSERT INTO ledger_rollup (day, account, commodity, model, task_id, post_id, amount, postings) "
+        f"SELECT {_day_expr(dialect)}, p.account, p.commodity, {model}, {task}, {post}, SUM(p.amount), COUNT(*) "
+        "FROM ledger_posting p JOIN ledger_txn t ON t.id = p.txn_id GROUP BY 1, 2, 3, 4, 5, 6"
+    )
+
+    if dialect == "postgresql":
+        op.execute(
+            """
+            CREATE FUNCTION ledger_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                RAISE EXCEPTION 'ledger is append-only: % on % refused (post a reversal instead)', TG_OP, TG_TABLE_NAME
+                    USING ERRCODE = 'restrict_violation';
+            END
+            $$
+            """
+        )
+        for table in APPEND_ONLY:
+            op.execute(
+                f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON {table} "
+                "FOR EACH STATEMENT EXECUTE FUNCTION ledger_append_only()"
+            )
+    else:
+        for table in APPEND_ONLY:
+            for op_name in ("UPDATE", "DELETE"):
+                op.execute(
+                    f"CREATE TRIGGER {table}_no_{op_name.lower()} BEFORE {op_name} ON {table} "
+                    f"BEGIN SELECT RAISE(ABORT, 'ledger is append-only: {op_name} on {table} refused "
+                    "(post a reversal instead)'); END"
+                )
+
+
+def downgrade() -> None:
+    dialect = op.get_bind().dialect.name
+    if dialect == "postgresql":
+        for table in APPEND_ONLY:
+            op.execute(f"DROP TRIGGER {table}_append_only ON {table}")
+        op.execute("DROP FUNCTION ledger_append_only()")
+    else:
+        for table in APPEND_ONLY:
+            for op_name in ("update", "delete"):
+                op.execute(f"DROP TRIGGER {table}_no_{op_name}")
+    op.drop_table('ledger_rollup')
+    op.drop_index('ux_ledger_txn_reverses_id', table_name='ledger_txn')
+    # Plain DROP COLUMN (SQLite >= 3.35): a batch rebuild of ledger_txn would
+    # trip the foreign key from ledger_posting.
+    op.execute("ALTER TABLE ledger_budget_state DROP COLUMN cause")
+    for column in ("output_tokens", "input_tokens", "model"):
+        op.execute(f"ALTER TABLE ledger_txn DROP COLUMN {column}")

@@ -1,0 +1,181 @@
+"""Dev.to (Forem API v1) adapter over an injected httpx.AsyncClient.
+
+Errors (classified by status code / exception type):
+    PublishError
+     +-- RetryableError   httpx.TimeoutException, httpx.TransportError, 429 (Retry-After), 5xx,
+     |                    local rate limit
+     +-- PermanentError   400, 401, 403, 404, 422 and any other 4xx
+
+Every article carries a hidden marker comment `<!-- selfpub:KEY -->` at the end
+of its Markdown so `find_existing` can recognise it in /api/articles/me/all;
+canonical_url and then the exact title are matched when the marker is absent.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import httpx
+from opentelemetry import trace
+from pydantic import SecretStr
+
+from config.settings import DevtoSettings
+from publishers.protocol import Metrics, PermanentError, Post, Published, RetryableError
+from publishers.ratelimit import Limiter, devto_limiters, parse_retry_after
+
+log = logging.getLogger(__name__)
+tracer = trace.get_tracer("selfpub.publishers")
+
+PLATFORM = "devto"
+MAX_TAGS = 4
+PER_PAGE = 100
+MAX_PAGES = 50  # /me/all is scanned at most this deep (5,000 articles)
+
+
+def marker(key: str) -> str:
+    """The hidden comment that identifies an article made for idempotency key `key`."""
+    safe = re.sub(r"[^A-Za-z0-9:._/-]", "_", key)
+    return f"<!-- selfpub:{safe} -->"
+
+
+def clean_tags(tags: Sequence[str]) -> list[str]:
+    """At most 4 tags, lowercase alphanumeric, unique, in order."""
+    out: list[str] = []
+    for tag in tags:
+        t = re.sub(r"[^a-z0-9]", "", tag.lower())
+        if t and t not in out:
+            out.append(t)
+    return out[:MAX_TAGS]
+
+
+class DevtoPublisher:
+    """Creates Dev.to articles (drafts unless settings say publish) and reads their counters."""
+
+    name = PLATFORM
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        settings: DevtoSettings,
+        api_key: SecretStr,
+        *,
+        writes: Limiter | None = None,
+        articles: Limiter | None = None,
+    ):
+        self._client = client
+        self._settings = settings
+        self._api_key = api_key
+        self._base = settings.base_url.rstrip("/")
+        default_writes, default_articles = devto_limiters(new_account=settings.new_account)
+        self._writes = writes or default_writes
+        self._articles = articles or default_articles
+
+    # -- HTTP ----------------------------------------------------------------------
+
+    async def _request(self, method: str, path: str, *, limiter: Limiter | None = None, **kwargs: Any) -> httpx.Response:
+        if limiter is not None:
+            await limiter.acquire()
+        headers = {"api-key": self._api_key.get_secret_value(), "accept": "application/vnd.forem.api-v1+json"}
+        with tracer.start_as_current_span(f"devto {method} {path}", attributes={"http.method": method}):
+            try:
+                resp = await self._client.request(method, self._base + path, headers=headers, **kwargs)
+            except httpx.TimeoutException as exc:
+                raise RetryableError(PLATFORM, f"timeout on {method} {path}") from exc
+            except httpx.TransportError as exc:
+                raise RetryableError(PLATFORM, f"{type(exc).__name__} on {method} {path}") from exc
+        if resp.status_code < 400:
+            return resp
+        message = _error_message(resp)
+        if resp.status_code == 429:
+            retry_after = parse_retry_after(resp.headers.get("retry-after"))
+            if retry_after is not None:
+                self._writes.block_for(retry_after)
+            raise RetryableError(PLATFORM, message, status=429, retry_after=retry_after)
+        if resp.status_code >= 500:
+            raise RetryableError(PLATFORM, message, status=resp.status_code)
+        raise PermanentError(PLATFORM, message, status=resp.status_code)
+
+    # -- Publisher -----------------------------------------------------------------
+
+    def article_body(self, post: Post) -> dict[str, Any]:
+        """The JSON body of POST /api/articles for `post`."""
+        article: dict[str, Any] = {
+            "title": post.title,
+            "body_markdown": f"{post.body_markdown.rstrip()}\n\n{marker(post.key)}\n",
+            "published": self._settings.publish,
+            "tags": ", ".join(clean_tags(post.tags)),
+            "ai_disclosure_level": self._settings.ai_disclosure_level,
+        }
+        if post.description:
+            article["description"] = post.description
+        if post.canonical_url:
+            article["canonical_url"] = post.canonical_url
+        if self._settings.series:
+            article["series"] = self._settings.series
+        return {"article": article}
+
+    async def publish(self, post: Post) -> Published:
+        """POST /api/articles; a draft unless settings.publish."""
+        if self._settings.publish:
+            await self._articles.acquire()
+        resp = await self._request("POST", "/api/articles", limiter=self._writes, json=self.article_body(post))
+        return _published(resp.json())
+
+    async def find_existing(self, idempotency_key: str, post: Post) -> Published | None:
+        """Look through /api/articles/me/all for the marker, canonical_url or exact title."""
+        mark = marker(idempotency_key)
+        by_other: Published | None = None
+        async for article in self._pages("/api/articles/me/all"):
+            if mark in (article.get("body_markdown") or ""):
+                return _published(article)
+            if by_other is None and (
+                (post.canonical_url and article.get("canonical_url") == post.canonical_url) or article.get("title") == post.title
+            ):
+                by_other = _published(article)
+        return by_other
+
+    async def metrics(self, published: Sequence[Published]) -> list[Metrics]:
+        """Views, reactions and comments from /api/articles/me (published articles, paged)."""
+        wanted = {p.remote_id for p in published}
+        found: dict[str, Metrics] = {}
+        if wanted:
+            async for article in self._pages("/api/articles/me"):
+                rid = str(article.get("id"))
+                if rid in wanted:
+                    found[rid] = Metrics(
+                        PLATFORM,
+                        rid,
+                        views=article.get("page_views_count"),
+                        reactions=article.get("public_reactions_count"),
+                        comments=article.get("comments_count"),
+                    )
+                    if len(found) == len(wanted):
+                        break
+        return [found.get(p.remote_id) or Metrics(PLATFORM, p.remote_id) for p in published]
+
+    async def _pages(self, path: str):  # noqa: ANN202
+        for page in range(1, MAX_PAGES + 1):
+            resp = await self._request("GET", path, params={"page": page, "per_page": PER_PAGE})
+            items = resp.json()
+            for item in items:
+                yield item
+            if len(items) < PER_PAGE:
+                return
+
+
+def _published(article: dict[str, Any]) -> Published:
+    extra = {k: str(article[k]) for k in ("path", "slug", "published") if article.get(k) is not None}
+    return Published(PLATFORM, str(article["id"]), str(article.get("url") or ""), extra)
+
+
+def _error_message(resp: httpx.Response) -> str:
+    try:
+        body = resp.json()
+    except ValueError:
+        return resp.reason_phrase or f"HTTP {resp.status_code}"
+    if isinstance(body, dict) and body.get("error"):
+        return str(body["error"])[:500]
+    return resp.reason_phrase or f"HTTP {resp.status_code}"

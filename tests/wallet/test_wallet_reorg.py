@@ -1,0 +1,73 @@
+"""Reorgs on a real node (anvil_reorg): a counted transfer that disappears is reversed."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from ledger.journal import TIPS, WALLET, Journal
+from tests.peers.anvil import rpc_call
+from tests.wallet.conftest import AnvilToken
+from wallet.chain import token_contract
+from wallet.models import CountedLog
+
+pytestmark = pytest.mark.integration
+COUNTED = CountedLog.__table__
+
+
+def counted_rows(journal: Journal) -> list:
+    with journal.engine.connect() as conn:
+        return conn.execute(select(COUNTED).order_by(COUNTED.c.id)).all()
+
+
+def test_a_reorg_that_drops_a_counted_tip_is_reversed(anvil_token: AnvilToken, journal: Journal) -> None:
+    wallet = anvil_token.wallet(journal, confirmations=1)
+    anvil_token.tip(2_000_000)
+    anvil_token.mine(1)
+    assert wallet.scan().counted == 1
+    assert journal.balance(WALLET) == 2_000_000
+
+    rpc_call(anvil_token.node.url, "anvil_reorg", [2, []])  # the tip's block and the one on top: replaced, empty
+    r = wallet.scan()
+    assert r.reversed == 1 and r.counted == 0
+    assert journal.balance(WALLET) == 0 and journal.balance(TIPS) == 0
+    row = counted_rows(journal)[0]
+    assert row.status == "reversed" and row.reversal_txn_id is not None
+    # a rescan does not reverse twice, and the reconciliation agrees with the chain
+    assert wallet.scan().reversed == 0
+    assert wallet.reconcile().drift_ucr == 0
+
+
+def test_a_tip_moved_to_another_block_by_a_reorg_counts_once(anvil_token: AnvilToken, journal: Journal) -> None:
+    w3 = anvil_token.w3
+    wallet = anvil_token.wallet(journal, confirmations=1)
+    tx_hash = anvil_token.tip(1_000_000)
+    anvil_token.mine(1)
+    wallet.scan()
+    tx = w3.eth.get_transaction(tx_hash)
+    request = {
+        "from": anvil_token.funder, "to": anvil_token.address, "data": tx["input"].to_0x_hex(),
+        "nonce": hex(tx["nonce"]), "gas": hex(tx["gas"]),
+    }
+    rpc_call(anvil_token.node.url, "anvil_reorg", [2, [[request, 1]]])  # re-included one block later
+    anvil_token.mine(1)
+    r = wallet.scan()
+    assert (r.reversed, r.counted) == (1, 1)
+    assert journal.balance(WALLET) == 1_000_000
+    live = [row for row in counted_rows(journal) if row.status == "counted"]
+    assert len(live) == 1 and live[0].block_number > tx["blockNumber"]
+    assert wallet.reconcile().drift_ucr == 0
+
+
+def test_a_reorg_below_the_cursor_that_adds_a_transfer_is_found(anvil_token: AnvilToken, sqlite_journal: Journal) -> None:
+    wallet = anvil_token.wallet(sqlite_journal, confirmations=0)
+    anvil_token.mine(3)
+    wallet.scan()
+    assert sqlite_journal.balance(WALLET) == 0
+    data = token_contract(anvil_token.w3, anvil_token.address).encode_abi(
+        "transfer", [anvil_token.agent, anvil_token.units(500_000)]
+    )
+    request = {"from": anvil_token.funder, "to": anvil_token.address, "data": data}
+    rpc_call(anvil_token.node.url, "anvil_reorg", [2, [[request, 0]]])  # same height, new block with a tip
+    r = wallet.scan()
+    assert r.counted == 1 and sqlite_journal.balance(WALLET) == 500_000
