@@ -119,6 +119,8 @@ class Cadence:
         if slow == self.slow:
             return False
         self.slow = slow
+        if self.scheduler.get_job(CYCLE) is None:
+            return True  # not installed yet: install() picks up self.slow
         self.scheduler.reschedule_job(CYCLE, trigger=cycle_trigger(self.schedule, slow=slow, fast_seconds=self.fast_seconds))
         return True
 

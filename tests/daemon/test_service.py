@@ -131,7 +131,13 @@ async def test_a_held_cycle_lock_makes_the_other_instance_skip(db_url, tmp_path)
 
 async def test_reload_with_a_broken_config_keeps_the_old_settings(sqlite_url, tmp_path) -> None:
     answers: list = [ConfigError([Problem("schedule.interval_minutes", "must be >= 1", "fix it")], "x.toml")]
-    svc = make_service(sqlite_url, tmp_path, Recorder([]), config_loader=lambda: answers.pop(0))
+    def loader() -> Settings:
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    svc = make_service(sqlite_url, tmp_path, Recorder([]), config_loader=loader)
     old = svc.settings
     assert await svc.reload() is False
     assert svc.settings is old and "config reload failed (1 problem(s))" in svc.status_line()
