@@ -47,7 +47,8 @@ def main() -> None:
         t0 = time.perf_counter()
         last = None
         for i in range(args.transfers):
-            last = token.functions.transfer(agent, 10**15 * (i + 1)).transact({"from": funder, "gas": 60_000})
+            data = token.encode_abi("transfer", [agent, 10**15 * (i + 1)])
+            last = rpc_call(node.url, "eth_sendTransaction", [{"from": funder, "to": token.address, "data": data, "gas": hex(60_000)}])
             if gap:
                 rpc_call(node.url, "anvil_mine", [hex(gap)])
         if last is not None:

@@ -326,7 +326,7 @@ class Service:
         """Re-read the figures shown by STATUS, /metrics and the status page."""
         snap = self.budget.snapshot()
         self.figures.snapshot = snap
-        self.figures.runway_days = self.reader.runway_days(snap.available)
+        self.figures.runway_days = self.reader.runway_days(snap.available, budget=self.budget)
         last = self.reader.last_cycle()
         if last is not None:
             self.figures.last_cycle_at, self.figures.last_cycle_outcome = last

@@ -9,6 +9,7 @@ import math
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import Engine, func, select
@@ -185,7 +186,7 @@ class StatusReader:
             ).all()
         return {job: int(n) for job, n in rows}
 
-    def runway_days(self, available: int, now: datetime | None = None) -> float | None:
+    def runway_days(self, available: int, now: datetime | None = None, budget: Any = None) -> float | None:
         """Days the available balance lasts at the recent spend rate; None when nothing is spent."""
         if self.runway_source is not None:
             return self.runway_source()
@@ -194,7 +195,7 @@ class StatusReader:
         except ImportError:
             runway_days = None
         if runway_days is not None:
-            value = runway_days(self.journal, None, now)
+            value = runway_days(self.journal, budget, now=now)
             return None if value is None or (isinstance(value, float) and math.isinf(value)) else float(value)
         now = now or datetime.now(timezone.utc)
         with self.engine.connect() as conn:

@@ -195,6 +195,8 @@ class FakeCycle:
     resumes its task at the next start. Every cycle's start and end times are
     appended to <state_dir>/fake-cycles.jsonl so tests can check for overlaps.
     Optionally spends `cost` ucr per cycle through a budget reservation.
+    A file <state_dir>/fake-cycle-bug makes the cycle raise a bug (an
+    unclassified error quoting the file's text), so tests can watch the crash path.
     """
 
     STEPS = ("researched", "drafted", "approved", "published")
@@ -202,6 +204,7 @@ class FakeCycle:
     def __init__(self, state_dir: Path, seconds: float, budget: Budget, cost: int = 0):
         self.task_file = Path(state_dir) / "fake-task.json"
         self.log_file = Path(state_dir) / "fake-cycles.jsonl"
+        self.bug_file = Path(state_dir) / "fake-cycle-bug"
         self.seconds = seconds
         self.budget = budget
         self.cost = cost
@@ -226,6 +229,8 @@ class FakeCycle:
 
     async def __call__(self, ctx: CycleContext) -> dict:
         start = time.time()
+        if self.bug_file.exists():
+            raise _FakeBug(f"fake bug while handling {self.bug_file.read_text()!r}")
         task = self._load()
         first_step = task["step"]
         self._append({"event": "start", "pid": os.getpid(), "t": start, "task": task["task"], "step": first_step})
@@ -242,3 +247,7 @@ class FakeCycle:
         self._append({"event": "end", "pid": os.getpid(), "t": end, "start": start, "task": task["task"],
                       "from_step": first_step})
         return task
+
+
+class _FakeBug(Exception):
+    """TEST-ONLY: an error no policy classifies, i.e. a bug."""

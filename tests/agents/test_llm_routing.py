@@ -101,3 +101,25 @@ async def test_every_call_is_a_span_with_gen_ai_attributes(make_llm, fake_openai
     assert a["server.address"] == "fake-llm.test"
     assert failed.attributes["error.type"] == "InternalServerError"
     assert not failed.status.is_ok
+
+
+def test_clients_for_builds_one_client_per_endpoint_without_sdk_retries() -> None:
+    from pydantic import SecretStr
+
+    from agents.embedded import resolve_embedded
+    from agents.llm import clients_for
+    from config.settings import Endpoint
+
+    agents = AgentsSettings(
+        writer=AgentSettings(
+            base_url="http://remote.test/v1", model="big", api_key_value=SecretStr("sk-secret"),
+            fallbacks=(Endpoint(base_url="embedded", model="smollm2-135m-instruct"),),
+        ),
+    )
+    with pytest.raises(ValueError, match="resolve_embedded"):
+        clients_for(agents)
+    clients = clients_for(resolve_embedded(agents, "http://127.0.0.1:8080/v1"))
+    assert set(clients) == {"http://remote.test/v1", "http://127.0.0.1:8080/v1"}
+    assert all(c.max_retries == 0 for c in clients.values())
+    assert clients["http://remote.test/v1"].api_key == "sk-secret"
+    assert "sk-secret" not in repr(agents)

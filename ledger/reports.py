@@ -1,0 +1,394 @@
+"""What the money did: balances, income, spend, P&L per post, a period series, burn and runway.
+
+    report = build_report(journal, budget, since=None, until=None, by="day")
+    report.to_json()      # the stable JSON below
+    render_table(report)  # rich tables (`selfpub ledger report`)
+    to_csv(report)        # long CSV (`--format csv`)
+
+Summary figures (balance, available, reserved, liabilities, receivable,
+paused) are as of `now`. Income, spend, posts and the series cover postings
+with since <= time < until (until defaults to now; a `date` given as
+`until` includes that whole day). Only the credit commodity (CR) is reported.
+
+JSON (`Report.to_json()`), version 1. Keys are stable: new keys may be
+added, none renamed or removed without bumping "version". Every amount is an
+integer of micro-credits (1 credit = 1,000,000 ucr), never a float.
+
+    version       1
+    generated_at  ISO 8601 UTC time the report was built ("now")
+    commodity     "CR"
+    unit          "ucr"
+    since         ISO 8601 start of the range, or null for the ledger's beginning
+    until         ISO 8601 end of the range (exclusive)
+    by            "day" | "week" | "month": the series' period
+    balance       assets:wallet (and sub-accounts)
+    available     wallet - provider liabilities - open reservations
+    reserved      open reservations
+    liabilities   owed to compute providers (positive)
+    receivable    engagement income accrued, not yet received
+    income        {"total", "tips", "engagement": {platform: ucr}, "other": {account: ucr}}
+    spend         {"total", "by_agent": {agent: ucr}, "by_model": {model: ucr},
+                   "other": {account: ucr}}   compute spend by agent and by model
+                   (model "unknown" when none was recorded); other = non-compute expenses
+    net           income.total - spend.total
+    posts         [{"task_id", "post_id", "cost", "earnings", "net"}] sorted by task_id:
+                   compute (and other expense) postings and income postings grouped by
+                   the transaction's task_id; post_id lists the task's posts, comma-separated
+    series        [{"start", "end", "spend", "income", "balance"}]: per period, start
+                   and end (exclusive) as YYYY-MM-DD, balance = wallet at the period's end
+    burn          {"per_day", "net_per_day", "window_days"}: expenses (net: minus income)
+                   per day over the trailing window (shorter when the ledger is younger,
+                   never under one day)
+    runway_days   available / burn.per_day in days (2 decimals), null when nothing is burnt
+    paused        whether the loop is paused
+    pause_reason  why ("" when running)
+
+CSV (`to_csv`): columns section,key,field,value; money in credits with 6
+decimals. Sections: summary (key = a summary field), income (key = tips,
+engagement:<platform> or an account), spend_by_agent, spend_by_model,
+spend_other, post (key = task_id; field = post_id|cost|earnings|net),
+series (key = start; field = end|spend|income|balance).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from fractions import Fraction
+from typing import Any
+
+from config.money import format_credits
+from config.settings import BudgetSettings
+from ledger.budget import Budget, PauseState
+from ledger.journal import RECEIVABLE_ENGAGEMENT, TIPS, Journal
+from ledger.models import COMMODITY, utcnow
+from ledger.query import (
+    COMPUTE,
+    EXPENSES,
+    INCOME,
+    PERIODS,
+    Period,
+    as_moment,
+    first_time,
+    grouped,
+    period_series,
+)
+
+VERSION = 1
+DEFAULT_WINDOW_DAYS = 7
+COMPUTE_PREFIX = "expenses:compute:"
+ENGAGEMENT_PREFIX = "income:engagement:"
+
+
+@dataclass(frozen=True)
+class PostPnl:
+    """Cost and earnings of one task (its article and short post), in ucr."""
+
+    task_id: str
+    post_id: str
+    cost: int
+    earnings: int
+
+    @property
+    def net(self) -> int:
+        return self.earnings - self.cost
+
+
+@dataclass(frozen=True)
+class Burn:
+    """Spend per day over the trailing window; net subtracts income (negative: earning)."""
+
+    per_day: int
+    net_per_day: int
+    window_days: int
+
+
+@dataclass(frozen=True)
+class Report:
+    """Everything `selfpub ledger report` shows; `to_json()` is the stable form."""
+
+    generated_at: datetime
+    since: datetime | None
+    until: datetime
+    by: str
+    balance: int
+    available: int
+    reserved: int
+    liabilities: int
+    receivable: int
+    tips: int
+    engagement: dict[str, int]
+    other_income: dict[str, int]
+    spend_by_agent: dict[str, int]
+    spend_by_model: dict[str, int]
+    other_spend: dict[str, int]
+    posts: list[PostPnl]
+    series: list[Period]
+    burn: Burn
+    runway_days: float | None
+    pause: PauseState = field(default_factory=lambda: PauseState(False, ""))
+
+    @property
+    def income_total(self) -> int:
+        return self.tips + sum(self.engagement.values()) + sum(self.other_income.values())
+
+    @property
+    def spend_total(self) -> int:
+        return sum(self.spend_by_agent.values()) + sum(self.other_spend.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        """The report as JSON-ready data with the documented, stable keys."""
+        return {
+            "version": VERSION,
+            "generated_at": self.generated_at.isoformat(),
+            "commodity": COMMODITY,
+            "unit": "ucr",
+            "since": self.since.isoformat() if self.since else None,
+            "until": self.until.isoformat(),
+            "by": self.by,
+            "balance": self.balance,
+            "available": self.available,
+            "reserved": self.reserved,
+            "liabilities": self.liabilities,
+            "receivable": self.receivable,
+            "income": {
+                "total": self.income_total,
+                "tips": self.tips,
+                "engagement": dict(self.engagement),
+                "other": dict(self.other_income),
+            },
+            "spend": {
+                "total": self.spend_total,
+                "by_agent": dict(self.spend_by_agent),
+                "by_model": dict(self.spend_by_model),
+                "other": dict(self.other_spend),
+            },
+            "net": self.income_total - self.spend_total,
+            "posts": [
+                {"task_id": p.task_id, "post_id": p.post_id, "cost": p.cost, "earnings": p.earnings, "net": p.net}
+                for p in self.posts
+            ],
+            "series": [
+                {"start": s.start.isoformat(), "end": s.end.isoformat(), "spend": s.spend, "income": s.income,
+                 "balance": s.balance}
+                for s in self.series
+            ],
+            "burn": {"per_day": self.burn.per_day, "net_per_day": self.burn.net_per_day,
+                     "window_days": self.burn.window_days},
+            "runway_days": self.runway_days,
+            "paused": self.pause.paused,
+            "pause_reason": self.pause.reason,
+        }
+
+    def to_json(self, indent: int | None = 2) -> str:
+        """The report as a JSON document (keys documented in this module)."""
+        return json.dumps(self.to_dict(), indent=indent)
+
+
+# -- building ------------------------------------------------------------------------
+
+
+def _burn(journal: Journal, now: datetime, window_days: int, conn: Any) -> tuple[Fraction, Fraction, int]:
+    """(spend per day, net spend per day, window in whole days) over the trailing window."""
+    start = now - timedelta(days=window_days)
+    sums = grouped(journal, since=start, until=now, by=("account",), where=f"({EXPENSES} OR {INCOME})", conn=conn)
+    spent = sum(v for (a,), v in sums.items() if a.startswith("expenses:"))
+    earned = -sum(v for (a,), v in sums.items() if a.startswith("income:"))
+    first = first_time(journal, conn)
+    seconds = window_days * 86_400
+    if first is not None and first > start:
+        seconds = max(int((now - first).total_seconds()), 86_400)  # a young ledger: its own age, at least a day
+    days = Fraction(seconds, 86_400)
+    return Fraction(spent) / days, Fraction(spent - earned) / days, window_days
+
+
+def _runway(available: int, per_day: Fraction) -> float | None:
+    if per_day <= 0:
+        return None
+    return round(float(Fraction(max(available, 0)) / per_day), 2)
+
+
+def runway_days(
+    journal: Journal, budget: Budget | None = None, *, now: datetime | None = None, window_days: int = DEFAULT_WINDOW_DAYS
+) -> float | None:
+    """Days until available is spent at the trailing burn rate; None when nothing is burnt."""
+    budget = budget or Budget(journal, BudgetSettings())
+    now = as_moment(now) or budget.clock()
+    with journal.engine.connect() as conn:
+        per_day, _, _ = _burn(journal, now, window_days, conn)
+    return _runway(budget.snapshot().available, per_day)
+
+
+def build_report(
+    journal: Journal,
+    budget: Budget,
+    *,
+    since: date | datetime | None = None,
+    until: date | datetime | None = None,
+    by: str = "day",
+    now: datetime | None = None,
+    window_days: int = DEFAULT_WINDOW_DAYS,
+) -> Report:
+    """Build the report over [since, until) (see the module docstring for what each figure means)."""
+    if by not in PERIODS:
+        raise ValueError(f"by must be one of {', '.join(PERIODS)}, got {by!r}")
+    now = as_moment(now) or budget.clock()
+    start = as_moment(since)
+    end = as_moment(until, end=True) or now
+    snap = budget.snapshot()
+    with journal.engine.connect() as conn:
+        receivable = journal.balance(RECEIVABLE_ENGAGEMENT, conn=conn)
+        series = period_series(journal, since=start, until=end, by=by, conn=conn)
+        accounts = grouped(journal, since=start, until=end, by=("account",), where=f"({EXPENSES} OR {INCOME})", conn=conn)
+        models = grouped(journal, since=start, until=end, by=("model",), where=COMPUTE, conn=conn)
+        tasks = grouped(
+            journal, since=start, until=end, by=("task_id", "post_id", "account"), where="task_id <> ''", conn=conn
+        )
+        per_day, net_per_day, window = _burn(journal, now, window_days, conn)
+
+    tips, engagement, other_income = 0, {}, {}
+    by_agent, other_spend = {}, {}
+    for (account,), amount in sorted(accounts.items()):
+        if account == TIPS:
+            tips = -amount
+        elif account.startswith(ENGAGEMENT_PREFIX):
+            engagement[account[len(ENGAGEMENT_PREFIX):]] = -amount
+        elif account.startswith("income:"):
+            other_income[account] = -amount
+        elif account.startswith(COMPUTE_PREFIX):
+            by_agent[account[len(COMPUTE_PREFIX):]] = amount
+        else:
+            other_spend[account] = amount
+    by_model = {(model or "unknown"): amount for (model,), amount in sorted(models.items())}
+
+    cost: dict[str, int] = defaultdict(int)
+    earnings: dict[str, int] = defaultdict(int)
+    post_ids: dict[str, set[str]] = defaultdict(set)
+    for (task_id, post_id, account), amount in tasks.items():
+        if post_id:
+            post_ids[task_id].add(post_id)
+        if account.startswith("expenses:"):
+            cost[task_id] += amount
+        else:
+            earnings[task_id] -= amount
+    posts = [
+        PostPnl(t, ",".join(sorted(post_ids.get(t, ()))), cost.get(t, 0), earnings.get(t, 0))
+        for t in sorted(set(cost) | set(earnings))
+    ]
+    return Report(
+        generated_at=now, since=start, until=end, by=by,
+        balance=snap.wallet, available=snap.available, reserved=snap.reserved, liabilities=snap.liabilities,
+        receivable=receivable, tips=tips, engagement=engagement, other_income=other_income,
+        spend_by_agent=by_agent, spend_by_model=by_model, other_spend=other_spend, posts=posts, series=series,
+        burn=Burn(int(per_day), int(net_per_day), window), runway_days=_runway(snap.available, per_day),
+        pause=snap.pause,
+    )
+
+
+# -- rendering -----------------------------------------------------------------------
+
+
+def to_csv(report: Report) -> str:
+    """The report as long CSV: section,key,field,value (money in credits)."""
+    out = io.StringIO()
+    w = csv.writer(out, lineterminator="\n")
+    w.writerow(["section", "key", "field", "value"])
+    c = format_credits
+    for key in ("balance", "available", "reserved", "liabilities", "receivable"):
+        w.writerow(["summary", key, "", c(getattr(report, key))])
+    w.writerow(["summary", "income", "", c(report.income_total)])
+    w.writerow(["summary", "spend", "", c(report.spend_total)])
+    w.writerow(["summary", "net", "", c(report.income_total - report.spend_total)])
+    w.writerow(["summary", "burn_per_day", "", c(report.burn.per_day)])
+    w.writerow(["summary", "net_burn_per_day", "", c(report.burn.net_per_day)])
+    w.writerow(["summary", "runway_days", "", "" if report.runway_days is None else f"{report.runway_days:.2f}"])
+    w.writerow(["summary", "paused", "", "true" if report.pause.paused else "false"])
+    w.writerow(["summary", "pause_reason", "", report.pause.reason])
+    w.writerow(["income", "tips", "", c(report.tips)])
+    for platform, amount in report.engagement.items():
+        w.writerow(["income", f"engagement:{platform}", "", c(amount)])
+    for account, amount in report.other_income.items():
+        w.writerow(["income", account, "", c(amount)])
+    for section, values in (
+        ("spend_by_agent", report.spend_by_agent), ("spend_by_model", report.spend_by_model),
+        ("spend_other", report.other_spend),
+    ):
+        for key, amount in values.items():
+            w.writerow([section, key, "", c(amount)])
+    for p in report.posts:
+        w.writerow(["post", p.task_id, "post_id", p.post_id])
+        for name in ("cost", "earnings", "net"):
+            w.writerow(["post", p.task_id, name, c(getattr(p, name))])
+    for s in report.series:
+        w.writerow(["series", s.start.isoformat(), "end", s.end.isoformat()])
+        for name in ("spend", "income", "balance"):
+            w.writerow(["series", s.start.isoformat(), name, c(getattr(s, name))])
+    return out.getvalue()
+
+
+def render_table(report: Report, console: Any = None, *, posts: int = 20, periods: int = 31) -> None:
+    """Print the report as rich tables (the most active `posts`, the latest `periods`)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = console or Console()
+    c = format_credits
+
+    def money_table(title: str, label: str, rows: dict[str, int]) -> Table:
+        t = Table(title=title, title_justify="left")
+        t.add_column(label)
+        t.add_column("credits", justify="right")
+        for key, amount in rows.items():
+            t.add_row(key, c(amount))
+        return t
+
+    span = f"{report.since.date() if report.since else 'start'} .. {report.until:%Y-%m-%d %H:%M} UTC"
+    summary = Table(title=f"selfpub ledger ({span})", title_justify="left", show_header=False)
+    summary.add_column("figure")
+    summary.add_column("value", justify="right")
+    status = f"[red]paused[/]: {report.pause.reason}" if report.pause.paused else "[green]running[/]"
+    for name, value in (
+        ("balance (wallet)", c(report.balance)),
+        ("available", c(report.available)),
+        ("reserved", c(report.reserved)),
+        ("owed to providers", c(report.liabilities)),
+        ("engagement receivable", c(report.receivable)),
+        ("income", c(report.income_total)),
+        ("spend", c(report.spend_total)),
+        ("net", c(report.income_total - report.spend_total)),
+        (f"burn per day ({report.burn.window_days}d)", c(report.burn.per_day)),
+        ("net burn per day", c(report.burn.net_per_day)),
+        ("runway", "-" if report.runway_days is None else f"{report.runway_days:.2f} days"),
+        ("status", status),
+    ):
+        summary.add_row(name, value)
+    console.print(summary)
+    income = {"tips": report.tips, **{f"engagement:{k}": v for k, v in report.engagement.items()}, **report.other_income}
+    console.print(money_table("Income by source", "source", income))
+    console.print(money_table("Spend by agent", "agent", {**report.spend_by_agent, **report.other_spend}))
+    console.print(money_table("Spend by model", "model", report.spend_by_model))
+
+    pnl = Table(title="P&L per post", title_justify="left")
+    for col, justify in (("task", "left"), ("post", "left"), ("cost", "right"), ("earnings", "right"), ("net", "right")):
+        pnl.add_column(col, justify=justify)  # type: ignore[arg-type]
+    active = sorted(report.posts, key=lambda p: (-(p.cost + p.earnings), p.task_id))[:posts]
+    for p in active:
+        net = c(p.net)
+        pnl.add_row(p.task_id, p.post_id or "-", c(p.cost), c(p.earnings), f"[red]{net}[/]" if p.net < 0 else net)
+    if len(report.posts) > len(active):
+        pnl.caption = f"the {len(active)} most active of {len(report.posts)} tasks; all in --format json"
+    console.print(pnl)
+
+    series = Table(title=f"By {report.by}", title_justify="left")
+    for col, justify in (("from", "left"), ("spend", "right"), ("income", "right"), ("balance at end", "right")):
+        series.add_column(col, justify=justify)  # type: ignore[arg-type]
+    shown = report.series[-periods:]
+    for s in shown:
+        series.add_row(s.start.isoformat(), c(s.spend), c(s.income), c(s.balance))
+    if len(report.series) > len(shown):
+        series.caption = f"the last {len(shown)} of {len(report.series)} periods; all in --format json or csv"
+    console.print(series)
