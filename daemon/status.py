@@ -86,6 +86,10 @@ class StatusReader:
         spend_acct = acct.startswith("expenses:compute:")
         income_acct = acct.startswith("income:")
         with self.engine.connect() as conn:
+            first = conn.execute(select(func.min(TXN.c.time))).scalar()
+            if first is not None and _aware(first) > since:
+                since = _aware(first)  # a young ledger: the chart starts at its first transaction
+
             def total(cond, before):  # noqa: ANN001, ANN202
                 q = select(func.coalesce(func.sum(POSTING.c.amount), 0)).select_from(
                     POSTING.join(TXN, TXN.c.id == POSTING.c.txn_id)).where(cond, TXN.c.time < before)
