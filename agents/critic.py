@@ -10,6 +10,7 @@ Errors: whatever the LLM client raises (BudgetExceeded, agents.llm.errors.LLMErr
 
 from __future__ import annotations
 
+import html
 import logging
 import re
 from collections.abc import Sequence
@@ -54,6 +55,36 @@ SECRET_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
         ),
     ),
 )
+
+
+# Where a renderer finds a link target: markdown links/images, reference definitions, autolinks, HTML attributes.
+_LINK_TARGETS = (
+    re.compile(r"\]\(\s*<?([^)>\n]*)"),
+    re.compile(r"^\s*\[[^\]]+\]:\s*<?(\S+)", re.MULTILINE),
+    re.compile(r"<([a-z][a-z0-9+.-]*:[^>\s]*)>", re.IGNORECASE),
+    re.compile(r"\b(?:href|src|action|formaction|xlink:href|poster|background)\s*=\s*[\"']?([^\"'\s>]+)", re.IGNORECASE),
+)
+_SCHEME = re.compile(r"^([a-z][a-z0-9+.-]*):", re.IGNORECASE)
+# Raw HTML that runs code or loads something when a Markdown renderer passes it through.
+_ACTIVE_HTML = re.compile(
+    r"<\s*/?\s*(script|iframe|frame|object|embed|style|form|input|button|svg|math|img|video|audio|link|meta|base)\b"
+    r"|<[^>]*\son[a-z]+\s*=",
+    re.IGNORECASE,
+)
+_CODE = re.compile(r"```.*?```|~~~.*?~~~|`[^`\n]*`", re.DOTALL)
+
+
+def unsafe_links(text: str) -> list[str]:
+    """Link targets with a scheme other than http(s) (javascript:, data:, file:, ...), entities decoded as a renderer would."""
+    decoded = html.unescape(text)
+    found = []
+    for pattern in _LINK_TARGETS:
+        for m in pattern.finditer(decoded):
+            target = re.sub(r"[\x00-\x20]", "", m.group(1))  # browsers drop tabs/newlines inside a scheme
+            scheme = _SCHEME.match(target)
+            if scheme and scheme.group(1).lower() not in ("http", "https"):
+                found.append(m.group(1))
+    return list(dict.fromkeys(found))
 
 
 class CriticOutput(BaseModel):
@@ -114,6 +145,13 @@ def check_draft(
         if not any(same_url(url, a) for a in allowed):
             problems.append(f"links to {url}, which is not one of the brief's sources")
             fixes.append(f"remove the link {url}; link only to the sources")
+
+    for url in unsafe_links(text):
+        problems.append(f"links to {url[:80]}, which is not an http(s) link")
+        fixes.append("remove every link that is not one of the sources")
+    if _ACTIVE_HTML.search(_CODE.sub(" ", html.unescape(text))):
+        problems.append("contains raw HTML that runs code or loads content (script, iframe, img, on...= handlers)")
+        fixes.append("write plain Markdown without HTML tags")
 
     if looks_like_injection(text):
         problems.append("contains text that reads like instructions to a model")

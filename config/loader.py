@@ -200,7 +200,8 @@ def _normalise_secrets(node: Any, prefix: str, problems: list[Problem]) -> None:
     for key, value in list(node.items()):
         dotted = f"{prefix}.{key}" if prefix else key
         lower = key.lower()
-        if isinstance(value, str) and _looks_secret(lower):
+        # Any non-table value (a string, but also a number or a list) is the secret itself: never echo it.
+        if value is not None and not isinstance(value, dict) and _looks_secret(lower):
             del node[key]
             problems.append(
                 Problem(

@@ -6,12 +6,14 @@ must have at most 6 decimal places.
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal, InvalidOperation
 from typing import Annotated
 
 from pydantic import BeforeValidator, PlainSerializer
 
 UCR_PER_CREDIT = 1_000_000
+_PLAIN_DECIMAL = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)")
 
 
 class AmountError(ValueError):
@@ -31,9 +33,13 @@ def parse_credits(value: object) -> int:
     if isinstance(value, str):
         text = value.strip().replace("_", "")
         try:
-            value = Decimal(text)
+            parsed = Decimal(text)
         except InvalidOperation:
             raise AmountError(f"{value!r} is not a number; write credits like \"1.25\"") from None
+        if parsed.is_finite() and not _PLAIN_DECIMAL.fullmatch(text):
+            # "1e3" is 1000 to Decimal, but not how anyone writes money: refuse rather than guess.
+            raise AmountError(f"{value!r} is in exponent notation; write credits as a plain number like \"1.25\"")
+        value = parsed
     if not isinstance(value, Decimal):
         raise AmountError(f"{value!r} is not an amount; write credits like \"1.25\"")
     if not value.is_finite():

@@ -31,26 +31,33 @@ def enabled_platforms(settings: Settings) -> list[str]:
     return out or ["local"]
 
 
-def build_channel(settings: Settings, engine: Engine, *, platforms: Collection[str] | None = None) -> Dispatcher:
-    """A Dispatcher over the enabled (or the requested) platforms; call `await .aclose()` when done."""
+def check_platforms(settings: Settings, platforms: Collection[str] | None = None) -> list[str]:
+    """The platforms to publish to; PublisherConfigError for an unknown or unconfigured one (nothing touched yet)."""
     wanted = list(platforms) if platforms is not None else enabled_platforms(settings)
     unknown = [w for w in wanted if w not in PLATFORMS]
     if unknown:
         raise PublisherConfigError(f"unknown platform(s) {', '.join(unknown)}: use {', '.join(PLATFORMS)}")
+    p = settings.publishers
+    if "devto" in wanted and p.devto.api_key_value is None:
+        raise PublisherConfigError("publishers.devto.api_key: set api_key.file or api_key.env to your Dev.to API key")
+    if "bluesky" in wanted and not p.bluesky.handle:
+        raise PublisherConfigError("publishers.bluesky.handle: set the account handle")
+    return wanted
+
+
+def build_channel(settings: Settings, engine: Engine, *, platforms: Collection[str] | None = None) -> Dispatcher:
+    """A Dispatcher over the enabled (or the requested) platforms; call `await .aclose()` when done."""
+    wanted = check_platforms(settings, platforms)
     p = settings.publishers
     outbox = Outbox(engine)
     outbox.migrate()
     devto = bluesky = local = None
     closers = []
     if "devto" in wanted:
-        if p.devto.api_key_value is None:
-            raise PublisherConfigError("publishers.devto.api_key: set api_key.file or api_key.env to your Dev.to API key")
         http = httpx.AsyncClient(timeout=p.devto.timeout_seconds, headers={"user-agent": USER_AGENT})
         closers.append(http.aclose)
         devto = DevtoPublisher(http, p.devto, p.devto.api_key_value)
     if "bluesky" in wanted:
-        if not p.bluesky.handle:
-            raise PublisherConfigError("publishers.bluesky.handle: set the account handle")
         client = Client(base_url=p.bluesky.base_url, request=Request(timeout=p.bluesky.timeout_seconds))
         pages = httpx.AsyncClient(timeout=p.bluesky.timeout_seconds, headers={"user-agent": USER_AGENT})
         closers.append(pages.aclose)

@@ -180,7 +180,7 @@ class Budget:
         with self.journal.writer.begin() as conn:
             cur = cursor(conn)
             if not self._rows_ready:
-                now = sql.ts(utcnow())
+                now = sql.ts(self.clock())
                 cur.execute(sql.q(_STATE_ROWS), (LOCK_ROW, False, now, self.persona, False, now))
             if sql.pg:
                 cur.execute(sql.q(_LOCK), (LOCK_ROW,))

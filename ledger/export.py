@@ -10,7 +10,8 @@ ours with each part capitalised (assets:wallet -> Assets:Wallet), which is
 one-to-one because our parts are lowercase. Each transaction carries its id
 (hledger: the code, beancount: `ref` metadata), kind, idempotency key, task,
 post, tx hash and model. The beancount file ends with a `balance` assertion
-for every account, so bean-check itself proves the totals.
+for every account with zero tolerance (`~ 0`), so bean-check itself proves
+the totals to the micro-credit.
 
 Transactions are streamed in (time, id) order: memory stays flat at any size.
 """
@@ -169,7 +170,7 @@ def write_beancount(journal: Journal, out: TextIO) -> int:
                 if parent in opened:
                     subtree[(parent, commodity)] += amount
         for (account, commodity), amount in sorted(subtree.items()):
-            out.write(f"{check} balance {beancount_account(account):<44} {decimal_text(amount):>22} {commodity}\n")
+            out.write(f"{check} balance {beancount_account(account):<44} {decimal_text(amount):>22} ~ 0 {commodity}\n")
     return n
 
 

@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
 from ledger.journal import OPENING, WALLET, Entry, Journal, LedgerError, Posted
 
 
-def deposit(journal: Journal, amount: int, memo: str = "deposit", idempotency_key: str | None = None) -> Posted:
+def deposit(
+    journal: Journal,
+    amount: int,
+    memo: str = "deposit",
+    idempotency_key: str | None = None,
+    *,
+    time: datetime | None = None,
+) -> Posted:
     """Credit `amount` ucr to assets:wallet from equity:opening."""
     if type(amount) is not int or amount <= 0:
         raise LedgerError(f"a deposit must be a positive amount, got {amount!r}")
     key = idempotency_key or f"deposit:{uuid.uuid4()}"
-    return journal.post("deposit", [Entry(WALLET, amount), Entry(OPENING, -amount)], idempotency_key=key, memo=memo)
+    return journal.post("deposit", [Entry(WALLET, amount), Entry(OPENING, -amount)], idempotency_key=key, memo=memo, time=time)

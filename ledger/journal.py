@@ -310,7 +310,9 @@ class Journal:
 
         event.listen(conn, "commit", remember, once=True)
 
-    def reverse(self, txn_id: int, *, idempotency_key: str, memo: str, kind: str = "reversal") -> Posted:
+    def reverse(
+        self, txn_id: int, *, idempotency_key: str, memo: str, kind: str = "reversal", time: datetime | None = None
+    ) -> Posted:
         """Append a transaction that undoes `txn_id` (rows are never edited or deleted).
 
         A transaction is reversed at most once; the same key again returns the reversal.
@@ -337,7 +339,7 @@ class Journal:
             model, task_id, post_id = original
             return self.post_in(
                 conn, kind, entries, idempotency_key=idempotency_key, memo=memo, reverses_id=txn_id,
-                model=model, task_id=task_id, post_id=post_id,
+                model=model, task_id=task_id, post_id=post_id, time=time,
             )
 
     # -- reading -----------------------------------------------------------------

@@ -13,7 +13,7 @@ from pathlib import Path
 from config.money import UCR_PER_CREDIT
 from ledger.journal import Journal
 from ledger.models import utcnow
-from ledger.query import as_moment, period_series
+from ledger.query import as_moment, next_bucket, period_series
 
 FORMATS = (".png", ".svg")
 
@@ -86,14 +86,20 @@ def render(
     FigureCanvasAgg(fig)
     top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=(3, 2))
     x = [float(date2num(d)) for d in s.start]
-    top.plot(x, credits(s.balance), color="tab:blue", marker="o" if len(s.start) < 60 else None, label="wallet balance")
+    ends = [float(date2num(next_bucket(d, by))) for d in s.start]
+    top.plot(ends, credits(s.balance), color="tab:blue", marker="o" if len(s.start) < 60 else None, label="wallet balance (at period end)")
+    top.ticklabel_format(axis="y", useOffset=False, style="plain")
     top.set_ylabel("credits")
     top.set_title(f"selfpub ledger, by {by}")
     top.legend(loc="upper left")
     top.grid(alpha=0.3)
-    width = {"day": 0.4, "week": 2.8, "month": 12}.get(by, 0.4)
-    bottom.bar([v - width / 2 for v in x], credits(s.spend), width=width, color="tab:red", label="spend")
-    bottom.bar([v + width / 2 for v in x], credits(s.income), width=width, color="tab:green", label="income")
+    # Two bars inside each period: spend in its first half, income in its second.
+    widths = [(e - v) * 0.4 for v, e in zip(x, ends)]
+    bottom.bar([v + w / 4 for v, w in zip(x, widths)], credits(s.spend), width=widths, align="edge",
+               color="tab:red", label="spend")
+    bottom.bar([v + w * 1.25 for v, w in zip(x, widths)], credits(s.income), width=widths, align="edge",
+               color="tab:green", label="income")
+    bottom.ticklabel_format(axis="y", useOffset=False, style="plain")
     bottom.set_ylabel("credits")
     bottom.legend(loc="upper left")
     bottom.grid(alpha=0.3)

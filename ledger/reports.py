@@ -80,6 +80,7 @@ from ledger.query import (
 
 VERSION = 1
 DEFAULT_WINDOW_DAYS = 7
+JUST_AFTER = timedelta(microseconds=1)  # "until now" includes what happened at now
 COMPUTE_PREFIX = "expenses:compute:"
 ENGAGEMENT_PREFIX = "income:engagement:"
 
@@ -195,7 +196,7 @@ class Report:
 def _burn(journal: Journal, now: datetime, window_days: int, conn: Any) -> tuple[Fraction, Fraction, int]:
     """(spend per day, net spend per day, window in whole days) over the trailing window."""
     start = now - timedelta(days=window_days)
-    sums = grouped(journal, since=start, until=now, by=("account",), where=f"({EXPENSES} OR {INCOME})", conn=conn)
+    sums = grouped(journal, since=start, until=now + JUST_AFTER, by=("account",), where=f"({EXPENSES} OR {INCOME})", conn=conn)
     spent = sum(v for (a,), v in sums.items() if a.startswith("expenses:"))
     earned = -sum(v for (a,), v in sums.items() if a.startswith("income:"))
     first = first_time(journal, conn)
@@ -238,7 +239,7 @@ def build_report(
         raise ValueError(f"by must be one of {', '.join(PERIODS)}, got {by!r}")
     now = as_moment(now) or budget.clock()
     start = as_moment(since)
-    end = as_moment(until, end=True) or now
+    end = as_moment(until, end=True) or now + JUST_AFTER
     snap = budget.snapshot()
     with journal.engine.connect() as conn:
         receivable = journal.balance(RECEIVABLE_ENGAGEMENT, conn=conn)
@@ -280,7 +281,7 @@ def build_report(
         for t in sorted(set(cost) | set(earnings))
     ]
     return Report(
-        generated_at=now, since=start, until=end, by=by,
+        generated_at=now, since=start, until=now if until is None else end, by=by,
         balance=snap.wallet, available=snap.available, reserved=snap.reserved, liabilities=snap.liabilities,
         receivable=receivable, tips=tips, engagement=engagement, other_income=other_income,
         spend_by_agent=by_agent, spend_by_model=by_model, other_spend=other_spend, posts=posts, series=series,
@@ -347,7 +348,7 @@ def render_table(report: Report, console: Any = None, *, posts: int = 20, period
         return t
 
     span = f"{report.since.date() if report.since else 'start'} .. {report.until:%Y-%m-%d %H:%M} UTC"
-    summary = Table(title=f"selfpub ledger ({span})", title_justify="left", show_header=False)
+    summary = Table(title="selfpub ledger", caption=span, title_justify="left", show_header=False)
     summary.add_column("figure")
     summary.add_column("value", justify="right")
     status = f"[red]paused[/]: {report.pause.reason}" if report.pause.paused else "[green]running[/]"

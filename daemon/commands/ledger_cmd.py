@@ -2,15 +2,60 @@
 
 from __future__ import annotations
 
+import sys
+from datetime import date, datetime
+from enum import Enum
+from pathlib import Path
+from typing import Optional
+
 import typer
 from rich.console import Console
 
 from config import AmountError, format_credits, parse_credits
 from daemon.context import app_context
+from ledger.export import export as ledger_export
 from ledger.funding import deposit as ledger_deposit
+from ledger.plot import render as render_plot
+from ledger.reports import build_report, render_table, to_csv
 
 console = Console()
+err_console = Console(stderr=True)
 ledger_app = typer.Typer(help="The money: balances, reports, exports.", no_args_is_help=True)
+
+
+class By(str, Enum):
+    day = "day"
+    week = "week"
+    month = "month"
+
+
+class ReportFormat(str, Enum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+class ExportFormat(str, Enum):
+    hledger = "hledger"
+    beancount = "beancount"
+
+
+def _date(value: Optional[str], option: str) -> Optional[date]:  # noqa: UP007
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        err_console.print(f"[red]{option} {value!r}: write a date as YYYY-MM-DD[/]")
+        raise typer.Exit(2) from None
+
+
+def _range(since: Optional[str], until: Optional[str]) -> tuple[Optional[date], Optional[date]]:  # noqa: UP007
+    start, end = _date(since, "--since"), _date(until, "--until")
+    if start and end and end < start:
+        err_console.print(f"[red]--until {end} is before --since {start}[/]")
+        raise typer.Exit(2)
+    return start, end
 
 
 @ledger_app.command("deposit")
@@ -31,6 +76,63 @@ def deposit(
     app = app_context(ctx)
     posted = ledger_deposit(app.journal, ucr, memo=memo)
     console.print(f"deposited {format_credits(ucr)} credits (transaction {posted.txn_id})")
+
+
+@ledger_app.command("report")
+def report(
+    ctx: typer.Context,
+    since: Optional[str] = typer.Option(None, "--since", help="First day (YYYY-MM-DD, UTC), included."),  # noqa: UP007
+    until: Optional[str] = typer.Option(None, "--until", help="Last day (YYYY-MM-DD, UTC), included."),  # noqa: UP007
+    by: By = typer.Option(By.day, "--by", help="Period of the series."),
+    fmt: ReportFormat = typer.Option(ReportFormat.table, "--format", help="table (rich), json (stable keys) or csv."),
+) -> None:
+    """Balance, available, income, spend by agent and model, P&L per post, burn, runway, pause."""
+    start, end = _range(since, until)
+    app = app_context(ctx)
+    result = build_report(app.journal, app.budget, since=start, until=end, by=by.value)
+    if fmt is ReportFormat.json:
+        sys.stdout.write(result.to_json() + "\n")
+    elif fmt is ReportFormat.csv:
+        sys.stdout.write(to_csv(result))
+    else:
+        render_table(result, console)
+
+
+@ledger_app.command("export")
+def export(
+    ctx: typer.Context,
+    fmt: ExportFormat = typer.Option(..., "--format", help="hledger journal or beancount file."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Write here instead of stdout."),  # noqa: UP007
+) -> None:
+    """The whole journal for `hledger -f FILE bal` or `bean-check FILE`."""
+    app = app_context(ctx)
+    if out is None:
+        ledger_export(app.journal, fmt.value, sys.stdout)
+        return
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    with tmp.open("w", encoding="utf-8") as fh:
+        n = ledger_export(app.journal, fmt.value, fh)
+    tmp.replace(out)  # a reader never sees half a file
+    err_console.print(f"wrote {n} transactions to {out}")
+
+
+@ledger_app.command("plot")
+def plot(
+    ctx: typer.Context,
+    out: Path = typer.Option(..., "--out", help="FILE.png or FILE.svg."),
+    since: Optional[str] = typer.Option(None, "--since", help="First day (YYYY-MM-DD, UTC)."),  # noqa: UP007
+    until: Optional[str] = typer.Option(None, "--until", help="Last day (YYYY-MM-DD, UTC), included."),  # noqa: UP007
+    by: By = typer.Option(By.day, "--by", help="Period of each point."),
+) -> None:
+    """Chart balance, spend and income over time."""
+    if out.suffix.lower() not in (".png", ".svg"):
+        err_console.print(f"[red]--out {out}: plot to a .png or .svg file[/]")
+        raise typer.Exit(2)
+    start, end = _range(since, until)
+    app = app_context(ctx)
+    render_plot(app.journal, out, since=start, until=end, by=by.value, now=datetime.now().astimezone())
+    err_console.print(f"wrote {out}")
 
 
 def register(app: typer.Typer) -> None:

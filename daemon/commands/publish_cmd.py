@@ -61,12 +61,14 @@ def register(app: typer.Typer) -> None:
         to: str = typer.Option(None, "--to", help="Comma-separated platforms: devto,bluesky,local (default: the enabled ones)."),
     ) -> None:
         """Publish a hand-written post exactly once (same outbox, limits and idempotency as the agents)."""
-        from daemon.wiring_publishers import PublisherConfigError, build_channel
+        from daemon.wiring_publishers import PublisherConfigError, build_channel, check_platforms
 
         app_ctx = app_context(ctx)
         post = post_from_file(file)
         platforms = [t.strip() for t in to.split(",") if t.strip()] if to else None
         try:
+            # Refuse a bad --to before app_ctx.engine creates the state dir and database.
+            check_platforms(app_ctx.settings, platforms)
             channel = build_channel(app_ctx.settings, app_ctx.engine, platforms=platforms)
         except PublisherConfigError as exc:
             err_console.print(f"[bold red]cannot publish:[/] {escape(str(exc))}")

@@ -1,0 +1,95 @@
+"""The selfpub side: the daemon's own wiring (daemon.wiring_agents.build_deps) over local peers.
+
+`selfpub_settings(...)` is the configuration a user would write for an
+OpenAI-compatible endpoint; `SelfpubRun` builds the journal, budget and the
+orchestrator from it exactly as the daemon does, and runs cycles. Feeds come
+from a FeedServer, the model from the CountingServer; publishing goes to the
+local outbox (or the channel given, e.g. Dev.to for the overhead bench).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from agents.orchestrator import CycleReport, Orchestrator
+from config.db import make_engine
+from config.settings import AgentSettings, AgentsSettings, FeedSettings, ModelPrice, ResearchSettings, Settings
+from daemon.wiring_agents import build_deps
+from ledger.budget import Budget
+from ledger.funding import deposit
+from ledger.journal import Journal
+
+MODEL = "bench-model"
+# A small hosted model's list price, in credits per 1M tokens (as a user would configure it).
+PRICE = ModelPrice(input_per_million="0.15", output_per_million="0.6", provider="bench")
+ITEMS_FILE = Path(__file__).with_name("items.json")
+FUNDS = 1_000 * 1_000_000  # ucr deposited before the run: far more than any run spends
+
+
+def load_items(path: Path = ITEMS_FILE, limit: int | None = None) -> list[dict]:
+    """The benchmark's feed items."""
+    items = json.loads(path.read_text(encoding="utf-8"))
+    return items[:limit] if limit else items
+
+
+def selfpub_settings(state_dir: Path, llm_url: str, feed_url: str, *, items_per_cycle: int, writer_max_tokens: int = 1024,
+                     **over: Any) -> Settings:  # noqa: ANN401
+    """Settings for one OpenAI-compatible endpoint, one feed and generous caps (the budget is not under test)."""
+    def role(max_tokens: int) -> AgentSettings:
+        return AgentSettings(base_url=llm_url, model=MODEL, max_tokens=max_tokens, max_calls_per_cycle=10_000,
+                             token_budget_per_cycle=100_000_000, max_retries=3)
+
+    return Settings(
+        state_dir=state_dir,
+        prices={MODEL: PRICE},
+        agents=AgentsSettings(orchestrator=role(256), research=role(512), writer=role(writer_max_tokens), critic=role(256)),
+        feeds=(FeedSettings(url=feed_url, name="bench"),),
+        research=ResearchSettings(items_per_cycle=items_per_cycle),
+        budget={"daily_cap": "1000", "per_cycle_cap": "1000", "min_balance": "0", "resume_balance": "0"},
+        **over,
+    )
+
+
+@dataclass
+class SelfpubRun:
+    """A wired selfpub (journal, budget, orchestrator) on a SQLite file in state_dir."""
+
+    settings: Settings
+    channel: Any = "auto"  # noqa: ANN401 - "auto": the configured publishers (local outbox by default)
+    http_client: Any = None  # noqa: ANN401 - for feeds; None: the daemon's default client
+    llm: Any = None  # noqa: ANN401 - None: the daemon's MeteredLLM over the configured endpoint
+    closers: list[Callable[[], Any]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.engine = make_engine(self.settings.database_url)
+        self.journal = Journal(self.engine)
+        self.journal.migrate()
+        deposit(self.journal, FUNDS, memo="bench funds")
+        self.budget = Budget(self.journal, self.settings.budget)
+        self.deps = build_deps(self.settings, self.journal, self.budget, llm=self.llm, channel=self.channel,
+                               closers=self.closers, http_client=self.http_client)
+        self.orchestrator = Orchestrator(self.deps)
+
+    async def cycle(self) -> CycleReport:
+        """One cycle, as the scheduler runs it."""
+        return await self.orchestrator.run_cycle()
+
+    async def aclose(self) -> None:
+        """Close clients (last opened first) and the database."""
+        while self.closers:
+            result = self.closers.pop()()
+            if hasattr(result, "__await__"):
+                await result
+        self.engine.dispose()
+
+    def outbox_articles(self) -> list[str]:
+        """Bodies of the articles in the local outbox (front matter removed)."""
+        out = []
+        for path in sorted((self.settings.state_dir / "outbox").glob("*.md")):
+            text = path.read_text(encoding="utf-8")
+            out.append(text.split("\n---\n", 1)[1] if text.startswith("---\n") and "\n---\n" in text else text)
+        return out

@@ -1,0 +1,134 @@
+"""The exports, checked by the real tools: `hledger -f FILE bal` and `bean-check`, to the micro-credit."""
+
+from __future__ import annotations
+
+import csv
+import io
+import shutil
+import subprocess
+import sys
+from collections import defaultdict
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from ledger import Journal
+from ledger.export import beancount_account, decimal_text, export
+from ledger.reports import build_report
+from tests.ledger.conftest import Clock
+from tests.ledger.ledgerdata import populate
+
+HLEDGER = shutil.which("hledger")
+BEAN_CHECK = Path(sys.executable).with_name("bean-check")
+UCR = Decimal(1_000_000)
+
+
+def write(journal: Journal, fmt: str, path: Path) -> Path:
+    with path.open("w", encoding="utf-8") as fh:
+        export(journal, fmt, fh)
+    return path
+
+
+def ucr(text: str) -> int:
+    value = Decimal(text) * UCR
+    assert value == value.to_integral_value(), text
+    return int(value)
+
+
+def hledger_balances(path: Path) -> dict[str, dict[str, int]]:
+    """account -> commodity -> micro-units, as `hledger bal` (flat, exclusive) prints them."""
+    out = subprocess.run(
+        [HLEDGER, "-f", str(path), "bal", "--flat", "-N", "-O", "csv"], check=True, capture_output=True, text=True
+    ).stdout
+    balances: dict[str, dict[str, int]] = {}
+    for account, amounts in list(csv.reader(io.StringIO(out)))[1:]:
+        for amount in amounts.split(", "):
+            if amount.strip() in ("0", ""):
+                continue
+            number, commodity = amount.split()
+            balances.setdefault(account, {})[commodity] = ucr(number)
+    return balances
+
+
+def ours(journal: Journal) -> dict[str, dict[str, int]]:
+    balances: dict[str, dict[str, int]] = defaultdict(dict)
+    for commodity in journal.commodities():
+        for account, amount in journal.balances(commodity).items():
+            if amount:
+                balances[account][commodity] = amount
+    return dict(balances)
+
+
+@pytest.mark.skipif(HLEDGER is None, reason="hledger is not installed (tests/peers/apt.sh installs it)")
+def test_hledger_balances_equal_ours_and_the_report(journal: Journal, clock: Clock, tmp_path: Path) -> None:
+    budget = populate(journal, clock)
+    path = write(journal, "hledger", tmp_path / "selfpub.journal")
+    theirs = hledger_balances(path)
+    assert theirs == ours(journal)
+    report = build_report(journal, budget)
+    assert theirs["assets:wallet"]["CR"] == report.balance
+    assert -theirs["income:tips"]["CR"] == report.tips
+    for platform, amount in report.engagement.items():
+        assert -theirs[f"income:engagement:{platform}"]["CR"] == amount
+    for agent, amount in report.spend_by_agent.items():
+        assert theirs[f"expenses:compute:{agent}"]["CR"] == amount
+    assert -theirs["liabilities:provider:embedded"]["CR"] == report.liabilities
+    # hledger counts the same transactions.
+    stats = subprocess.run([HLEDGER, "-f", str(path), "stats"], check=True, capture_output=True, text=True).stdout
+    with journal.engine.connect() as conn:
+        txns = conn.execute(text("SELECT COUNT(*) FROM ledger_txn")).scalar_one()
+    counted = [line.split(":", 1)[1].split()[0] for line in stats.splitlines() if line.split(":")[0].strip() == "Transactions"]
+    assert counted == [str(txns)], stats
+
+
+def test_bean_check_accepts_the_file_and_its_balance_assertions(journal: Journal, clock: Clock, tmp_path: Path) -> None:
+    populate(journal, clock)
+    path = write(journal, "beancount", tmp_path / "selfpub.beancount")
+    result = subprocess.run([str(BEAN_CHECK), str(path)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    # The same totals through beancount's own loader.
+    from beancount import loader
+
+    entries, errors, _ = loader.load_file(str(path))
+    assert errors == []
+    totals: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for entry in entries:
+        for posting in getattr(entry, "postings", None) or ():
+            totals[posting.account][posting.units.currency] += ucr(str(posting.units.number))
+    flat = {a: {c: v for c, v in cs.items() if v} for a, cs in totals.items()}
+    want = {beancount_account(a): cs for a, cs in ours(journal).items()}
+    assert {a: cs for a, cs in flat.items() if cs} == want
+
+
+def test_bean_check_fails_when_a_balance_is_off(journal: Journal, clock: Clock, tmp_path: Path) -> None:
+    """The balance assertions are real: tamper with one posting and bean-check says so."""
+    populate(journal, clock, days=2)
+    path = write(journal, "beancount", tmp_path / "selfpub.beancount")
+    exported = path.read_text()
+    # One micro-credit moved from the opening deposit: both legs still balance, the totals do not.
+    tampered = exported.replace(" 20.000000 CR", " 20.000001 CR", 1).replace("-20.000000 CR", "-20.000001 CR", 1)
+    assert tampered != exported
+    path.write_text(tampered)
+    result = subprocess.run([str(BEAN_CHECK), str(path)], capture_output=True, text=True)
+    assert result.returncode != 0
+    assert "Balance failed" in result.stdout + result.stderr
+
+
+def test_empty_ledger_exports(journal: Journal, tmp_path: Path) -> None:
+    bean = write(journal, "beancount", tmp_path / "empty.beancount")
+    assert subprocess.run([str(BEAN_CHECK), str(bean)], capture_output=True).returncode == 0
+    if HLEDGER:
+        hl = write(journal, "hledger", tmp_path / "empty.journal")
+        assert subprocess.run([HLEDGER, "-f", str(hl), "bal"], capture_output=True).returncode == 0
+
+
+def test_names_and_amounts() -> None:
+    assert beancount_account("liabilities:provider:open-router") == "Liabilities:Provider:Open-router"
+    assert beancount_account("expenses:compute:3rd-agent") == "Expenses:Compute:3rd-agent"
+    assert decimal_text(-1_250_000) == "-1.250000"
+    assert decimal_text(5) == "0.000005"
+    assert decimal_text(0) == "0.000000"
+    with pytest.raises(ValueError, match="hledger"):
+        export(None, "ledger", io.StringIO())  # type: ignore[arg-type]
