@@ -59,7 +59,7 @@ SECRET_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
 
 # Where a renderer finds a link target: markdown links/images, reference definitions, autolinks, HTML attributes.
 _LINK_TARGETS = (
-    re.compile(r"\]\(\s*<?([^)>\n]*)"),
+    re.compile(r"\]\([ \t]*\n?[ \t]*(?:<([^>\n]*)>|([^\s)]*))"),
     re.compile(r"^\s*\[[^\]]+\]:\s*<?(\S+)", re.MULTILINE),
     re.compile(r"<([a-z][a-z0-9+.-]*:[^>\s]*)>", re.IGNORECASE),
     re.compile(r"\b(?:href|src|action|formaction|xlink:href|poster|background)\s*=\s*[\"']?([^\"'\s>]+)", re.IGNORECASE),
@@ -80,10 +80,11 @@ def unsafe_links(text: str) -> list[str]:
     found = []
     for pattern in _LINK_TARGETS:
         for m in pattern.finditer(decoded):
-            target = re.sub(r"[\x00-\x20]", "", m.group(1))  # browsers drop tabs/newlines inside a scheme
+            raw = next(g for g in m.groups() if g is not None) if any(g is not None for g in m.groups()) else ""
+            target = re.sub(r"[\x00-\x20]", "", raw)  # browsers drop tabs/newlines inside a scheme
             scheme = _SCHEME.match(target)
             if scheme and scheme.group(1).lower() not in ("http", "https"):
-                found.append(m.group(1))
+                found.append(raw)
     return list(dict.fromkeys(found))
 
 

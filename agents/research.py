@@ -200,6 +200,15 @@ class ResearchAgent:
         sig = signature(item.title, item.summary)
         return not sig.is_empty() and self._covered.duplicate_of(sig) is not None
 
+    def backlog(self, limit: int = 200) -> list[FeedItem]:
+        """Items seen in earlier fetches but never covered, minus near-duplicates of covered topics.
+
+        A cycle takes only a few of the new items it finds; the rest wait here, so a
+        304 from the feed (nothing new) does not lose them.
+        """
+        items = [FeedItem.model_validate_json(raw) for raw in self.store.backlog(limit)]
+        return [it for it in items if not self.is_near_duplicate(it)]
+
     def mark_covered(self, item: FeedItem) -> None:
         """Record that the item's topic has been written about (persisted; later near-duplicates are skipped)."""
         sig = signature(item.title, item.summary)

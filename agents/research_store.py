@@ -64,6 +64,7 @@ class SeenItem(ResearchBase, table=True):
     title: str = Field(default="", max_length=300)
     signature: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
     covered: bool = Field(default=False, index=True)
+    item_json: str | None = Field(default=None, sa_column=Column(Text, nullable=True))  # for the backlog
     first_seen_at: datetime = Field(default_factory=utcnow)
     covered_at: datetime | None = None
 
@@ -178,6 +179,18 @@ class ResearchStore:
             ).all()
         return [(r[0], r[1], bytes(r[2])) for r in rows]
 
+    def backlog(self, limit: int = 200) -> list[str]:
+        """JSON of seen items not yet covered, newest first: candidates a later cycle may still take."""
+        t = SeenItem.__table__
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(t.c.item_json)
+                .where(t.c.covered.is_(False), t.c.item_json.is_not(None))
+                .order_by(t.c.id.desc())
+                .limit(limit)
+            ).scalars()
+            return list(rows)
+
     def is_covered(self, url_key: str) -> bool:
         """True when the item with this URL key was marked covered."""
         t = SeenItem.__table__
@@ -194,4 +207,5 @@ def seen_row(item: FeedItem, url_key: str, signature: bytes | None) -> dict:
         "feed_url": item.feed_url[:1000],
         "title": item.title[:300],
         "signature": signature,
+        "item_json": item.model_dump_json(),
     }

@@ -42,7 +42,12 @@ INJECTION_PATTERNS: tuple[re.Pattern[str], ...] = tuple(
     )
 )
 
-_URL = re.compile(r"""\b(?:https?|ftp|javascript|data|file)://[^\s<>"'`)\]]+|\bwww\.[^\s<>"'`)\]]+""", re.IGNORECASE)
+_URL = re.compile(
+    r"""\b(?:https?|ftp|javascript|data|file)://[^\s<>"'`)\]]+|\bwww\.[^\s<>"'`)\]]+"""
+    # scheme links without "//" that run code when clicked: javascript:alert(1), data:text/html;base64,...
+    r"""|\b(?:javascript|vbscript):[^\s<>"'`\]]+|\bdata:[a-z]+/[\w.+-]+[;,][^\s<>"'`)\]]*""",
+    re.IGNORECASE,
+)
 # A scheme-less link: host.tld/path (a bare "ASP.NET" or "Node.js" is not one).
 _BARE_DOMAIN_LINK = re.compile(r"(?<![\w@/.])(?:[a-z0-9-]+\.)+[a-z]{2,24}/[^\s<>\"'`)\]]*", re.IGNORECASE)
 _SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")

@@ -54,7 +54,9 @@ def cycle_trigger(schedule: ScheduleSettings, *, slow: bool = False, fast_second
     jitter = schedule.jitter_seconds or None
     if schedule.cron:
         if factor == 1:
-            return CronTrigger.from_crontab(schedule.cron, timezone=schedule.timezone, jitter=jitter)
+            trigger = CronTrigger.from_crontab(schedule.cron, timezone=schedule.timezone)
+            trigger.jitter = jitter  # from_crontab takes no jitter argument
+            return trigger
         gap = cron_gap(schedule.cron, schedule.timezone)
         return IntervalTrigger(seconds=gap.total_seconds() * factor, timezone=schedule.timezone, jitter=jitter)
     return IntervalTrigger(minutes=schedule.interval_minutes * factor, timezone=schedule.timezone, jitter=jitter)

@@ -43,7 +43,9 @@ class ResearchFeed:
         if not self.feeds:
             return []
         collection = await self.research.collect(self.feeds)
-        return [Candidate(it, self.research.novelty(it)) for it in collection.items]
+        fresh = {it.url for it in collection.items}
+        waiting = [it for it in self.research.backlog() if it.url not in fresh]
+        return [Candidate(it, self.research.novelty(it)) for it in [*collection.items, *waiting]]
 
     def mark_covered(self, item: FeedItem) -> None:
         """The topic is being written about: later near-duplicates are skipped."""

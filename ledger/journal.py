@@ -28,7 +28,7 @@ from sqlalchemy import Connection, Engine, event
 
 from config.db import migrate
 from ledger.models import COMMODITY, utcnow
-from ledger.sql import Dialect, cursor, day_str, rollup_dims
+from ledger.sql import Dialect, cursor, day_str, rollup_model
 
 ACCOUNT_KINDS = ("assets", "liabilities", "income", "expenses", "equity")
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -163,10 +163,16 @@ _BALANCE_HEAD = "INSERT INTO ledger_balance (account, commodity, balance)"
 _BALANCE_TAIL = (
     "ON CONFLICT (account, commodity) DO UPDATE SET balance = ledger_balance.balance + excluded.balance"
 )
-_ROLLUP_HEAD = "INSERT INTO ledger_rollup (day, account, commodity, model, task_id, post_id, amount, postings)"
+_ROLLUP_HEAD = "INSERT INTO ledger_rollup (day, account, commodity, model, amount, postings)"
 _ROLLUP_TAIL = (
-    "ON CONFLICT (day, account, commodity, model, task_id, post_id) DO UPDATE SET "
+    "ON CONFLICT (day, account, commodity, model) DO UPDATE SET "
     "amount = ledger_rollup.amount + excluded.amount, postings = ledger_rollup.postings + excluded.postings"
+)
+_TASK_HEAD = "INSERT INTO ledger_task_rollup (day, task_id, post_id, commodity, cost, earnings, postings)"
+_TASK_TAIL = (
+    "ON CONFLICT (day, task_id, post_id, commodity) DO UPDATE SET "
+    "cost = ledger_task_rollup.cost + excluded.cost, earnings = ledger_task_rollup.earnings + excluded.earnings, "
+    "postings = ledger_task_rollup.postings + excluded.postings"
 )
 _ACCOUNT_HEAD = "INSERT INTO ledger_account (name, kind, created_at)"
 _ACCOUNT_TAIL = "ON CONFLICT (name) DO NOTHING"
@@ -271,19 +277,23 @@ class Journal:
         self, conn: Connection, cur: Any, when: datetime, entries: Sequence[Entry],
         model: str | None, task_id: str | None, post_id: str | None,
     ) -> None:
-        """Add a transaction to the running balances and the daily rollup (sorted: no deadlocks)."""
+        """Add a transaction to the running balances and the daily rollups (rows sorted: no deadlocks)."""
         sql = self.sql
         balances: dict[tuple[str, str], int] = defaultdict(int)
-        rollup: dict[tuple[str, str, str, str, str], list[int]] = {}
+        rollup: dict[tuple[str, str, str], list[int]] = {}
+        tasks: dict[str, list[int]] = {}  # commodity -> [cost, earnings, postings]
         for e in entries:
             balances[(e.account, e.commodity)] += e.amount
-            key = (e.account, e.commodity, *rollup_dims(e.account, model, task_id, post_id))
-            slot = rollup.get(key)
-            if slot is None:
-                rollup[key] = [e.amount, 1]
-            else:
-                slot[0] += e.amount
-                slot[1] += 1
+            slot = rollup.setdefault((e.account, e.commodity, rollup_model(e.account, model)), [0, 0])
+            slot[0] += e.amount
+            slot[1] += 1
+            if task_id and e.account.startswith(("expenses:", "income:")):
+                t = tasks.setdefault(e.commodity, [0, 0, 0])
+                if e.account.startswith("expenses:"):
+                    t[0] += e.amount
+                else:
+                    t[1] -= e.amount
+                t[2] += 1
         new = {account for account, _ in balances} - self._known_accounts
         if new:
             self._add_accounts(conn, cur, sorted(new))
@@ -295,7 +305,12 @@ class Journal:
         params = []
         for key, (amount, n) in sorted(rollup.items()):
             params += (day, *key, amount, n)
-        cur.execute(sql.values(_ROLLUP_HEAD, "(?, ?, ?, ?, ?, ?, ?, ?)", len(rollup), _ROLLUP_TAIL), params)
+        cur.execute(sql.values(_ROLLUP_HEAD, "(?, ?, ?, ?, ?, ?)", len(rollup), _ROLLUP_TAIL), params)
+        if tasks:
+            params = []
+            for commodity, (cost, earnings, n) in sorted(tasks.items()):
+                params += (day, task_id, post_id or "", commodity, cost, earnings, n)
+            cur.execute(sql.values(_TASK_HEAD, "(?, ?, ?, ?, ?, ?, ?)", len(tasks), _TASK_TAIL), params)
 
     def _add_accounts(self, conn: Connection, cur: Any, names: list[str]) -> None:
         now = self.sql.ts(utcnow())
@@ -409,19 +424,24 @@ class Journal:
                         f"running balance of {key[0]} is {running.get(key, 0)} {key[1]}, "
                         f"postings say {sums.get(key, 0)}"
                     )
-            cur.execute(
-                "SELECT day, account, commodity, model, task_id, post_id, SUM(amount), COUNT(*) "
-                f"FROM ({self.sql.posting_rows()}) r GROUP BY day, account, commodity, model, task_id, post_id"
-            )
-            expected = {tuple(r[:6]): (int(r[6]), int(r[7])) for r in cur.fetchall()}
-            cur.execute("SELECT day, account, commodity, model, task_id, post_id, amount, postings FROM ledger_rollup")
-            stored = {tuple(r[:6]): (int(r[6]), int(r[7])) for r in cur.fetchall()}
-            for key in sorted(set(expected) | set(stored)):
-                if expected.get(key, (0, 0)) != stored.get(key, (0, 0)):
-                    problems.append(
-                        f"rollup {'/'.join(k for k in key if k)} is {stored.get(key, (0, 0))}, "
-                        f"postings say {expected.get(key, (0, 0))} (amount, postings)"
-                    )
+            for table, cols, sums, stored_cols, rows_sql in (
+                ("ledger_rollup", "day, account, commodity, model", "SUM(amount), COUNT(*)", "amount, postings",
+                 self.sql.posting_rows()),
+                ("ledger_task_rollup", "day, task_id, post_id, commodity", "SUM(cost), SUM(earnings), COUNT(*)",
+                 "cost, earnings, postings", self.sql.task_rows()),
+            ):
+                width = len(cols.split(","))
+                zero = (0,) * len(stored_cols.split(","))
+                cur.execute(f"SELECT {cols}, {sums} FROM ({rows_sql}) r GROUP BY {cols}")
+                expected = {tuple(r[:width]): tuple(int(v) for v in r[width:]) for r in cur.fetchall()}
+                cur.execute(f"SELECT {cols}, {stored_cols} FROM {table}")
+                stored = {tuple(r[:width]): tuple(int(v) for v in r[width:]) for r in cur.fetchall()}
+                for key in sorted(set(expected) | set(stored)):
+                    if expected.get(key, zero) != stored.get(key, zero):
+                        problems.append(
+                            f"{table} {'/'.join(k for k in key if k)} is {stored.get(key, zero)} "
+                            f"({stored_cols}), postings say {expected.get(key, zero)}"
+                        )
             cur.execute(
                 "SELECT DISTINCT p.account FROM ledger_posting p "
                 "LEFT JOIN ledger_account a ON a.name = p.account WHERE a.id IS NULL"
@@ -445,9 +465,15 @@ class Journal:
             )
             cur.execute("DELETE FROM ledger_rollup")
             cur.execute(
-                "INSERT INTO ledger_rollup (day, account, commodity, model, task_id, post_id, amount, postings) "
-                "SELECT day, account, commodity, model, task_id, post_id, SUM(amount), COUNT(*) "
-                f"FROM ({sql.posting_rows()}) r GROUP BY day, account, commodity, model, task_id, post_id"
+                "INSERT INTO ledger_rollup (day, account, commodity, model, amount, postings) "
+                "SELECT day, account, commodity, model, SUM(amount), COUNT(*) "
+                f"FROM ({sql.posting_rows()}) r GROUP BY day, account, commodity, model"
+            )
+            cur.execute("DELETE FROM ledger_task_rollup")
+            cur.execute(
+                "INSERT INTO ledger_task_rollup (day, task_id, post_id, commodity, cost, earnings, postings) "
+                "SELECT day, task_id, post_id, commodity, SUM(cost), SUM(earnings), COUNT(*) "
+                f"FROM ({sql.task_rows()}) r GROUP BY day, task_id, post_id, commodity"
             )
             first_colon = "strpos(p.account, ':')" if sql.pg else "instr(p.account, ':')"
             cur.execute(

@@ -1,10 +1,11 @@
 """Ledger tables. Amounts are integer micro-credits (BigInteger), never floats.
 
 Postings and transactions are append-only (migration 0002 adds triggers that
-refuse UPDATE and DELETE). `ledger_balance`, `ledger_rollup` and
-`ledger_spend_counter` are running totals updated in the same database
-transaction as the postings they summarise, so budget checks stay O(1) and
-reports stay fast at any ledger size; `Journal.verify()` recomputes them.
+refuse UPDATE and DELETE). `ledger_balance`, `ledger_rollup`,
+`ledger_task_rollup` and `ledger_spend_counter` are running totals updated
+in the same database transaction as the postings they summarise, so budget
+checks stay O(1) and reports stay fast at any ledger size;
+`Journal.verify()` recomputes them.
 """
 
 from __future__ import annotations
@@ -82,25 +83,36 @@ class AccountBalance(LedgerBase, table=True):
 
 
 class Rollup(LedgerBase, table=True):
-    """Postings summed per UTC day, account and commodity (reports read this, not postings).
+    """Postings summed per UTC day, account, commodity and model (reports read this, not postings).
 
-    Income and expense postings are also split by the transaction's model,
-    task_id and post_id (spend by model, P&L per post); other postings carry ''.
+    `model` is the transaction's model on income and expense postings, '' on the others.
     """
 
     __tablename__ = "ledger_rollup"
-    __table_args__ = (
-        UniqueConstraint("day", "account", "commodity", "model", "task_id", "post_id", name="ux_ledger_rollup_key"),
-    )
+    __table_args__ = (UniqueConstraint("day", "account", "commodity", "model", name="ux_ledger_rollup_key"),)
 
     id: int | None = Field(default=None, primary_key=True)
     day: str = Field(max_length=10)  # YYYY-MM-DD, UTC
     account: str = Field(max_length=200)
     commodity: str = Field(default=COMMODITY, max_length=16)
     model: str = Field(default="", max_length=200)
-    task_id: str = Field(default="", max_length=64)
-    post_id: str = Field(default="", max_length=200)
     amount: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, default=0))
+    postings: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, default=0))
+
+
+class TaskRollup(LedgerBase, table=True):
+    """Cost (expense postings) and earnings (income postings, positive) per UTC day, task and post."""
+
+    __tablename__ = "ledger_task_rollup"
+    __table_args__ = (UniqueConstraint("day", "task_id", "post_id", "commodity", name="ux_ledger_task_rollup_key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    day: str = Field(max_length=10)
+    task_id: str = Field(max_length=64)
+    post_id: str = Field(default="", max_length=200)
+    commodity: str = Field(default=COMMODITY, max_length=16)
+    cost: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, default=0))
+    earnings: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, default=0))
     postings: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, default=0))
 
 

@@ -21,7 +21,6 @@ from ledger.sql import cursor
 UTC = timezone.utc
 By = Literal["day", "week", "month"]
 PERIODS = ("day", "week", "month")
-DIMENSIONS = ("day", "account", "commodity", "model", "task_id", "post_id")
 
 # Conditions on the rollup's columns, usable as `where` below.
 EXPENSES = "substr(account, 1, 9) = 'expenses:'"
@@ -44,6 +43,87 @@ def as_moment(value: date | datetime | None, *, end: bool = False) -> datetime |
     return midnight(value + timedelta(days=1) if end else value)
 
 
+@dataclass(frozen=True)
+class Source:
+    """A rollup table, its key columns and summed columns, and the same rows computed from postings."""
+
+    table: str
+    keys: tuple[str, ...]
+    values: tuple[str, ...]
+    raw: str  # name of the Dialect method giving the per-posting subquery
+
+
+POSTINGS = Source("ledger_rollup", ("day", "account", "commodity", "model"), ("amount",), "posting_rows")
+TASKS = Source("ledger_task_rollup", ("day", "task_id", "post_id", "commodity"), ("cost", "earnings"), "task_rows")
+
+
+def sums(
+    journal: Journal,
+    source: Source,
+    *,
+    since: datetime | None,
+    until: datetime | None,
+    by: Sequence[str],
+    where: str = "",
+    commodity: str = COMMODITY,
+    conn: Any = None,
+) -> dict[tuple, tuple[int, ...]]:
+    """The source's values summed over since <= time < until, grouped by key columns `by`."""
+    assert all(col in source.keys for col in by), by
+    if conn is None:
+        with journal.engine.connect() as c:
+            return sums(journal, source, since=since, until=until, by=by, where=where, commodity=commodity, conn=c)
+    if since is not None and until is not None and until <= since:
+        return {}
+    sql = journal.sql
+    cur = cursor(conn)
+    out: dict[tuple, list[int]] = {}
+    cols = ", ".join([*by, *(f"SUM({v})" for v in source.values)])
+    group = f"GROUP BY {', '.join(by)}" if by else ""
+    cond = f"commodity = ? {('AND ' + where) if where else ''}"
+
+    def run(rows: str, rows_params: tuple, extra: str = "", extra_params: tuple = ()) -> None:
+        cur.execute(
+            sql.q(f"SELECT {cols} FROM {rows} WHERE {cond} {extra} {group}"), (*rows_params, commodity, *extra_params)
+        )
+        for row in cur.fetchall():
+            if row[-1] is None:  # SUM of no rows
+                continue
+            slot = out.setdefault(tuple(row[: len(by)]), [0] * len(source.values))
+            for i, v in enumerate(row[len(by):]):
+                slot[i] += int(v)
+
+    def raw(a: datetime | None, b: datetime | None) -> None:
+        parts, params = [], []
+        if a is not None:
+            parts.append("t.time >= ?")
+            params.append(sql.ts(a))
+        if b is not None:
+            parts.append("t.time < ?")
+            params.append(sql.ts(b))
+        run(f"({getattr(sql, source.raw)(' AND '.join(parts))}) r", tuple(params))
+
+    # Whole days come from the rollup; the partial days at either end from postings.
+    first_whole = None if since is None else (since.date() if since == midnight(since.date()) else since.date() + timedelta(days=1))
+    end_whole = None if until is None else until.date()
+    if first_whole is not None and end_whole is not None and first_whole > end_whole:
+        raw(since, until)  # both ends inside one day
+        return {k: tuple(v) for k, v in out.items()}
+    extra, params = "", []
+    if first_whole is not None:
+        extra += " AND day >= ?"
+        params.append(first_whole.isoformat())
+    if end_whole is not None:
+        extra += " AND day < ?"
+        params.append(end_whole.isoformat())
+    run(source.table, (), extra, tuple(params))
+    if since is not None and first_whole is not None and midnight(first_whole) != since:
+        raw(since, midnight(first_whole))
+    if until is not None and end_whole is not None and midnight(end_whole) != until:
+        raw(midnight(end_whole), until)
+    return {k: tuple(v) for k, v in out.items()}
+
+
 def grouped(
     journal: Journal,
     *,
@@ -54,57 +134,9 @@ def grouped(
     commodity: str = COMMODITY,
     conn: Any = None,
 ) -> dict[tuple, int]:
-    """SUM(amount) of postings with since <= time < until, grouped by rollup columns `by`."""
-    assert all(col in DIMENSIONS for col in by), by
-    if conn is None:
-        with journal.engine.connect() as c:
-            return grouped(journal, since=since, until=until, by=by, where=where, commodity=commodity, conn=c)
-    sql = journal.sql
-    cur = cursor(conn)
-    out: dict[tuple, int] = defaultdict(int)
-    cols = ", ".join(by) if by else "'all'"
-    group = f"GROUP BY {', '.join(by)}" if by else ""
-    cond = f"commodity = ? {('AND ' + where) if where else ''}"
-
-    def run(source: str, source_params: tuple, extra: str = "", extra_params: tuple = ()) -> None:
-        cur.execute(
-            sql.q(f"SELECT {cols}, SUM(amount) FROM {source} WHERE {cond} {extra} {group}"),
-            (*source_params, commodity, *extra_params),
-        )
-        for row in cur.fetchall():
-            if row[-1] is not None:  # SUM of no rows
-                out[tuple(row[:-1]) if by else ()] += int(row[-1])
-
-    def raw(a: datetime | None, b: datetime | None) -> None:
-        parts, params = [], []
-        if a is not None:
-            parts.append("t.time >= ?")
-            params.append(sql.ts(a))
-        if b is not None:
-            parts.append("t.time < ?")
-            params.append(sql.ts(b))
-        run(f"({sql.posting_rows(' AND '.join(parts))}) r", tuple(params))
-
-    first_whole = None if since is None else (since.date() if since == midnight(since.date()) else since.date() + timedelta(days=1))
-    end_whole = None if until is None else until.date()
-    if since is not None and until is not None and (until <= since):
-        return {}
-    if first_whole is not None and end_whole is not None and first_whole > end_whole:
-        raw(since, until)  # both ends inside one day
-        return dict(out)
-    extra, params = "", []
-    if first_whole is not None:
-        extra += " AND day >= ?"
-        params.append(first_whole.isoformat())
-    if end_whole is not None:
-        extra += " AND day < ?"
-        params.append(end_whole.isoformat())
-    run("ledger_rollup", (), extra, tuple(params))
-    if since is not None and first_whole is not None and midnight(first_whole) != since:
-        raw(since, midnight(first_whole))
-    if until is not None and end_whole is not None and midnight(end_whole) != until:
-        raw(midnight(end_whole), until)
-    return dict(out)
+    """SUM(amount) of postings with since <= time < until, grouped by ledger_rollup columns `by`."""
+    found = sums(journal, POSTINGS, since=since, until=until, by=by, where=where, commodity=commodity, conn=conn)
+    return {k: v[0] for k, v in found.items()}
 
 
 def first_time(journal: Journal, conn: Any = None) -> datetime | None:

@@ -71,11 +71,13 @@ from ledger.query import (
     EXPENSES,
     INCOME,
     PERIODS,
+    TASKS,
     Period,
     as_moment,
     first_time,
     grouped,
     period_series,
+    sums,
 )
 
 VERSION = 1
@@ -246,9 +248,7 @@ def build_report(
         series = period_series(journal, since=start, until=end, by=by, conn=conn)
         accounts = grouped(journal, since=start, until=end, by=("account",), where=f"({EXPENSES} OR {INCOME})", conn=conn)
         models = grouped(journal, since=start, until=end, by=("model",), where=COMPUTE, conn=conn)
-        tasks = grouped(
-            journal, since=start, until=end, by=("task_id", "post_id", "account"), where="task_id <> ''", conn=conn
-        )
+        tasks = sums(journal, TASKS, since=start, until=end, by=("task_id", "post_id"), conn=conn)
         per_day, net_per_day, window = _burn(journal, now, window_days, conn)
 
     tips, engagement, other_income = 0, {}, {}
@@ -269,13 +269,11 @@ def build_report(
     cost: dict[str, int] = defaultdict(int)
     earnings: dict[str, int] = defaultdict(int)
     post_ids: dict[str, set[str]] = defaultdict(set)
-    for (task_id, post_id, account), amount in tasks.items():
+    for (task_id, post_id), (spent, earned) in tasks.items():
         if post_id:
             post_ids[task_id].add(post_id)
-        if account.startswith("expenses:"):
-            cost[task_id] += amount
-        else:
-            earnings[task_id] -= amount
+        cost[task_id] += spent
+        earnings[task_id] += earned
     posts = [
         PostPnl(t, ",".join(sorted(post_ids.get(t, ()))), cost.get(t, 0), earnings.get(t, 0))
         for t in sorted(set(cost) | set(earnings))

@@ -20,26 +20,16 @@ from sqlalchemy import Connection, Engine
 
 UTC = timezone.utc
 
-# Income and expense postings are split by these transaction fields in the
-# rollup; every other posting rolls up with ''. Mirrors migration 0002.
-ROLLUP_ACCOUNT_PREFIXES = ("income:", "expenses:")
+# Income and expense postings roll up per model too; the others with model ''.
+# Mirrors migration 0002.
+DIMENSIONED = ("income:", "expenses:")
+_IS_EXPENSE = "substr(p.account, 1, 9) = 'expenses:'"
+_IS_INCOME = "substr(p.account, 1, 7) = 'income:'"
 
 
-def rollup_dims(account: str, model: str | None, task_id: str | None, post_id: str | None) -> tuple[str, str, str]:
-    """The (model, task_id, post_id) a posting is summed under in ledger_rollup."""
-    if account.startswith(ROLLUP_ACCOUNT_PREFIXES):
-        return model or "", task_id or "", post_id or ""
-    return "", "", ""
-
-
-def _dim(col: str) -> str:
-    return (
-        "CASE WHEN substr(p.account, 1, 7) = 'income:' OR substr(p.account, 1, 9) = 'expenses:' "
-        f"THEN COALESCE(t.{col}, '') ELSE '' END"
-    )
-
-
-_DIMS_SQL = f"{_dim('model')} AS model, {_dim('task_id')} AS task_id, {_dim('post_id')} AS post_id"
+def rollup_model(account: str, model: str | None) -> str:
+    """The model a posting is summed under in ledger_rollup."""
+    return (model or "") if account.startswith(DIMENSIONED) else ""
 
 
 class Dialect:
@@ -75,11 +65,23 @@ class Dialect:
         return f"substr({col}, 1, 10)"
 
     def posting_rows(self, where: str = "") -> str:
-        """A subquery with the rollup's columns, one row per posting (optionally filtered on t/p)."""
+        """A subquery with ledger_rollup's columns (day, account, commodity, model, amount), one row per posting."""
         return (
             f"SELECT {self.day_of('t.time')} AS day, p.account AS account, p.commodity AS commodity, "
-            f"{_DIMS_SQL}, p.amount AS amount "
-            f"FROM ledger_posting p JOIN ledger_txn t ON t.id = p.txn_id {('WHERE ' + where) if where else ''}"
+            f"CASE WHEN {_IS_EXPENSE} OR {_IS_INCOME} THEN COALESCE(t.model, '') ELSE '' END AS model, "
+            "p.amount AS amount FROM ledger_posting p JOIN ledger_txn t ON t.id = p.txn_id"
+            + (f" WHERE {where}" if where else "")
+        )
+
+    def task_rows(self, where: str = "") -> str:
+        """A subquery with ledger_task_rollup's columns, one row per income or expense posting of a task."""
+        return (
+            f"SELECT {self.day_of('t.time')} AS day, t.task_id AS task_id, COALESCE(t.post_id, '') AS post_id, "
+            f"p.commodity AS commodity, CASE WHEN {_IS_EXPENSE} THEN p.amount ELSE 0 END AS cost, "
+            f"CASE WHEN {_IS_INCOME} THEN -p.amount ELSE 0 END AS earnings "
+            "FROM ledger_posting p JOIN ledger_txn t ON t.id = p.txn_id "
+            f"WHERE t.task_id IS NOT NULL AND t.task_id <> '' AND ({_IS_EXPENSE} OR {_IS_INCOME})"
+            + (f" AND {where}" if where else "")
         )
 
     # -- values ----------------------------------------------------------------

@@ -18,6 +18,7 @@ Retry-After (capped), classified by exception type and status code only.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import random
 import time
@@ -513,7 +514,12 @@ def strip_fences(text: str) -> str:
 
 def _validate(model: type[BaseModel], text: str) -> tuple[BaseModel | None, list[str]]:
     try:
-        return model.model_validate_json(strip_fences(text)), []
+        # strict=False: small models write raw newlines inside JSON strings; accept them.
+        data = json.loads(strip_fences(text), strict=False)
+    except ValueError as exc:
+        return None, [f"(root): not JSON ({type(exc).__name__} at line {getattr(exc, 'lineno', '?')})"]
+    try:
+        return model.model_validate(data), []
     except ValidationError as exc:
         # Locations and messages only: the offending input may be untrusted feed text.
         return None, [f"{'.'.join(str(p) for p in e['loc']) or '(root)'}: {e['msg']}" for e in exc.errors(include_input=False)]

@@ -197,27 +197,41 @@ def schema_of(body: Mapping[str, Any]) -> dict[str, Any] | None:
     return None
 
 
-def answer(body: Mapping[str, Any], words: int) -> str:
-    """The reply text for a chat-completions request."""
-    messages = body.get("messages") or []
-    text = "\n".join(str(m.get("content") or "") for m in messages)
-    system = next((str(m.get("content") or "") for m in messages if m.get("role") == "system"), "")
+def kind_of(body: Mapping[str, Any]) -> str:
+    """What a request asks for: brief | draft | review (JSON), research | article | edit (free text), other."""
     schema = schema_of(body)
     if schema is not None:
         keys = set((schema.get("properties") or {}).keys())
         if {"key_points", "sources"} <= keys:
-            return json.dumps(research_json(text))
+            return "brief"
         if "body_markdown" in keys:
-            return json.dumps(writer_json(text, words))
-        if "score" in keys:
-            return json.dumps(review_json())
-        return "{}"
+            return "draft"
+        return "review" if "score" in keys else "other"
+    messages = body.get("messages") or []
+    system = next((str(m.get("content") or "") for m in messages if m.get("role") == "system"), "")
     role = system.split(".", 1)[0].lower()
-    if "research" in role:
+    for word, kind in (("research", "research"), ("editor", "edit"), ("writer", "article")):
+        if word in role:
+            return kind
+    return "other"
+
+
+def answer(body: Mapping[str, Any], words: int) -> str:
+    """The reply text for a chat-completions request."""
+    messages = body.get("messages") or []
+    text = "\n".join(str(m.get("content") or "") for m in messages)
+    kind = kind_of(body)
+    if kind == "brief":
+        return json.dumps(research_json(text))
+    if kind == "draft":
+        return json.dumps(writer_json(text, words))
+    if kind == "review":
+        return json.dumps(review_json())
+    if kind == "other" and schema_of(body) is not None:
+        return "{}"
+    if kind == "research":
         reply = research_notes(text)
-    elif "editor" in role:
-        reply = article_text(text, words)
-    elif "writer" in role:
+    elif kind in ("article", "edit"):
         reply = article_text(text, words)
     else:
         reply = "I have nothing to add."

@@ -93,3 +93,29 @@ class SelfpubRun:
             text = path.read_text(encoding="utf-8")
             out.append(text.split("\n---\n", 1)[1] if text.startswith("---\n") and "\n---\n" in text else text)
         return out
+
+
+_WORDS = (
+    "cache compiler kernel runtime parser scheduler socket buffer thread module package release driver "
+    "database index query schema cluster container registry gateway proxy router firmware browser engine "
+    "protocol library toolkit framework plugin extension service backend frontend pipeline workflow storage "
+    "journal ledger stream queue broker worker daemon sandbox tracer profiler debugger linter formatter "
+    "encoder decoder codec tokenizer allocator collector optimizer emulator bootloader hypervisor terminal"
+).split()
+
+
+def synthetic_items(n: int, salt: str, seed: int = 0) -> list[dict]:
+    """n distinct items (different words, so no two are near-duplicates) with URLs unique per salt."""
+    import random
+
+    rng = random.Random(f"{seed}-{salt}")
+    out = []
+    for i in range(n):
+        words = rng.sample(_WORDS, 12)
+        title = f"{words[0].title()} {words[1]} {words[2]} ships {words[3]} support"
+        summary = (f"The {words[4]} team released a {words[5]} for the {words[6]}. "
+                   f"It replaces the {words[7]} {words[8]} and speeds up {words[9]} by {rng.randint(5, 60)} percent. "
+                   f"Existing {words[10]} users can upgrade with one {words[11]} change.")
+        out.append({"title": title, "url": f"https://news.example.org/{salt}/item-{i}.html", "summary": summary,
+                    "tags": [words[0]], "published": "2025-07-01T09:00:00+00:00"})
+    return out

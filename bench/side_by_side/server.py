@@ -29,7 +29,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from bench.side_by_side import model
-from bench.side_by_side.tokens import TokenCounter
+from bench.side_by_side.tokens import TokenCounter, request_extras
 
 
 @dataclass(frozen=True)
@@ -53,6 +53,8 @@ class Served:
     completion_tokens: int
     model: str
     tag: str
+    kind: str  # what was asked for (bench.side_by_side.model.kind_of)
+    schema_tokens: int  # of prompt_tokens: the response_format schema / tools sent with the request
     started: float  # time.perf_counter() when the request was read
     finished: float
 
@@ -64,7 +66,9 @@ class Tally:
     calls: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    schema_tokens: int = 0
     failed: int = 0
+    by_kind: dict[str, list[int]] = field(default_factory=dict)  # kind -> [calls, prompt, completion]
 
     @property
     def tokens(self) -> int:
@@ -99,6 +103,11 @@ class CountingServer:
             t.failed += s.status != 200
             t.prompt_tokens += s.prompt_tokens
             t.completion_tokens += s.completion_tokens
+            t.schema_tokens += s.schema_tokens
+            k = t.by_kind.setdefault(s.kind, [0, 0, 0])
+            k[0] += 1
+            k[1] += s.prompt_tokens
+            k[2] += s.completion_tokens
         return t
 
     # -- one request ---------------------------------------------------------------------
@@ -110,12 +119,14 @@ class CountingServer:
             self._n += 1
             n = self._n
         prompt = self.counter.prompt_tokens(body)
+        extras = self.counter.count(request_extras(body))
+        kind = model.kind_of(body)
         name = str(body.get("model") or "bench-model")
         if self.fault_every and n % self.fault_every == 0:
             # The provider read the prompt, then failed: it reports what it consumed.
             err = {"error": {"message": "bench: injected server error", "type": "server_error"},
                    "usage": {"prompt_tokens": prompt, "completion_tokens": 0, "total_tokens": prompt}}
-            self._served(500, prompt, 0, name, tag, started)
+            self._served(500, prompt, 0, name, tag, kind, extras, started)
             return 500, {"retry-after": "0"}, err
         text = model.answer(body, self.words)
         completion = self.counter.completion_tokens(text)
@@ -125,7 +136,7 @@ class CountingServer:
             text, completion, finish = self.counter.truncate(text, limit - 1), limit, "length"
         if self.latency.first_token or self.latency.per_token:
             time.sleep(self.latency.of(completion))
-        self._served(200, prompt, completion, name, tag, started)
+        self._served(200, prompt, completion, name, tag, kind, extras, started)
         return 200, {}, {
             "id": f"chatcmpl-bench-{n}",
             "object": "chat.completion",
@@ -135,9 +146,11 @@ class CountingServer:
             "usage": {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion},
         }
 
-    def _served(self, status: int, prompt: int, completion: int, name: str, tag: str | None, started: float) -> None:
+    def _served(self, status: int, prompt: int, completion: int, name: str, tag: str | None, kind: str, extras: int,
+                started: float) -> None:
         with self._lock:
-            self.served.append(Served(status, prompt, completion, name, tag or self._tag, started, time.perf_counter()))
+            self.served.append(Served(status, prompt, completion, name, tag or self._tag, kind, extras, started,
+                                      time.perf_counter()))
 
     # -- HTTP ---------------------------------------------------------------------------
 

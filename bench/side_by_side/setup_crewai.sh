@@ -23,8 +23,10 @@ start=$(date +%s)
 if [[ ! -x "$VENV/bin/python" ]]; then
     "$PYTHON" -m venv "$VENV"
 fi
-"$VENV/bin/python" -m pip install --quiet --upgrade pip
-"$VENV/bin/python" -m pip install --quiet "crewai==$CREWAI_VERSION"
+# pip.conf here lists local index folders that may not exist: drop those warnings only.
+quiet() { "$@" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2); }
+quiet "$VENV/bin/python" -m pip install --quiet --upgrade pip
+quiet "$VENV/bin/python" -m pip install --quiet "crewai==$CREWAI_VERSION"
 rm -f "$VENV"/.crewai-*
 touch "$STAMP"
 echo "crewai $CREWAI_VERSION installed in $VENV in $(( $(date +%s) - start )) s"

@@ -17,17 +17,19 @@ from __future__ import annotations
 
 import json
 import threading
+from functools import lru_cache
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 BYTES_PER_TOKEN_ESTIMATE = 4  # English BPE averages ~4 bytes per token
+_LOCK = threading.Lock()  # the shared llama vocabulary is not thread-safe
 
 
 class TokenCounter:
     """Counts tokens of text and of chat requests with one tokenizer."""
 
     def __init__(self, prefer_estimate: bool = False):
-        self._lock = threading.Lock()
+        self._lock = _LOCK
         self._model = None if prefer_estimate else _load_vocab()
         self.name = "SmolLM2 BPE (llama-cpp, vocab only)" if self._model else f"estimate: ceil(UTF-8 bytes / {BYTES_PER_TOKEN_ESTIMATE})"
 
@@ -82,6 +84,7 @@ def request_extras(body: Mapping[str, Any]) -> str:
     return "".join(extra)
 
 
+@lru_cache(maxsize=1)  # one vocabulary per process, shared by every counter
 def _load_vocab() -> Any:  # noqa: ANN401
     try:
         import llama_cpp

@@ -85,3 +85,10 @@ async def test_an_endpoint_refusing_json_schema_is_switched_to_json_mode(make_ll
     await llm.complete("writer", MSG, response_model=Colour)
     types.append(fake_openai.chat_requests[-1].body["response_format"]["type"])
     assert types == ["json_schema", "json_object", "json_object"]
+
+
+async def test_raw_newlines_inside_json_strings_are_accepted(make_llm, fake_openai) -> None:
+    # SmolLM2 writes multi-line markdown bodies with literal newlines inside the string.
+    fake_openai.enqueue('{"name": "line one\nline two", "hex": "#008080"}')
+    done = await make_llm().complete("writer", MSG, response_model=Colour)
+    assert done.parsed.name == "line one\nline two" and done.calls == 1

@@ -134,3 +134,21 @@ def test_zero_threshold_treats_any_covered_topic_as_near(sqlite_url: str, thresh
     (pg,) = items(BACKUPS)
     agent.mark_covered(pg)
     assert agent.new_items(items(WASM)) == []
+
+
+def test_items_not_taken_this_cycle_wait_in_the_backlog_across_restarts(db_url: str) -> None:
+    first = agent_on(db_url)
+    assert len(first.new_items(items(RUST, WASM))) == 2
+    first.mark_covered(items(RUST)[0])  # the cycle took only one of them
+    restarted = agent_on(db_url)
+    assert restarted.new_items(items(RUST, WASM)) == []  # nothing new (as after a 304)
+    assert [it.url for it in restarted.backlog()] == [items(WASM)[0].url]
+    restarted.mark_covered(items(WASM)[0])
+    assert agent_on(db_url).backlog() == []
+
+
+def test_backlog_drops_near_duplicates_of_covered_topics(db_url: str) -> None:
+    agent = agent_on(db_url)
+    agent.new_items(items(BACKUPS))
+    agent.mark_covered(items(BACKUPS_SYNDICATED)[0])
+    assert agent_on(db_url).backlog() == []

@@ -24,10 +24,10 @@ def test_two_daemons_never_run_a_personas_cycle_at_the_same_time(tmp_path, spawn
     config.write_text(f'persona = "{persona}"\n' + config.read_text())
     subprocess.run([sys.executable, "-m", "daemon.cli", "--config", str(config), "ledger", "deposit", "10"],
                    cwd=REPO, check=True, capture_output=True)
-    # 0.8 s cycles, ticking every 0.3 s in both daemons: they contend all the time
-    args = ("--fake-cycle-seconds", "0.8", "--fast-seconds", "0.3")
-    a = spawn(config, *args, name="a")
-    b = spawn(config, *args, name="b")
+    # 0.8 s cycles, ticking every 0.25 s and 0.35 s: they contend all the time, and the
+    # different ticks let both win now and then (in production the schedule's jitter does that)
+    a = spawn(config, "--fake-cycle-seconds", "0.8", "--fast-seconds", "0.25", name="a")
+    b = spawn(config, "--fake-cycle-seconds", "0.8", "--fast-seconds", "0.35", name="b")
     log = state / "fake-cycles.jsonl"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:

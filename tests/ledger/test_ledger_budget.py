@@ -264,8 +264,8 @@ def test_reserve_plus_commit_is_a_few_statements(tmp_path) -> None:  # noqa: ANN
     budget.commit(hold, 5)
     event.remove(engine, "checkout", trace)
     # reserve: BEGIN, read state, insert hold, counters, COMMIT;
-    # commit: BEGIN, close hold, txn, postings, balances, rollup, counters, COMMIT.
-    assert statements == ["BEGIN", "SELECT", "INSERT", "INSERT", "COMMIT"] + ["BEGIN", "UPDATE"] + ["INSERT"] * 5 + [
+    # commit: BEGIN, close hold, txn, postings, balances, rollup, task rollup, counters, COMMIT.
+    assert statements == ["BEGIN", "SELECT", "INSERT", "INSERT", "COMMIT"] + ["BEGIN", "UPDATE"] + ["INSERT"] * 6 + [
         "COMMIT"
     ], statements
     engine.dispose()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
@@ -238,9 +238,11 @@ def test_verify_finds_drift_in_running_totals_and_rebuild_repairs_it(journal: Jo
     with journal.engine.begin() as conn:
         conn.execute(text("UPDATE ledger_balance SET balance = balance + 1 WHERE account = 'assets:wallet'"))
         conn.execute(text("UPDATE ledger_rollup SET amount = 0 WHERE account = 'expenses:compute:writer'"))
+        conn.execute(text("UPDATE ledger_task_rollup SET cost = 1"))
     problems = journal.verify()
     assert any("running balance of assets:wallet is 1001" in p for p in problems), problems
-    assert any("rollup" in p and "expenses:compute:writer" in p for p in problems), problems
+    assert any("ledger_rollup" in p and "expenses:compute:writer" in p for p in problems), problems
+    assert any("ledger_task_rollup" in p and "t1" in p for p in problems), problems
     journal.rebuild_totals()
     assert journal.verify() == []
     assert journal.balance(WALLET) == 1_000
@@ -260,18 +262,25 @@ def test_verify_reports_an_unbalanced_transaction_written_behind_the_journals_ba
     assert f"transaction {txn} has fewer than two postings" in problems
 
 
-def test_rollup_keeps_model_task_and_post_on_income_and_expense_postings_only(journal: Journal) -> None:
+def test_rollups_split_income_and_expenses_by_model_and_by_task(journal: Journal) -> None:
     when = datetime(2026, 3, 1, 23, 59, 59, tzinfo=timezone.utc)
     journal.post("compute", [Entry(compute_account("writer"), 30), Entry(provider_account("embedded"), -30)],
                  idempotency_key="c1", model="m1", task_id="t1", time=when)
+    journal.post("engagement", [Entry("assets:receivable:engagement", 8), Entry(engagement_account("devto"), -8)],
+                 idempotency_key="e1", task_id="t1", post_id="devto:7", time=when + timedelta(seconds=1))
     with journal.engine.connect() as conn:
-        rows = conn.execute(text(
-            "SELECT day, account, model, task_id, post_id, amount, postings FROM ledger_rollup ORDER BY account"
+        rollup = conn.execute(text("SELECT day, account, model, amount, postings FROM ledger_rollup ORDER BY account")).all()
+        tasks = conn.execute(text(
+            "SELECT day, task_id, post_id, cost, earnings, postings FROM ledger_task_rollup ORDER BY day"
         )).all()
-    assert [tuple(r) for r in rows] == [
-        ("2026-03-01", "expenses:compute:writer", "m1", "t1", "", 30, 1),
-        ("2026-03-01", "liabilities:provider:embedded", "", "", "", -30, 1),
+    assert [tuple(r) for r in rollup] == [
+        ("2026-03-02", "assets:receivable:engagement", "", 8, 1),
+        ("2026-03-01", "expenses:compute:writer", "m1", 30, 1),
+        ("2026-03-02", "income:engagement:devto", "", -8, 1),
+        ("2026-03-01", "liabilities:provider:embedded", "", -30, 1),
     ]
+    assert [tuple(r) for r in tasks] == [("2026-03-01", "t1", "", 30, 0, 1), ("2026-03-02", "t1", "devto:7", 0, 8, 1)]
+    assert journal.verify() == []
 
 
 # -- migrations ----------------------------------------------------------------------
@@ -306,11 +315,13 @@ def test_migration_0002_backfills_the_rollup_of_a_0001_ledger(engine: Engine) ->
     journal = Journal(engine)
     assert journal.verify() == []
     with engine.connect() as conn:
-        rows = conn.execute(text("SELECT day, account, task_id, amount FROM ledger_rollup ORDER BY account")).all()
+        rows = conn.execute(text("SELECT day, account, amount FROM ledger_rollup ORDER BY account")).all()
+        tasks = conn.execute(text("SELECT day, task_id, cost FROM ledger_task_rollup")).all()
     assert [tuple(r) for r in rows] == [
-        ("2026-02-03", "expenses:compute:writer", "task-9", 12),
-        ("2026-02-03", "liabilities:provider:embedded", "", -12),
+        ("2026-02-03", "expenses:compute:writer", 12),
+        ("2026-02-03", "liabilities:provider:embedded", -12),
     ]
+    assert [tuple(r) for r in tasks] == [("2026-02-03", "task-9", 12)]
     command.downgrade(cfg, "0001")
     command.upgrade(cfg, "head")
     assert journal.verify() == []

@@ -6,8 +6,9 @@ Create Date: 2026-11-21 06:30:00
 
 - ledger_txn gains model, input_tokens, output_tokens (spend by model) and a
   unique index on reverses_id (a transaction is reversed at most once).
-- ledger_rollup: postings summed per UTC day, account, commodity and, for
-  income and expense postings, per model / task_id / post_id. Backfilled here.
+- ledger_rollup: postings summed per UTC day, account, commodity and (on
+  income and expense postings) model; ledger_task_rollup: cost and earnings
+  per UTC day, task and post. Both backfilled here.
 - ledger_budget_state gains cause (balance|forced), so hysteresis never has to
   read the reason text.
 - Triggers make UPDATE and DELETE on ledger_txn and ledger_posting fail, on
@@ -27,9 +28,10 @@ depends_on = None
 
 APPEND_ONLY = ("ledger_txn", "ledger_posting")
 
-# The same rule as ledger.sql.ROLLUP_DIMS, spelled out here so this migration
-# never changes when the code does.
-_DIM = "CASE WHEN substr(p.account, 1, 7) = 'income:' OR substr(p.account, 1, 9) = 'expenses:' THEN {} ELSE '' END"
+# The same rules as ledger.sql, spelled out here so this migration never
+# changes when the code does.
+_EXPENSE = "substr(p.account, 1, 9) = 'expenses:'"
+_INCOME = "substr(p.account, 1, 7) = 'income:'"
 
 
 def _day_expr(dialect: str) -> str:
@@ -59,18 +61,36 @@ def upgrade() -> None:
     sa.Column('account', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
     sa.Column('commodity', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
     sa.Column('model', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
-    sa.Column('task_id', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-    sa.Column('post_id', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
     sa.Column('amount', sa.BigInteger(), nullable=False),
     sa.Column('postings', sa.BigInteger(), nullable=False),
     sa.PrimaryKeyConstraint('id'),
-    sa.UniqueConstraint('day', 'account', 'commodity', 'model', 'task_id', 'post_id', name='ux_ledger_rollup_key')
+    sa.UniqueConstraint('day', 'account', 'commodity', 'model', name='ux_ledger_rollup_key')
     )
-    model, task, post = (_DIM.format(f"COALESCE(t.{col}, '')") for col in ("model", "task_id", "post_id"))
+    op.create_table('ledger_task_rollup',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('day', sqlmodel.sql.sqltypes.AutoString(length=10), nullable=False),
+    sa.Column('task_id', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('post_id', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+    sa.Column('commodity', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column('cost', sa.BigInteger(), nullable=False),
+    sa.Column('earnings', sa.BigInteger(), nullable=False),
+    sa.Column('postings', sa.BigInteger(), nullable=False),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('day', 'task_id', 'post_id', 'commodity', name='ux_ledger_task_rollup_key')
+    )
+    day = _day_expr(dialect)
     op.execute(
-        "INSERT INTO ledger_rollup (day, account, commodity, model, task_id, post_id, amount, postings) "
-        f"SELECT {_day_expr(dialect)}, p.account, p.commodity, {model}, {task}, {post}, SUM(p.amount), COUNT(*) "
-        "FROM ledger_posting p JOIN ledger_txn t ON t.id = p.txn_id GROUP BY 1, 2, 3, 4, 5, 6"
+        "INSERT INTO ledger_rollup (day, account, commodity, model, amount, postings) "
+        f"SELECT {day}, p.account, p.commodity, "
+        f"CASE WHEN {_EXPENSE} OR {_INCOME} THEN COALESCE(t.model, '') ELSE '' END, SUM(p.amount), COUNT(*) "
+        "FROM ledger_posting p JOIN ledger_txn t ON t.id = p.txn_id GROUP BY 1, 2, 3, 4"
+    )
+    op.execute(
+        "INSERT INTO ledger_task_rollup (day, task_id, post_id, commodity, cost, earnings, postings) "
+        f"SELECT {day}, t.task_id, COALESCE(t.post_id, ''), p.commodity, "
+        f"SUM(CASE WHEN {_EXPENSE} THEN p.amount ELSE 0 END), SUM(CASE WHEN {_INCOME} THEN -p.amount ELSE 0 END), "
+        "COUNT(*) FROM ledger_posting p JOIN ledger_txn t ON t.id = p.txn_id "
+        f"WHERE t.task_id IS NOT NULL AND t.task_id <> '' AND ({_EXPENSE} OR {_INCOME}) GROUP BY 1, 2, 3, 4"
     )
 
     if dialect == "postgresql":
@@ -109,6 +129,7 @@ def downgrade() -> None:
         for table in APPEND_ONLY:
             for op_name in ("update", "delete"):
                 op.execute(f"DROP TRIGGER {table}_no_{op_name}")
+    op.drop_table('ledger_task_rollup')
     op.drop_table('ledger_rollup')
     op.drop_index('ux_ledger_txn_reverses_id', table_name='ledger_txn')
     # Plain DROP COLUMN (SQLite >= 3.35): a batch rebuild of ledger_txn would
