@@ -57,6 +57,46 @@ POSTINGS = Source("ledger_rollup", ("day", "account", "commodity", "model"), ("a
 TASKS = Source("ledger_task_rollup", ("day", "task_id", "post_id", "commodity"), ("cost", "earnings"), "task_rows")
 
 
+def _pieces(journal: Journal, source: Source, since: datetime | None, until: datetime | None) -> list[tuple[str, tuple, str, tuple]]:
+    """(FROM clause, its params, extra WHERE, its params) covering since <= time < until.
+
+    Whole days come from the rollup table; the partial days at either end from postings.
+    """
+    sql = journal.sql
+
+    def raw(a: datetime | None, b: datetime | None) -> tuple[str, tuple, str, tuple]:
+        parts, params = [], []
+        if a is not None:
+            parts.append("t.time >= ?")
+            params.append(sql.ts(a))
+        if b is not None:
+            parts.append("t.time < ?")
+            params.append(sql.ts(b))
+        return f"({getattr(sql, source.raw)(' AND '.join(parts))}) r", tuple(params), "", ()
+
+    if since is not None and until is not None and until <= since:
+        return []
+    first_whole = None
+    if since is not None:
+        first_whole = since.date() if since == midnight(since.date()) else since.date() + timedelta(days=1)
+    end_whole = None if until is None else until.date()
+    if first_whole is not None and end_whole is not None and first_whole > end_whole:
+        return [raw(since, until)]  # both ends inside one day
+    extra, params = "", []
+    if first_whole is not None:
+        extra += " AND day >= ?"
+        params.append(first_whole.isoformat())
+    if end_whole is not None:
+        extra += " AND day < ?"
+        params.append(end_whole.isoformat())
+    pieces = [(source.table, (), extra, tuple(params))]
+    if since is not None and first_whole is not None and midnight(first_whole) != since:
+        pieces.append(raw(since, midnight(first_whole)))
+    if until is not None and end_whole is not None and midnight(end_whole) != until:
+        pieces.append(raw(midnight(end_whole), until))
+    return pieces
+
+
 def sums(
     journal: Journal,
     source: Source,
@@ -73,55 +113,55 @@ def sums(
     if conn is None:
         with journal.engine.connect() as c:
             return sums(journal, source, since=since, until=until, by=by, where=where, commodity=commodity, conn=c)
-    if since is not None and until is not None and until <= since:
-        return {}
     sql = journal.sql
     cur = cursor(conn)
-    out: dict[tuple, list[int]] = {}
+    k = len(by)
     cols = ", ".join([*by, *(f"SUM({v})" for v in source.values)])
     group = f"GROUP BY {', '.join(by)}" if by else ""
     cond = f"commodity = ? {('AND ' + where) if where else ''}"
-
-    def run(rows: str, rows_params: tuple, extra: str = "", extra_params: tuple = ()) -> None:
+    out: dict[tuple, tuple[int, ...]] = {}
+    for rows, rows_params, extra, extra_params in _pieces(journal, source, since, until):
         cur.execute(
             sql.q(f"SELECT {cols} FROM {rows} WHERE {cond} {extra} {group}"), (*rows_params, commodity, *extra_params)
         )
         for row in cur.fetchall():
             if row[-1] is None:  # SUM of no rows
                 continue
-            slot = out.setdefault(tuple(row[: len(by)]), [0] * len(source.values))
-            for i, v in enumerate(row[len(by):]):
-                slot[i] += int(v)
+            key, values = tuple(row[:k]), tuple(int(v) for v in row[k:])
+            have = out.get(key)
+            out[key] = values if have is None else tuple(a + b for a, b in zip(have, values))
+    return out
 
-    def raw(a: datetime | None, b: datetime | None) -> None:
-        parts, params = [], []
-        if a is not None:
-            parts.append("t.time >= ?")
-            params.append(sql.ts(a))
-        if b is not None:
-            parts.append("t.time < ?")
-            params.append(sql.ts(b))
-        run(f"({getattr(sql, source.raw)(' AND '.join(parts))}) r", tuple(params))
 
-    # Whole days come from the rollup; the partial days at either end from postings.
-    first_whole = None if since is None else (since.date() if since == midnight(since.date()) else since.date() + timedelta(days=1))
-    end_whole = None if until is None else until.date()
-    if first_whole is not None and end_whole is not None and first_whole > end_whole:
-        raw(since, until)  # both ends inside one day
-        return {k: tuple(v) for k, v in out.items()}
-    extra, params = "", []
-    if first_whole is not None:
-        extra += " AND day >= ?"
-        params.append(first_whole.isoformat())
-    if end_whole is not None:
-        extra += " AND day < ?"
-        params.append(end_whole.isoformat())
-    run(source.table, (), extra, tuple(params))
-    if since is not None and first_whole is not None and midnight(first_whole) != since:
-        raw(since, midnight(first_whole))
-    if until is not None and end_whole is not None and midnight(end_whole) != until:
-        raw(midnight(end_whole), until)
-    return {k: tuple(v) for k, v in out.items()}
+def task_totals(
+    journal: Journal, *, since: datetime | None, until: datetime | None, commodity: str = COMMODITY, conn: Any = None
+) -> dict[str, tuple[int, int, str]]:
+    """task_id -> (cost, earnings, its post ids comma-separated and sorted) over since <= time < until."""
+    if conn is None:
+        with journal.engine.connect() as c:
+            return task_totals(journal, since=since, until=until, commodity=commodity, conn=c)
+    sql = journal.sql
+    cur = cursor(conn)
+    posts = (
+        "string_agg(DISTINCT NULLIF(post_id, ''), ',')" if sql.pg else "group_concat(DISTINCT NULLIF(post_id, ''))"
+    )
+    out: dict[str, tuple[int, int, str]] = {}
+    for rows, rows_params, extra, extra_params in _pieces(journal, TASKS, since, until):
+        cur.execute(
+            sql.q(f"SELECT task_id, SUM(cost), SUM(earnings), {posts} FROM {rows} WHERE commodity = ? {extra} "
+                  "GROUP BY task_id"),
+            (*rows_params, commodity, *extra_params),
+        )
+        for task_id, cost, earnings, post_ids in cur.fetchall():
+            have = out.get(task_id)
+            post_ids = post_ids or ""
+            if have is not None:
+                cost, earnings = have[0] + cost, have[1] + earnings
+                post_ids = ",".join(p for p in (have[2], post_ids) if p)
+            if "," in post_ids:
+                post_ids = ",".join(sorted(set(post_ids.split(","))))
+            out[task_id] = (int(cost), int(earnings), post_ids)
+    return out
 
 
 def grouped(

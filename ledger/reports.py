@@ -53,6 +53,7 @@ series (key = start; field = end|spend|income|balance).
 from __future__ import annotations
 
 import csv
+import heapq
 import io
 import json
 from collections import defaultdict
@@ -71,13 +72,12 @@ from ledger.query import (
     EXPENSES,
     INCOME,
     PERIODS,
-    TASKS,
     Period,
     as_moment,
     first_time,
     grouped,
     period_series,
-    sums,
+    task_totals,
 )
 
 VERSION = 1
@@ -87,7 +87,7 @@ COMPUTE_PREFIX = "expenses:compute:"
 ENGAGEMENT_PREFIX = "income:engagement:"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PostPnl:
     """Cost and earnings of one task (its article and short post), in ucr."""
 
@@ -248,7 +248,7 @@ def build_report(
         series = period_series(journal, since=start, until=end, by=by, conn=conn)
         accounts = grouped(journal, since=start, until=end, by=("account",), where=f"({EXPENSES} OR {INCOME})", conn=conn)
         models = grouped(journal, since=start, until=end, by=("model",), where=COMPUTE, conn=conn)
-        tasks = sums(journal, TASKS, since=start, until=end, by=("task_id", "post_id"), conn=conn)
+        tasks = task_totals(journal, since=start, until=end, conn=conn)
         per_day, net_per_day, window = _burn(journal, now, window_days, conn)
 
     tips, engagement, other_income = 0, {}, {}
@@ -266,18 +266,7 @@ def build_report(
             other_spend[account] = amount
     by_model = {(model or "unknown"): amount for (model,), amount in sorted(models.items())}
 
-    cost: dict[str, int] = defaultdict(int)
-    earnings: dict[str, int] = defaultdict(int)
-    post_ids: dict[str, set[str]] = defaultdict(set)
-    for (task_id, post_id), (spent, earned) in tasks.items():
-        if post_id:
-            post_ids[task_id].add(post_id)
-        cost[task_id] += spent
-        earnings[task_id] += earned
-    posts = [
-        PostPnl(t, ",".join(sorted(post_ids.get(t, ()))), cost.get(t, 0), earnings.get(t, 0))
-        for t in sorted(set(cost) | set(earnings))
-    ]
+    posts = [PostPnl(task_id, post_ids, cost, earned) for task_id, (cost, earned, post_ids) in sorted(tasks.items())]
     return Report(
         generated_at=now, since=start, until=now if until is None else end, by=by,
         balance=snap.wallet, available=snap.available, reserved=snap.reserved, liabilities=snap.liabilities,
@@ -374,7 +363,7 @@ def render_table(report: Report, console: Any = None, *, posts: int = 20, period
     pnl = Table(title="P&L per post", title_justify="left")
     for col, justify in (("task", "left"), ("post", "left"), ("cost", "right"), ("earnings", "right"), ("net", "right")):
         pnl.add_column(col, justify=justify)  # type: ignore[arg-type]
-    active = sorted(report.posts, key=lambda p: (-(p.cost + p.earnings), p.task_id))[:posts]
+    active = heapq.nsmallest(posts, report.posts, key=lambda p: (-(p.cost + p.earnings), p.task_id))
     for p in active:
         net = c(p.net)
         pnl.add_row(p.task_id, p.post_id or "-", c(p.cost), c(p.earnings), f"[red]{net}[/]" if p.net < 0 else net)

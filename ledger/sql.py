@@ -38,6 +38,13 @@ class Dialect:
     def __init__(self, engine: Engine):
         self.pg = engine.dialect.name == "postgresql"
         self._texts: dict[str, str] = {}
+        # Transactions drive the join, so a time range is read through the index
+        # on ledger_txn.time. SQLite (no statistics unless ANALYZE is run) would
+        # otherwise scan every posting by account; CROSS JOIN fixes its order.
+        self._txn_postings = (
+            "ledger_txn t JOIN ledger_posting p ON p.txn_id = t.id" if self.pg
+            else "ledger_txn t CROSS JOIN ledger_posting p ON p.txn_id = t.id"
+        )
 
     # -- text ------------------------------------------------------------------
 
@@ -69,7 +76,7 @@ class Dialect:
         return (
             f"SELECT {self.day_of('t.time')} AS day, p.account AS account, p.commodity AS commodity, "
             f"CASE WHEN {_IS_EXPENSE} OR {_IS_INCOME} THEN COALESCE(t.model, '') ELSE '' END AS model, "
-            "p.amount AS amount FROM ledger_posting p JOIN ledger_txn t ON t.id = p.txn_id"
+            f"p.amount AS amount FROM {self._txn_postings}"
             + (f" WHERE {where}" if where else "")
         )
 
@@ -79,7 +86,7 @@ class Dialect:
             f"SELECT {self.day_of('t.time')} AS day, t.task_id AS task_id, COALESCE(t.post_id, '') AS post_id, "
             f"p.commodity AS commodity, CASE WHEN {_IS_EXPENSE} THEN p.amount ELSE 0 END AS cost, "
             f"CASE WHEN {_IS_INCOME} THEN -p.amount ELSE 0 END AS earnings "
-            "FROM ledger_posting p JOIN ledger_txn t ON t.id = p.txn_id "
+            f"FROM {self._txn_postings} "
             f"WHERE t.task_id IS NOT NULL AND t.task_id <> '' AND ({_IS_EXPENSE} OR {_IS_INCOME})"
             + (f" AND {where}" if where else "")
         )

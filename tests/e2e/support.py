@@ -13,9 +13,11 @@ import json
 import os
 import re
 import secrets
+import shutil
 import sqlite3
 import string
 import subprocess
+import tempfile
 import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -74,15 +76,21 @@ def snapshot(root: Path) -> dict[str, tuple[str, int, int]]:
 
 
 def sqlite_counts(db: Path) -> dict[str, int]:
-    """Rows per table of a SQLite file (read-only; {} when there is no file)."""
+    """Rows per table of a SQLite file ({} when there is no file)."""
     if not db.exists():
         return {}
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    try:
-        names = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
-        return {n: conn.execute(f'SELECT count(*) FROM "{n}"').fetchone()[0] for n in names}
-    finally:
-        conn.close()
+    # Opening a WAL database creates -wal/-shm files beside it: count on a copy, never touch the state dir.
+    with tempfile.TemporaryDirectory() as tmp:
+        copy = Path(tmp) / db.name
+        for suffix in ("", "-wal"):
+            if Path(f"{db}{suffix}").exists():
+                shutil.copy2(f"{db}{suffix}", f"{copy}{suffix}")
+        conn = sqlite3.connect(copy)
+        try:
+            names = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+            return {n: conn.execute(f'SELECT count(*) FROM "{n}"').fetchone()[0] for n in names}
+        finally:
+            conn.close()
 
 
 # -- secrets -------------------------------------------------------------------------------------

@@ -40,7 +40,6 @@ class Case:
 CONFIG_CASES = [
     Case("unknown-key", ("ledger", "deposit", "5"), '[budget]\nmin_balanse = "1"\n',
          says=("budget.min_balanse", "unknown key", "did you mean `min_balance`")),
-    Case("unknown-section", ("ledger", "deposit", "5"), '[budgit]\nmin_balance = "1"\n', says=("budgit", "did you mean `budget`")),
     Case("wrong-type", ("ledger", "deposit", "5"), '[schedule]\ninterval_minutes = "often"\n',
          says=("schedule.interval_minutes", "valid integer", "whole number")),
     Case("secret-in-toml", ("ledger", "deposit", "5"), f'[publishers.devto]\napi_key = "{LEAKY}"\n',
@@ -60,33 +59,23 @@ CONFIG_CASES = [
     Case("group-readable-secret-file", ("ledger", "deposit", "5"),
          '[publishers.devto]\nenabled = true\napi_key_file = "{root}/key-0640"\n', setup="key-0640",
          says=("publishers.devto.api_key_file", "readable by group or others", "mode 640", "chmod 600")),
-    Case("world-readable-secret-file", ("ledger", "deposit", "5"),
-         '[wallet]\nkeystore_password_file = "{root}/key-0604"\n', setup="key-0604",
-         says=("wallet.keystore_password_file", "readable by group or others", "chmod 600")),
     Case("bad-toml-syntax", ("ledger", "deposit", "5"), "[budget\nmin_balance = \n", says=("not valid TOML", "line")),
-    Case("bad-persona", ("publish", "post.md"), 'persona = "two words"\n', says=("persona", "letters, digits")),
 ]
 
 CLI_CASES = [
     Case("amount-too-precise", ("ledger", "deposit", "1.0000001"), says=("1.0000001", "more than 6 decimal places")),
     Case("amount-negative", ("ledger", "deposit", "--", "-5"), says=("-5", "more than 0")),
-    Case("amount-zero", ("ledger", "deposit", "0"), says=("more than 0",)),
     Case("amount-not-a-number", ("ledger", "deposit", "abc"), says=("abc", "not a number", "1.25")),
     Case("amount-exponent", ("ledger", "deposit", "1e3"), says=("1e3", "exponent", "1.25")),
-    Case("amount-nan", ("ledger", "deposit", "NaN"), says=("NaN", "not a finite amount")),
     Case("publish-unknown-platform", ("publish", "post.md", "--to", "myspace"), code=2,
          says=("myspace", "devto, bluesky, local")),
     Case("publish-unconfigured-platform", ("publish", "post.md", "--to", "bluesky"), code=2,
          says=("publishers.bluesky.handle",)),
     Case("publish-missing-file", ("publish", "no-such-post.md"), code=2, says=("no-such-post.md", "does not exist")),
     Case("report-bad-format", ("ledger", "report", "--format", "xml"), code=2, says=("--format", "xml", "table")),
-    Case("export-bad-format", ("ledger", "export", "--format", "csv"), code=2, says=("--format", "hledger", "beancount")),
     Case("report-bad-date", ("ledger", "report", "--since", "2024-13-01"), code=2, says=("--since", "2024-13-01", "YYYY-MM-DD")),
-    Case("report-not-a-date", ("ledger", "report", "--until", "yesterday"), code=2, says=("--until", "yesterday", "YYYY-MM-DD")),
     Case("report-until-before-since", ("ledger", "report", "--since", "2024-02-01", "--until", "2024-01-01"), code=2,
          says=("--until", "before --since")),
-    Case("plot-bad-suffix", ("ledger", "plot", "--out", "chart.gif"), code=2, says=("chart.gif", ".png or .svg")),
-    Case("unknown-command", ("ledgr", "report"), code=2, says=("No such command", "ledgr")),
 ]
 
 GOOD = 'state_dir = "{root}/state"\n'
@@ -123,7 +112,7 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple]:
         dirs[case.name] = (root, before)
         calls.append((["--config", "selfpub.toml", *case.args], root))
     out = {}
-    for case, proc in zip(CONFIG_CASES + CLI_CASES, run_cli_many(calls)):
+    for case, proc in zip(CONFIG_CASES + CLI_CASES, run_cli_many(calls, workers=3)):
         root, before = dirs[case.name]
         out[case.name] = (proc, before, (snapshot(root), sqlite_counts(root / "state" / "selfpub.db")))
     return out
@@ -144,17 +133,3 @@ def test_bad_input_is_refused_clearly_and_writes_nothing(results, case: Case) ->
     assert files_after == files_before, {k: (files_before.get(k), files_after.get(k))
                                          for k in set(files_before) | set(files_after)
                                          if files_before.get(k) != files_after.get(k)}
-
-
-def test_config_problems_are_all_reported_at_once(tmp_path: Path) -> None:
-    (tmp_path / "selfpub.toml").write_text(
-        f'state_dir = "{tmp_path}/state"\n[budget]\nmin_balanse = "1"\nmin_balance = "5"\nresume_balance = "2"\n'
-        '[agents.writer]\nmodel = "gpt-x"\n[schedule]\ninterval_minutes = "often"\n'
-    )
-    proc = run_cli(["--config", "selfpub.toml", "config", "check"], tmp_path)
-    out = proc.stdout + proc.stderr
-    assert proc.returncode == 1
-    assert "4 problem(s)" in out
-    for key in ("budget.min_balanse", "budget.min_balance", "prices.gpt-x", "schedule.interval_minutes"):
-        assert key in out
-    assert not (tmp_path / "state").exists()
