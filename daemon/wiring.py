@@ -14,6 +14,7 @@ import os
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -158,21 +159,34 @@ def real_jobs(settings: Settings, journal: Journal, budget: Budget) -> Jobs:
     except ImportError:
         log.warning("the orchestrator is not installed; cycles are recorded as failed")
         return jobs
-    jobs.cycle = _orchestrator_cycle(settings, journal, budget)
+    jobs.cycle, channel = _orchestrator_cycle(settings, journal, budget)
+    jobs.earnings = _earnings(settings, journal, jobs.earnings, channel)
     return jobs
 
 
-def _orchestrator_cycle(settings: Settings, journal: Journal, budget: Budget) -> Callable[[CycleContext], Any]:
-    """The orchestrator's run_cycle as a cycle job (deps built by the lead's final wiring)."""
-    from agents.orchestrator import Orchestrator
+def _earnings(settings: Settings, journal: Journal, scan: Callable[[], Any] | None, channel: Any) -> Callable[[], Any]:  # noqa: ANN401
+    """Tips from the chain, then engagement from the platforms (whatever of the two is wired)."""
+    from daemon.engagement import pull_engagement
+    from daemon.service import call_job
 
-    try:
-        from daemon.wiring_agents import build_deps  # the lead's final wiring
-    except ImportError:
-        build_deps = None
-    if build_deps is None:
-        return _missing_orchestrator
-    orchestrator = Orchestrator(build_deps(settings, journal, budget))
+    outbox = getattr(channel, "outbox", None)
+
+    async def earnings() -> None:
+        if scan is not None:
+            await call_job(scan)
+        if channel is not None and outbox is not None and callable(getattr(channel, "metrics", None)):
+            await pull_engagement(channel, outbox, journal, settings.wallet.engagement, datetime.now(timezone.utc))
+
+    return earnings
+
+
+def _orchestrator_cycle(settings: Settings, journal: Journal, budget: Budget) -> tuple[Callable[[CycleContext], Any], Any]:
+    """The orchestrator's run_cycle as a cycle job, and the publish channel it uses."""
+    from agents.orchestrator import Orchestrator
+    from daemon.wiring_agents import build_deps
+
+    deps = build_deps(settings, journal, budget)
+    orchestrator = Orchestrator(deps)
 
     async def cycle(ctx: CycleContext) -> Any:
         result = orchestrator.run_cycle(now=ctx.now)
@@ -180,7 +194,7 @@ def _orchestrator_cycle(settings: Settings, journal: Journal, budget: Budget) ->
             result = await result
         return result
 
-    return cycle
+    return cycle, deps.channel
 
 
 def _missing_orchestrator(ctx: CycleContext) -> None:

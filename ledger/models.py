@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import BigInteger, Column, Index, UniqueConstraint
+from sqlalchemy import BigInteger, Column, Index, UniqueConstraint, text
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
@@ -41,18 +41,27 @@ class Account(LedgerBase, table=True):
     created_at: datetime = Field(default_factory=utcnow)
 
 
+def _partial(name: str, column: str, where: str, *, unique: bool = False) -> Index:
+    """An index of only the rows matching `where` (SQLite and PostgreSQL): fewer pages to write per insert."""
+    return Index(name, column, unique=unique, sqlite_where=text(where), postgresql_where=text(where))
+
+
 class Transaction(LedgerBase, table=True):
     __tablename__ = "ledger_txn"
-    # A transaction is reversed at most once (a second reversal would double the correction).
-    __table_args__ = (Index("ux_ledger_txn_reverses_id", "reverses_id", unique=True),)
+    __table_args__ = (
+        # A transaction is reversed at most once (a second reversal would double the correction).
+        _partial("ux_ledger_txn_reverses_id", "reverses_id", "reverses_id IS NOT NULL", unique=True),
+        _partial("ix_ledger_txn_task_id", "task_id", "task_id IS NOT NULL"),
+        _partial("ix_ledger_txn_post_id", "post_id", "post_id IS NOT NULL"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     time: datetime = Field(default_factory=utcnow, index=True)
     memo: str = Field(default="", max_length=500)
-    kind: str = Field(max_length=32, index=True)  # deposit|compute|tip|engagement|settlement|reversal|...
+    kind: str = Field(max_length=32)  # deposit|compute|tip|engagement|settlement|reversal|...
     idempotency_key: str = Field(unique=True, max_length=200)
-    task_id: str | None = Field(default=None, max_length=64, index=True)
-    post_id: str | None = Field(default=None, max_length=200, index=True)
+    task_id: str | None = Field(default=None, max_length=64)
+    post_id: str | None = Field(default=None, max_length=200)
     tx_hash: str | None = Field(default=None, max_length=80)
     reverses_id: int | None = Field(default=None, foreign_key="ledger_txn.id")
     # What a compute transaction bought: the model and the tokens the provider reported.
@@ -118,7 +127,8 @@ class TaskRollup(LedgerBase, table=True):
 
 class Reservation(LedgerBase, table=True):
     __tablename__ = "ledger_reservation"
-    __table_args__ = (Index("ix_reservation_status_expires", "status", "expires_at"),)
+    # Only open holds are ever looked up (sum, earliest expiry): index just those.
+    __table_args__ = (_partial("ix_reservation_open_expires", "expires_at", "status = 'open'"),)
 
     id: int | None = Field(default=None, primary_key=True)
     agent: str = Field(max_length=64)
@@ -127,7 +137,7 @@ class Reservation(LedgerBase, table=True):
     amount: int = Field(sa_column=Column(BigInteger, nullable=False))
     actual: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
     status: str = Field(default="open", max_length=16)  # open|committed|released|expired
-    cycle_id: str | None = Field(default=None, max_length=64, index=True)
+    cycle_id: str | None = Field(default=None, max_length=64)
     task_id: str | None = Field(default=None, max_length=64)
     created_at: datetime = Field(default_factory=utcnow)
     expires_at: datetime

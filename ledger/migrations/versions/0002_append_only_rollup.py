@@ -6,6 +6,9 @@ Create Date: 2026-11-21 06:30:00
 
 - ledger_txn gains model, input_tokens, output_tokens (spend by model) and a
   unique index on reverses_id (a transaction is reversed at most once).
+- Fewer index pages per write: task_id/post_id/reverses_id indexes cover only
+  non-NULL rows, the reservation index only open holds; the unread indexes on
+  ledger_txn.kind and ledger_reservation.cycle_id go.
 - ledger_rollup: postings summed per UTC day, account, commodity and (on
   income and expense postings) model; ledger_task_rollup: cost and earnings
   per UTC day, task and post. Both backfilled here.
@@ -40,13 +43,26 @@ def _day_expr(dialect: str) -> str:
     return "substr(t.time, 1, 10)"
 
 
+def _where(condition: str) -> dict:
+    return {"sqlite_where": sa.text(condition), "postgresql_where": sa.text(condition)}
+
+
 def upgrade() -> None:
     dialect = op.get_bind().dialect.name
 
     op.add_column('ledger_txn', sa.Column('model', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True))
     op.add_column('ledger_txn', sa.Column('input_tokens', sa.BigInteger(), nullable=True))
     op.add_column('ledger_txn', sa.Column('output_tokens', sa.BigInteger(), nullable=True))
-    op.create_index('ux_ledger_txn_reverses_id', 'ledger_txn', ['reverses_id'], unique=True)
+    # Fewer index pages written per transaction: partial indexes of only the
+    # rows anyone looks up, and no index nobody reads (kind, reservation cycle).
+    op.create_index('ux_ledger_txn_reverses_id', 'ledger_txn', ['reverses_id'], unique=True, **_where("reverses_id IS NOT NULL"))
+    op.drop_index('ix_ledger_txn_kind', table_name='ledger_txn')
+    for column in ("task_id", "post_id"):
+        op.drop_index(f'ix_ledger_txn_{column}', table_name='ledger_txn')
+        op.create_index(f'ix_ledger_txn_{column}', 'ledger_txn', [column], **_where(f"{column} IS NOT NULL"))
+    op.drop_index('ix_ledger_reservation_cycle_id', table_name='ledger_reservation')
+    op.drop_index('ix_reservation_status_expires', table_name='ledger_reservation')
+    op.create_index('ix_reservation_open_expires', 'ledger_reservation', ['expires_at'], **_where("status = 'open'"))
 
     op.add_column(
         'ledger_budget_state',
@@ -132,6 +148,13 @@ def downgrade() -> None:
     op.drop_table('ledger_task_rollup')
     op.drop_table('ledger_rollup')
     op.drop_index('ux_ledger_txn_reverses_id', table_name='ledger_txn')
+    op.drop_index('ix_reservation_open_expires', table_name='ledger_reservation')
+    op.create_index('ix_reservation_status_expires', 'ledger_reservation', ['status', 'expires_at'])
+    op.create_index('ix_ledger_reservation_cycle_id', 'ledger_reservation', ['cycle_id'])
+    for column in ("task_id", "post_id"):
+        op.drop_index(f'ix_ledger_txn_{column}', table_name='ledger_txn')
+        op.create_index(f'ix_ledger_txn_{column}', 'ledger_txn', [column])
+    op.create_index('ix_ledger_txn_kind', 'ledger_txn', ['kind'])
     # Plain DROP COLUMN (SQLite >= 3.35): a batch rebuild of ledger_txn would
     # trip the foreign key from ledger_posting.
     op.execute("ALTER TABLE ledger_budget_state DROP COLUMN cause")

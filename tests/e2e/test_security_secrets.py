@@ -1,0 +1,139 @@
+"""Secrets audit (DESIGN invariant 6): real-looking random secrets in 0600 files, a full cycle in process
+with the daemon's JSON logging, the CLI as a subprocess (including a whole `selfpub cycle`), then a
+grep of every log line, all output, every file of the state dir (the SQLite bytes included), the
+published posts and every prompt: no secret anywhere. Secret files others can read are refused.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from pathlib import Path
+
+import pytest
+
+from config import ConfigError, load_settings
+from daemon.logs import setup_logging
+from tests.agents.feeds_support import FeedServer, rss
+from tests.e2e.support import ForemServer, Secrets, cycle_config, fooled_model, leaks, run_cli, run_cli_many, run_one_cycle
+from tests.fakes.openai import FakeOpenAI
+
+pytestmark = pytest.mark.timeout(240)
+
+
+@pytest.fixture
+def json_logs():
+    """The daemon's redacting JSON log handler on a buffer; the root logger restored afterwards."""
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level)
+    buf = io.StringIO()
+    raw: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            raw.append(record)
+
+    def start(settings):  # noqa: ANN001, ANN202
+        setup_logging(settings, stream=buf)
+        root.addHandler(Keep(level=logging.DEBUG))
+        root.setLevel(logging.DEBUG)
+        return buf, raw
+
+    yield start
+    root.handlers[:] = saved[0]
+    root.setLevel(saved[1])
+
+
+def state_bytes(state: Path) -> dict[str, bytes]:
+    """Every file under the state dir (database, WAL, outbox, session files)."""
+    return {str(p.relative_to(state)): p.read_bytes() for p in sorted(state.rglob("*")) if p.is_file()}
+
+
+async def test_no_secret_in_logs_output_database_or_posts(tmp_path, feed_server: FeedServer, json_logs):
+    secrets = Secrets.random()
+    values = secrets.values()
+    files = secrets.write(tmp_path / "secrets")
+    forem = ForemServer(api_key=secrets.devto_api_key)
+    feed = feed_server.add("/feed.xml", rss(
+        ("SQLite 3.46 adds JSONB", f"{feed_server.base}/a/sqlite", "SQLite stores JSON as binary now."),
+        ("Rust 1.80 ships LazyCell", f"{feed_server.base}/a/rust", "LazyCell and LazyLock are stable."),
+        ("Python 3.13 JIT", f"{feed_server.base}/a/py", "An experimental JIT compiler lands."),
+    ))
+    llm = FakeOpenAI(default=fooled_model("", writer_payload=False))
+    with llm.serve() as llm_url, forem.running():
+        config = cycle_config(tmp_path, feeds=[feed], llm_url=llm_url, forem_url=forem.url, secret_files=files,
+                              items_per_cycle=1, max_revisions=0)
+        settings = load_settings(config, {})
+        assert settings.publishers.devto.api_key_value.get_secret_value() == secrets.devto_api_key
+        assert settings.wallet.keystore_password_value.get_secret_value() == secrets.keystore_password
+        buf, raw = json_logs(settings)
+        report, settings, _ = await run_one_cycle(config)
+        logging.getLogger("selfpub.audit").info("settings at the end of the cycle: %r", settings)
+        # the CLI, as a user runs it, against the same state and the same stand-ins (one more cycle included)
+        commands = [["config", "show"], ["config", "check"], ["ledger", "report", "--format", "json"],
+                    ["drafts", "list", "--all"], ["llm", "calls"], ["cycle"]]
+        procs = run_cli_many([(["--config", str(config), *c], tmp_path) for c in commands], workers=2)
+
+    assert report.published == 1, report.summary()
+    for cmd, proc in zip(commands, procs):
+        assert proc.returncode == 0, (cmd, proc.stdout, proc.stderr)
+    assert "published 1" in procs[-1].stdout, procs[-1].stdout  # the CLI cycle did the whole job too
+    assert len(forem.articles) == 2 and not forem.errors
+    # the secrets were used where they belong (so the grep below is not vacuous)
+    assert all(r.headers.get("api-key") == secrets.devto_api_key for r in forem.fake.requests)
+
+    log_lines = buf.getvalue().splitlines()
+    assert len(log_lines) > 20 and all(json.loads(line) for line in log_lines)
+    assert any(json.loads(line)["msg"] == "cycle done" for line in log_lines)
+    found = {"log lines": leaks(buf.getvalue(), values)}
+    found["log records before formatting"] = leaks("\n".join(
+        f"{r.getMessage()} {json.dumps({k: str(v) for k, v in vars(r).items()})}" for r in raw), values)
+    for cmd, proc in zip(commands, procs):
+        found[" ".join(cmd)] = leaks(proc.stdout + proc.stderr, values)
+    for name, data in state_bytes(settings.state_dir).items():
+        found[f"state/{name}"] = leaks(data, values)
+    found["prompts"] = leaks(json.dumps([s.body for s in llm.chat_requests]), values)
+    found["Dev.to articles"] = leaks(json.dumps(forem.articles), values)
+    assert {k: v for k, v in found.items() if v} == {}
+    assert any(name.startswith("selfpub.db") for name in state_bytes(settings.state_dir))
+
+
+@pytest.mark.parametrize("mode", [0o640, 0o604, 0o660, 0o644])
+def test_secret_files_readable_by_others_are_refused(tmp_path, mode):
+    secrets = Secrets.random()
+    files = secrets.write(tmp_path / "secrets")
+    files["bluesky_app_password"].chmod(mode)
+    config = cycle_config(tmp_path, feeds=[], llm_url="http://127.0.0.1:9/v1", forem_url="http://127.0.0.1:9",
+                          secret_files=files)
+    with pytest.raises(ConfigError) as info:
+        load_settings(config, {})
+    [problem] = info.value.problems
+    assert problem.key == "publishers.bluesky.app_password_file"
+    assert f"mode {mode:o}" in problem.what and "chmod 600" in problem.fix
+    assert not leaks(str(info.value), secrets.values())
+
+
+def test_a_crash_carrying_a_secret_prints_no_secret(tmp_path):
+    """A key with a line break in the middle makes the HTTP layer raise with the header value in its message."""
+    secrets = Secrets.random()
+    files = secrets.write(tmp_path / "secrets")
+    broken = secrets.llm_api_key[:20] + "\n" + secrets.llm_api_key[20:]
+    files["llm_api_key"].write_text(broken + "\n")
+    llm = FakeOpenAI(default=fooled_model("", writer_payload=False))
+    feeds = FeedServer().start()
+    try:
+        feed = feeds.add("/feed.xml", rss(("SQLite 3.46 adds JSONB", f"{feeds.base}/a/sqlite", "Binary JSON.")))
+        with llm.serve() as llm_url:
+            config = cycle_config(tmp_path, feeds=[feed], llm_url=llm_url, forem_url="http://127.0.0.1:9",
+                                  secret_files=files, items_per_cycle=1)
+            proc = run_cli(["--config", str(config), "cycle"], tmp_path)
+    finally:
+        feeds.stop()
+    out = proc.stdout + proc.stderr
+    print(proc.returncode, out[-3000:])
+    parts = {"line 1": broken.split("\n")[0], "line 2": broken.split("\n")[1]}
+    assert not leaks(out, {**secrets.values(), **parts}), out
+    state = tmp_path / "state"
+    for name, data in state_bytes(state).items():
+        assert not leaks(data, {**secrets.values(), **parts}), name
