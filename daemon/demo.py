@@ -172,7 +172,7 @@ async def run_demo(workdir: Path, console: Console | None = None) -> DemoResult:
         console.rule("[bold]selfpub ledger report")
         report = build_report(journal, budget)
         render_table(report, console)
-        result.report_json = report.to_json()
+        result.report_json = report.to_dict()
         result.chart = render_chart(journal, workdir / "ledger.png")
         result.outbox = settings.state_dir / "outbox"
         console.print(f"chart: {result.chart}\nposts written to: {result.outbox}\nstate: {settings.state_dir}")

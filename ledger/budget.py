@@ -25,13 +25,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Engine
 
 from config.money import format_credits
 from config.settings import BudgetSettings
-from ledger.journal import WALLET, Entry, Journal, LedgerError, compute_account, provider_account
+from ledger.journal import WALLET, Entry, Journal, LedgerError, Write, compute_account, provider_account
 from ledger.models import COMMODITY, utcnow
-from ledger.sql import cursor
 
 LOCK_ROW = "*"  # not a valid persona name
 PROVIDERS = "liabilities:provider:"
@@ -134,7 +133,8 @@ _STATE_ROWS = (
     "VALUES (?, ?, '', '', ?), (?, ?, '', '', ?) ON CONFLICT (persona) DO NOTHING"
 )
 _INSERT_HOLD = (
-    "INSERT INTO ledger_reservation (agent, model, provider, amount, status, cycle_id, task_id, created_at, expires_at) "
+    "INSERT INTO ledger_reservation "
+    "(agent, model, provider, amount, status, cycle_id, task_id, created_at, expires_at) "
     "VALUES (?, ?, ?, ?, 'open', ?, ?, ?, ?) RETURNING id"
 )
 _CLOSE_OPEN = "UPDATE ledger_reservation SET status = ?, actual = ?, closed_at = ? WHERE id = ? AND status = 'open'"
@@ -174,18 +174,18 @@ class Budget:
     # -- the lock ----------------------------------------------------------------
 
     @contextmanager
-    def _locked(self) -> Iterator[tuple[Connection, Any]]:
-        """A write transaction holding the budget lock; yields (connection, raw cursor)."""
+    def _locked(self) -> Iterator[tuple[Write, Any]]:
+        """A write transaction holding the budget lock; yields (the write, its raw cursor)."""
         sql = self.sql
-        with self.journal.writer.begin() as conn:
-            cur = cursor(conn)
+        with self.journal.writing() as w:
+            cur = w.cursor
             if not self._rows_ready:
                 now = sql.ts(self.clock())
                 cur.execute(sql.q(_STATE_ROWS), (LOCK_ROW, False, now, self.persona, False, now))
             if sql.pg:
                 cur.execute(sql.q(_LOCK), (LOCK_ROW,))
                 cur.fetchall()
-            yield conn, cur
+            yield w, cur
         self._rows_ready = True
 
     # -- reading -----------------------------------------------------------------
@@ -200,12 +200,16 @@ class Budget:
             ),
         )
         paused, reason, cause, changed_at, wallet, owed, reserved, next_expiry, day_used, cycle_used = cur.fetchone()
-        pause = PauseState(bool(paused), reason or "", sql.parse_ts(changed_at), cause or "") if paused is not None else PauseState(False, "")
-        return _State(pause, int(wallet), -int(owed), int(reserved), next_expiry, int(day_used or 0), int(cycle_used or 0))
+        pause = PauseState(False, "")
+        if paused is not None:  # no row yet: never evaluated, not paused
+            pause = PauseState(bool(paused), reason or "", sql.parse_ts(changed_at), cause or "")
+        return _State(
+            pause, int(wallet), -int(owed), int(reserved), next_expiry, int(day_used or 0), int(cycle_used or 0)
+        )
 
     def _read_only(self, now: datetime, cycle_id: str | None = None) -> _State:
-        with self.engine.connect() as conn:
-            return self._read(cursor(conn), now, cycle_id)
+        with self.journal.reading() as cur:
+            return self._read(cur, now, cycle_id)
 
     def snapshot(self) -> Snapshot:
         """Wallet, liabilities, reservations, available and today's spend."""
@@ -250,7 +254,7 @@ class Budget:
         now = self.clock()
         sql = self.sql
         refused: BudgetExceeded | None = None
-        with self._locked() as (_conn, cur):
+        with self._locked() as (_w, cur):
             st = self._read(cur, now, cycle_id)
             if st.next_expiry is not None and st.next_expiry < sql.ts(now):
                 self._expire(cur, now)
@@ -267,7 +271,10 @@ class Budget:
                 )
                 rid = int(cur.fetchone()[0])
                 day = day_key(now)
-                self._count(cur, [(day, 0, amount)] + ([(cycle_key(cycle_id), 0, amount)] if cycle_id is not None else []))
+                counts = [(day, 0, amount)]
+                if cycle_id is not None:
+                    counts.append((cycle_key(cycle_id), 0, amount))
+                self._count(cur, counts)
         if refused is not None:
             raise refused
         return Hold(rid, agent, amount, model, provider, cycle_id, task_id, day)
@@ -295,7 +302,7 @@ class Budget:
         key = f"compute:{hold.id}"
         sql = self.sql
         now = self.clock()
-        with self._locked() as (conn, cur):
+        with self._locked() as (w, cur):
             cur.execute(sql.q(_CLOSE_OPEN), ("committed", actual, sql.ts(now), hold.id))
             was_open = cur.rowcount == 1
             if not was_open:
@@ -307,12 +314,13 @@ class Budget:
                     return int(row[0]) if row else None
             txn = None
             if actual:
-                txn = self.journal.post_in(
-                    conn, "compute",
+                txn = self.journal.post_cursor(
+                    w, "compute",
                     [Entry(compute_account(hold.agent), actual), Entry(provider_account(provider), -actual)],
                     idempotency_key=key, memo=memo or f"{hold.agent} {hold.model or ''}".strip(),
                     task_id=hold.task_id, model=hold.model, time=now,
-                    input_tokens=getattr(usage, "input_tokens", None), output_tokens=getattr(usage, "output_tokens", None),
+                    input_tokens=getattr(usage, "input_tokens", None),
+                    output_tokens=getattr(usage, "output_tokens", None),
                 ).txn_id
             held = hold.amount if was_open else 0
             counts = [(hold.day, actual, -held)]
@@ -324,7 +332,7 @@ class Budget:
     def release(self, hold: Hold) -> None:
         """Give the held amount back without spending (the call never happened)."""
         sql = self.sql
-        with self._locked() as (_conn, cur):
+        with self._locked() as (_w, cur):
             cur.execute(sql.q(_CLOSE_OPEN), ("released", None, sql.ts(self.clock()), hold.id))
             if cur.rowcount == 1:
                 counts = [(hold.day, 0, -hold.amount)]
@@ -346,7 +354,7 @@ class Budget:
 
     def expire_stale(self) -> int:
         """Expire reservations a crashed process left open past their TTL; returns how many."""
-        with self._locked() as (_conn, cur):
+        with self._locked() as (_w, cur):
             return self._expire(cur, self.clock())
 
     def _expire(self, cur: Any, now: datetime) -> int:
@@ -367,15 +375,13 @@ class Budget:
 
     def open_reservations(self) -> int:
         """How many reservations are open right now."""
-        with self.engine.connect() as conn:
-            cur = cursor(conn)
+        with self.journal.reading() as cur:
             cur.execute("SELECT COUNT(*) FROM ledger_reservation WHERE status = 'open'")
             return int(cur.fetchone()[0])
 
     def cycle_spent(self, cycle_id: str) -> int:
         """Committed spend of one cycle."""
-        with self.engine.connect() as conn:
-            cur = cursor(conn)
+        with self.journal.reading() as cur:
             cur.execute(self.sql.q("SELECT spent FROM ledger_spend_counter WHERE key = ?"), (cycle_key(cycle_id),))
             row = cur.fetchone()
         return int(row[0]) if row else 0
@@ -394,7 +400,7 @@ class Budget:
         """
         now = self.clock()
         b = self.settings
-        with self._locked() as (_conn, cur):
+        with self._locked() as (_w, cur):
             st = self._read(cur, now, None)
             state, available = st.pause, st.available
             if extra_reason:

@@ -20,4 +20,5 @@ def deposit(
     if type(amount) is not int or amount <= 0:
         raise LedgerError(f"a deposit must be a positive amount, got {amount!r}")
     key = idempotency_key or f"deposit:{uuid.uuid4()}"
-    return journal.post("deposit", [Entry(WALLET, amount), Entry(OPENING, -amount)], idempotency_key=key, memo=memo, time=time)
+    entries = [Entry(WALLET, amount), Entry(OPENING, -amount)]
+    return journal.post("deposit", entries, idempotency_key=key, memo=memo, time=time)

@@ -18,13 +18,15 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, event
+from sqlalchemy.exc import DBAPIError
 
 from config.db import migrate
 from ledger.models import COMMODITY, utcnow
@@ -138,7 +140,8 @@ def _check_text(what: str, value: str | None, limit: int, *, required: bool = Fa
     if value is None and not required:
         return
     if type(value) is not str or (required and not value) or len(value) > limit:
-        raise InvalidPosting(f"{what} must be a {'non-empty ' if required else ''}string of at most {limit} characters, got {value!r}")
+        kind = "non-empty string" if required else "string"
+        raise InvalidPosting(f"{what} must be a {kind} of at most {limit} characters, got {value!r}")
 
 
 def _check_tokens(what: str, value: int | None) -> None:
@@ -182,21 +185,73 @@ _BALANCE_OF = (
 )
 
 
+class Write:
+    """One write transaction on a raw DB-API connection: its cursor, and what to do once committed."""
+
+    def __init__(self, cursor: Any):
+        self.cursor = cursor
+        self.after_commit: list[Callable[[], None]] = []
+
+
 class Journal:
     """Append-only double-entry journal over one database."""
 
     def __init__(self, engine: Engine):
         self.engine = engine
         self.sql = Dialect(engine)
-        # Write transactions on SQLite take the write lock up front (BEGIN
-        # IMMEDIATE): a deferred reader that later writes fails at once with
-        # SQLITE_BUSY instead of waiting for the lock.
+        # For callers that want a SQLAlchemy write transaction: on SQLite it
+        # takes the write lock up front (BEGIN IMMEDIATE), as writing() does.
         self.writer: Engine = engine if self.sql.pg else engine.execution_options(sqlite_begin="IMMEDIATE")
         self._known_accounts: set[str] = set()
+        self._dbapi_error = engine.dialect.loaded_dbapi.Error
 
     def migrate(self) -> None:
         """Create or upgrade the ledger tables."""
         migrate(self.engine, MIGRATIONS, VERSION_TABLE)
+
+    # -- transactions ------------------------------------------------------------
+
+    @contextmanager
+    def writing(self) -> Iterator[Write]:
+        """A write transaction on a pooled raw connection; commits when the block ends, rolls back on error.
+
+        SQLite: BEGIN IMMEDIATE, so the write lock is held from the start (a
+        deferred reader that later writes fails at once with SQLITE_BUSY
+        instead of waiting). Bypasses SQLAlchemy's Connection: its per-
+        transaction bookkeeping cost more than the statements on the hot path.
+        Driver errors come out as SQLAlchemy's exceptions (IntegrityError, ...).
+        """
+        fairy = self.engine.raw_connection()
+        try:
+            dbapi = fairy.dbapi_connection
+            try:
+                cur = dbapi.cursor()
+                if not self.sql.pg:
+                    cur.execute("BEGIN IMMEDIATE")
+                w = Write(cur)
+                yield w
+                dbapi.commit()
+            except BaseException as exc:
+                try:
+                    dbapi.rollback()
+                except Exception:  # noqa: BLE001 - the connection is broken: drop it, report the first error
+                    fairy.invalidate()
+                if isinstance(exc, self._dbapi_error):
+                    raise DBAPIError.instance(None, None, exc, self._dbapi_error) from exc
+                raise
+        finally:
+            fairy.close()
+        for done in w.after_commit:
+            done()
+
+    @contextmanager
+    def reading(self) -> Iterator[Any]:
+        """A raw cursor for reads (each statement sees a consistent snapshot)."""
+        fairy = self.engine.raw_connection()
+        try:
+            yield fairy.dbapi_connection.cursor()
+        finally:
+            fairy.close()  # the pool rolls back whatever read transaction the driver opened
 
     # -- writing -----------------------------------------------------------------
 
@@ -218,9 +273,9 @@ class Journal:
     ) -> Posted:
         """Write one balanced transaction once; the same key again returns the first one."""
         entries = list(entries)
-        with self.writer.begin() as conn:
-            return self.post_in(
-                conn, kind, entries, idempotency_key=idempotency_key, memo=memo, task_id=task_id,
+        with self.writing() as w:
+            return self.post_cursor(
+                w, kind, entries, idempotency_key=idempotency_key, memo=memo, task_id=task_id,
                 post_id=post_id, tx_hash=tx_hash, reverses_id=reverses_id, time=time, model=model,
                 input_tokens=input_tokens, output_tokens=output_tokens,
             )
@@ -242,7 +297,40 @@ class Journal:
         input_tokens: int | None = None,
         output_tokens: int | None = None,
     ) -> Posted:
-        """Like post(), inside the caller's database transaction."""
+        """Like post(), inside the caller's SQLAlchemy transaction."""
+        w = Write(cursor(conn))
+        posted = self.post_cursor(
+            w, kind, entries, idempotency_key=idempotency_key, memo=memo, task_id=task_id, post_id=post_id,
+            tx_hash=tx_hash, reverses_id=reverses_id, time=time, model=model, input_tokens=input_tokens,
+            output_tokens=output_tokens,
+        )
+        if w.after_commit:
+            # Run them only if the caller's transaction commits.
+            def committed(_conn: Connection, todo: list = w.after_commit) -> None:
+                for done in todo:
+                    done()
+
+            event.listen(conn, "commit", committed, once=True)
+        return posted
+
+    def post_cursor(
+        self,
+        w: Write,
+        kind: str,
+        entries: Sequence[Entry],
+        *,
+        idempotency_key: str,
+        memo: str = "",
+        task_id: str | None = None,
+        post_id: str | None = None,
+        tx_hash: str | None = None,
+        reverses_id: int | None = None,
+        time: datetime | None = None,
+        model: str | None = None,
+        input_tokens: int | None = None,
+        output_tokens: int | None = None,
+    ) -> Posted:
+        """Like post(), inside a writing() transaction."""
         check_entries(entries, idempotency_key)
         _check_text("idempotency_key", idempotency_key, MAX_KEY, required=True)
         _check_text("kind", kind, MAX_KIND, required=True)
@@ -254,7 +342,7 @@ class Journal:
         _check_tokens("output_tokens", output_tokens)
         when = _aware(time) if time is not None else utcnow()
         sql = self.sql
-        cur = cursor(conn)
+        cur = w.cursor
         cur.execute(
             sql.q(_INSERT_TXN),
             (sql.ts(when), (memo or "")[:MAX_MEMO], kind, idempotency_key, task_id, post_id, tx_hash, reverses_id,
@@ -270,15 +358,16 @@ class Journal:
         for e in entries:
             params += (txn_id, e.account, e.commodity, e.amount)
         cur.execute(sql.values(_POSTINGS_HEAD, "(?, ?, ?, ?)", len(entries)), params)
-        self._add_totals(conn, cur, when, entries, model, task_id, post_id)
+        self._add_totals(w, when, entries, model, task_id, post_id)
         return Posted(txn_id, True)
 
     def _add_totals(
-        self, conn: Connection, cur: Any, when: datetime, entries: Sequence[Entry],
+        self, w: Write, when: datetime, entries: Sequence[Entry],
         model: str | None, task_id: str | None, post_id: str | None,
     ) -> None:
         """Add a transaction to the running balances and the daily rollups (rows sorted: no deadlocks)."""
         sql = self.sql
+        cur = w.cursor
         balances: dict[tuple[str, str], int] = defaultdict(int)
         rollup: dict[tuple[str, str, str], list[int]] = {}
         tasks: dict[str, list[int]] = {}  # commodity -> [cost, earnings, postings]
@@ -296,7 +385,7 @@ class Journal:
                 t[2] += 1
         new = {account for account, _ in balances} - self._known_accounts
         if new:
-            self._add_accounts(conn, cur, sorted(new))
+            self._add_accounts(w, sorted(new))
         params: list[Any] = []
         for (account, commodity), amount in sorted(balances.items()):
             params += (account, commodity, amount)
@@ -312,18 +401,14 @@ class Journal:
                 params += (day, task_id, post_id or "", commodity, cost, earnings, n)
             cur.execute(sql.values(_TASK_HEAD, "(?, ?, ?, ?, ?, ?, ?)", len(tasks), _TASK_TAIL), params)
 
-    def _add_accounts(self, conn: Connection, cur: Any, names: list[str]) -> None:
+    def _add_accounts(self, w: Write, names: list[str]) -> None:
         now = self.sql.ts(utcnow())
         params: list[Any] = []
         for name in names:
             params += (name, name.split(":", 1)[0], now)
-        cur.execute(self.sql.values(_ACCOUNT_HEAD, "(?, ?, ?)", len(names), _ACCOUNT_TAIL), params)
-
+        w.cursor.execute(self.sql.values(_ACCOUNT_HEAD, "(?, ?, ?)", len(names), _ACCOUNT_TAIL), params)
         # Cache only what a commit made durable: a rolled-back insert must be redone.
-        def remember(_conn: Connection) -> None:
-            self._known_accounts.update(names)
-
-        event.listen(conn, "commit", remember, once=True)
+        w.after_commit.append(lambda: self._known_accounts.update(names))
 
     def reverse(
         self, txn_id: int, *, idempotency_key: str, memo: str, kind: str = "reversal", time: datetime | None = None
@@ -332,8 +417,8 @@ class Journal:
 
         A transaction is reversed at most once; the same key again returns the reversal.
         """
-        with self.writer.begin() as conn:
-            cur = cursor(conn)
+        with self.writing() as w:
+            cur = w.cursor
             q = self.sql.q
             cur.execute(q(_FIND), (idempotency_key,))
             row = cur.fetchone()
@@ -352,8 +437,8 @@ class Journal:
             )
             entries = [Entry(account, -int(amount), commodity) for account, commodity, amount in cur.fetchall()]
             model, task_id, post_id = original
-            return self.post_in(
-                conn, kind, entries, idempotency_key=idempotency_key, memo=memo, reverses_id=txn_id,
+            return self.post_cursor(
+                w, kind, entries, idempotency_key=idempotency_key, memo=memo, reverses_id=txn_id,
                 model=model, task_id=task_id, post_id=post_id, time=time,
             )
 
@@ -361,8 +446,7 @@ class Journal:
 
     def find(self, idempotency_key: str) -> int | None:
         """The id of the transaction with this key, or None."""
-        with self.engine.connect() as conn:
-            cur = cursor(conn)
+        with self.reading() as cur:
             cur.execute(self.sql.q(_FIND), (idempotency_key,))
             row = cur.fetchone()
         return int(row[0]) if row else None
@@ -374,15 +458,13 @@ class Journal:
             cur = cursor(conn)
             cur.execute(self.sql.q(_BALANCE_OF), params)
             return int(cur.fetchone()[0])
-        with self.engine.connect() as c:
-            cur = cursor(c)
+        with self.reading() as cur:
             cur.execute(self.sql.q(_BALANCE_OF), params)
             return int(cur.fetchone()[0])
 
     def balances(self, commodity: str = COMMODITY) -> dict[str, int]:
         """Every account's running balance."""
-        with self.engine.connect() as conn:
-            cur = cursor(conn)
+        with self.reading() as cur:
             cur.execute(
                 self.sql.q("SELECT account, balance FROM ledger_balance WHERE commodity = ? ORDER BY account"),
                 (commodity,),
@@ -391,8 +473,7 @@ class Journal:
 
     def commodities(self) -> list[str]:
         """Every commodity the ledger has postings in."""
-        with self.engine.connect() as conn:
-            cur = cursor(conn)
+        with self.reading() as cur:
             cur.execute("SELECT DISTINCT commodity FROM ledger_balance ORDER BY commodity")
             return [c for (c,) in cur.fetchall()]
 
@@ -402,8 +483,7 @@ class Journal:
         Returns the problems found (empty when the ledger is sound).
         """
         problems: list[str] = []
-        with self.engine.connect() as conn:
-            cur = cursor(conn)
+        with self.reading() as cur:
             cur.execute(
                 "SELECT txn_id, commodity, SUM(amount) FROM ledger_posting "
                 "GROUP BY txn_id, commodity HAVING SUM(amount) <> 0 ORDER BY txn_id"
@@ -456,8 +536,8 @@ class Journal:
         postings directly. Postings and transactions are left untouched.
         """
         sql = self.sql
-        with self.writer.begin() as conn:
-            cur = cursor(conn)
+        with self.writing() as w:
+            cur = w.cursor
             cur.execute("DELETE FROM ledger_balance")
             cur.execute(
                 "INSERT INTO ledger_balance (account, commodity, balance) "

@@ -87,7 +87,8 @@ def render(
     top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=(3, 2))
     x = [float(date2num(d)) for d in s.start]
     ends = [float(date2num(next_bucket(d, by))) for d in s.start]
-    top.plot(ends, credits(s.balance), color="tab:blue", marker="o" if len(s.start) < 60 else None, label="wallet balance (at period end)")
+    top.plot(ends, credits(s.balance), color="tab:blue", marker="o" if len(s.start) < 60 else None,
+             label="wallet balance (at period end)")
     top.ticklabel_format(axis="y", useOffset=False, style="plain")
     top.set_ylabel("credits")
     top.set_title(f"selfpub ledger, by {by}")

@@ -57,7 +57,9 @@ POSTINGS = Source("ledger_rollup", ("day", "account", "commodity", "model"), ("a
 TASKS = Source("ledger_task_rollup", ("day", "task_id", "post_id", "commodity"), ("cost", "earnings"), "task_rows")
 
 
-def _pieces(journal: Journal, source: Source, since: datetime | None, until: datetime | None) -> list[tuple[str, tuple, str, tuple]]:
+def _pieces(
+    journal: Journal, source: Source, since: datetime | None, until: datetime | None
+) -> list[tuple[str, tuple, str, tuple]]:
     """(FROM clause, its params, extra WHERE, its params) covering since <= time < until.
 
     Whole days come from the rollup table; the partial days at either end from postings.

@@ -82,6 +82,7 @@ from ledger.query import (
 
 VERSION = 1
 DEFAULT_WINDOW_DAYS = 7
+INCOME_OR_EXPENSES = f"({EXPENSES} OR {INCOME})"
 JUST_AFTER = timedelta(microseconds=1)  # "until now" includes what happened at now
 COMPUTE_PREFIX = "expenses:compute:"
 ENGAGEMENT_PREFIX = "income:engagement:"
@@ -198,7 +199,7 @@ class Report:
 def _burn(journal: Journal, now: datetime, window_days: int, conn: Any) -> tuple[Fraction, Fraction, int]:
     """(spend per day, net spend per day, window in whole days) over the trailing window."""
     start = now - timedelta(days=window_days)
-    sums = grouped(journal, since=start, until=now + JUST_AFTER, by=("account",), where=f"({EXPENSES} OR {INCOME})", conn=conn)
+    sums = grouped(journal, since=start, until=now + JUST_AFTER, by=("account",), where=INCOME_OR_EXPENSES, conn=conn)
     spent = sum(v for (a,), v in sums.items() if a.startswith("expenses:"))
     earned = -sum(v for (a,), v in sums.items() if a.startswith("income:"))
     first = first_time(journal, conn)
@@ -216,7 +217,11 @@ def _runway(available: int, per_day: Fraction) -> float | None:
 
 
 def runway_days(
-    journal: Journal, budget: Budget | None = None, *, now: datetime | None = None, window_days: int = DEFAULT_WINDOW_DAYS
+    journal: Journal,
+    budget: Budget | None = None,
+    *,
+    now: datetime | None = None,
+    window_days: int = DEFAULT_WINDOW_DAYS,
 ) -> float | None:
     """Days until available is spent at the trailing burn rate; None when nothing is burnt."""
     budget = budget or Budget(journal, BudgetSettings())
@@ -246,7 +251,7 @@ def build_report(
     with journal.engine.connect() as conn:
         receivable = journal.balance(RECEIVABLE_ENGAGEMENT, conn=conn)
         series = period_series(journal, since=start, until=end, by=by, conn=conn)
-        accounts = grouped(journal, since=start, until=end, by=("account",), where=f"({EXPENSES} OR {INCOME})", conn=conn)
+        accounts = grouped(journal, since=start, until=end, by=("account",), where=INCOME_OR_EXPENSES, conn=conn)
         models = grouped(journal, since=start, until=end, by=("model",), where=COMPUTE, conn=conn)
         tasks = task_totals(journal, since=start, until=end, conn=conn)
         per_day, net_per_day, window = _burn(journal, now, window_days, conn)
@@ -355,14 +360,15 @@ def render_table(report: Report, console: Any = None, *, posts: int = 20, period
     ):
         summary.add_row(name, value)
     console.print(summary)
-    income = {"tips": report.tips, **{f"engagement:{k}": v for k, v in report.engagement.items()}, **report.other_income}
+    income = {"tips": report.tips, **{f"engagement:{k}": v for k, v in report.engagement.items()}}
+    income.update(report.other_income)
     console.print(money_table("Income by source", "source", income))
     console.print(money_table("Spend by agent", "agent", {**report.spend_by_agent, **report.other_spend}))
     console.print(money_table("Spend by model", "model", report.spend_by_model))
 
     pnl = Table(title="P&L per post", title_justify="left")
-    for col, justify in (("task", "left"), ("post", "left"), ("cost", "right"), ("earnings", "right"), ("net", "right")):
-        pnl.add_column(col, justify=justify)  # type: ignore[arg-type]
+    for col in ("task", "post", "cost", "earnings", "net"):
+        pnl.add_column(col, justify="left" if col in ("task", "post") else "right")
     active = heapq.nsmallest(posts, report.posts, key=lambda p: (-(p.cost + p.earnings), p.task_id))
     for p in active:
         net = c(p.net)

@@ -98,7 +98,7 @@ class Dialect:
         when = when.astimezone(UTC)
         if self.pg:
             return when
-        return f"{when.year:04d}-{when.month:02d}-{when.day:02d} {when.hour:02d}:{when.minute:02d}:{when.second:02d}.{when.microsecond:06d}"
+        return f"{when:%Y-%m-%d %H:%M:%S.%f}"  # SQLAlchemy's SQLite DATETIME storage format
 
     def parse_ts(self, value: Any) -> datetime | None:
         """A timestamp column's value as an aware UTC datetime."""

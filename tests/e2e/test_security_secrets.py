@@ -127,13 +127,35 @@ def test_a_crash_carrying_a_secret_prints_no_secret(tmp_path):
         with llm.serve() as llm_url:
             config = cycle_config(tmp_path, feeds=[feed], llm_url=llm_url, forem_url="http://127.0.0.1:9",
                                   secret_files=files, items_per_cycle=1)
+            funded = run_cli(["--config", str(config), "ledger", "deposit", "5"], tmp_path)
+            assert funded.returncode == 0, funded.stdout + funded.stderr
             proc = run_cli(["--config", str(config), "cycle"], tmp_path)
     finally:
         feeds.stop()
     out = proc.stdout + proc.stderr
-    print(proc.returncode, out[-3000:])
+    assert proc.returncode == 0 and "LLMUnavailable" in out, out  # the failure is reported, by class, not by message
     parts = {"line 1": broken.split("\n")[0], "line 2": broken.split("\n")[1]}
     assert not leaks(out, {**secrets.values(), **parts}), out
     state = tmp_path / "state"
     for name, data in state_bytes(state).items():
         assert not leaks(data, {**secrets.values(), **parts}), name
+
+
+def test_a_logged_traceback_holding_the_settings_masks_every_secret(tmp_path, json_logs):
+    secrets = Secrets.random()
+    files = secrets.write(tmp_path / "secrets")
+    config = cycle_config(tmp_path, feeds=[], llm_url="http://127.0.0.1:9/v1", forem_url="http://127.0.0.1:9",
+                          secret_files=files)
+    settings = load_settings(config, {})
+    assert not leaks(repr(settings) + str(settings) + settings.model_dump_json(), secrets.values())
+    buf, _ = json_logs(settings)
+    devto = settings.publishers.devto
+    try:
+        # what careless code does: put the live secret and the settings into an exception message
+        raise RuntimeError(f"login failed for key={devto.api_key_value.get_secret_value()} with {settings!r} "
+                           f"password {settings.wallet.keystore_password_value.get_secret_value()}")
+    except RuntimeError:
+        logging.getLogger("selfpub.audit").exception("cycle crashed", extra={"key": secrets.llm_api_key})
+    line = json.loads(buf.getvalue().splitlines()[-1])
+    assert line["msg"] == "cycle crashed" and "RuntimeError" in line["exc"] and "[REDACTED]" in line["exc"]
+    assert not leaks(buf.getvalue(), secrets.values())

@@ -22,9 +22,9 @@ from tests.ledger import workers
 
 PROCESSES = 8
 HOLD = 20_000  # ucr reserved per call; the actual is 1..HOLD
-FUNDED = 3_000_000
-DAILY_CAP = 2_000_000
-SETTINGS = {"daily_cap": "2", "per_cycle_cap": "1000", "min_balance": "0", "resume_balance": "0"}
+FUNDED = 8_000_000
+DAILY_CAP = 5_000_000
+SETTINGS = {"daily_cap": "5", "per_cycle_cap": "1000", "min_balance": "0", "resume_balance": "0"}
 
 
 def test_eight_processes_never_overspend(db_url: str) -> None:

@@ -325,3 +325,19 @@ def test_migration_0002_backfills_the_rollup_of_a_0001_ledger(engine: Engine) ->
     command.downgrade(cfg, "0001")
     command.upgrade(cfg, "head")
     assert journal.verify() == []
+
+
+def test_post_in_joins_the_callers_transaction_and_rolls_back_with_it(journal: Journal) -> None:
+    class Abort(Exception):
+        pass
+
+    with pytest.raises(Abort):
+        with journal.writer.begin() as conn:
+            journal.post_in(conn, "tip", [Entry(WALLET, 3), Entry(TIPS, -3)], idempotency_key="in:1")
+            raise Abort
+    assert journal.find("in:1") is None and journal.balances() == {}
+    # The accounts the rolled-back insert named must be written again next time.
+    with journal.writer.begin() as conn:
+        journal.post_in(conn, "tip", [Entry(WALLET, 3), Entry(TIPS, -3)], idempotency_key="in:2")
+    assert journal.balance(WALLET) == 3
+    assert journal.verify() == []

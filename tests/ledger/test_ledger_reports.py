@@ -15,6 +15,7 @@ from config.settings import BudgetSettings
 from daemon.cli import app
 from ledger import TIPS, WALLET, Budget, Entry, Journal
 from ledger.funding import deposit
+from ledger.query import as_moment, midnight
 from ledger.reports import build_report, render_table, runway_days, to_csv
 from tests.ledger.conftest import Clock
 from tests.ledger.ledgerdata import START, expected, populate, wallet_at
@@ -34,8 +35,8 @@ def test_report_figures_equal_the_postings(journal: Journal, clock: Clock, span:
     budget = populate(journal, clock)
     since, until = RANGES[span]
     report = build_report(journal, budget, since=since, until=until)
-    start = None if since is None else (since if isinstance(since, datetime) else datetime(since.year, since.month, since.day, tzinfo=UTC))
-    end = clock.now if until is None else (until if isinstance(until, datetime) else datetime(until.year, until.month, until.day, tzinfo=UTC) + timedelta(days=1))
+    start = as_moment(since)
+    end = as_moment(until, end=True) or clock.now + timedelta(microseconds=1)
     want = expected(journal, start, end)
     data = report.to_dict()
     assert data["income"]["tips"] == want["tips"]
@@ -50,7 +51,7 @@ def test_report_figures_equal_the_postings(journal: Journal, clock: Clock, span:
     for period in report.series:
         assert period.spend == want["spend_by_day"].get(period.start, 0), period
         assert period.income == want["income_by_day"].get(period.start, 0), period
-        assert period.balance == wallet_at(journal, min(datetime(period.end.year, period.end.month, period.end.day, tzinfo=UTC), end))
+        assert period.balance == wallet_at(journal, min(midnight(period.end), end))
     assert sum(p.spend for p in report.series) == data["spend"]["total"]
 
 

@@ -55,7 +55,9 @@ def upgrade() -> None:
     op.add_column('ledger_txn', sa.Column('output_tokens', sa.BigInteger(), nullable=True))
     # Fewer index pages written per transaction: partial indexes of only the
     # rows anyone looks up, and no index nobody reads (kind, reservation cycle).
-    op.create_index('ux_ledger_txn_reverses_id', 'ledger_txn', ['reverses_id'], unique=True, **_where("reverses_id IS NOT NULL"))
+    op.create_index(
+        'ux_ledger_txn_reverses_id', 'ledger_txn', ['reverses_id'], unique=True, **_where("reverses_id IS NOT NULL")
+    )
     op.drop_index('ix_ledger_txn_kind', table_name='ledger_txn')
     for column in ("task_id", "post_id"):
         op.drop_index(f'ix_ledger_txn_{column}', table_name='ledger_txn')

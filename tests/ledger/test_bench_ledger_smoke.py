@@ -1,0 +1,46 @@
+"""bench/bench_ledger.py at a small size, so the benchmark cannot rot."""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import sys
+from pathlib import Path
+
+from sqlalchemy import Engine, text
+
+BENCH = Path(__file__).resolve().parents[2] / "bench" / "bench_ledger.py"
+
+
+def load_bench():  # noqa: ANN201
+    if "bench_ledger" in sys.modules:
+        return sys.modules["bench_ledger"]
+    spec = importlib.util.spec_from_file_location("bench_ledger", BENCH)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["bench_ledger"] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
+
+
+def test_bench_builds_a_sound_ledger_and_measures_it(engine: Engine) -> None:
+    bench = load_bench()
+    built = bench.build(engine, 3_000)
+    assert 3_000 <= built.postings <= 3_002 and built.transactions > 1_000
+    assert bench.verify(engine) == []
+    with engine.connect() as conn:
+        kinds = set(conn.execute(text("SELECT DISTINCT kind FROM ledger_txn")).scalars())
+    assert {"deposit", "compute", "engagement", "tip"} <= kinds
+    assert bench.time_report(engine, runs=1) > 0
+    assert bench.throughput(engine, 30) > 0
+    assert bench.verify(engine) == []
+
+
+def test_bench_prints_each_figure_with_its_goal_and_ratio() -> None:
+    bench = load_bench()
+    out = io.StringIO()
+    figures = bench.run(2_000, 20, postgres=False, out=out)
+    lines = out.getvalue().splitlines()
+    assert set(figures) == {"report_s_sqlite", "pairs_per_s_sqlite"}
+    assert any(line.startswith("ledger report, SQLite") and "goal < 1 s" in line and "ratio" in line for line in lines)
+    assert any(line.startswith("reserve+commit, SQLite") and "goal > 2,000/s" in line and "ratio" in line for line in lines)
+    assert "verify: clean" in lines[0]
