@@ -28,10 +28,11 @@ from agents.text import (
     extract_urls,
     graphemes,
     same_url,
+    strip_hashtags,
     valid_tag,
 )
 from agents.untrusted import looks_like_injection, urls_in
-from agents.writer import brief_text
+from agents.writer import LINK_LABEL
 from config.settings import ReviewSettings
 
 log = logging.getLogger(__name__)
@@ -71,6 +72,7 @@ _ACTIVE_HTML = re.compile(
     r"|<[^>]*\son[a-z]+\s*=",
     re.IGNORECASE,
 )
+_SENTENCE = re.compile(r"(?<=[.!?])\s+|\n\s*\n")
 _CODE = re.compile(r"```.*?```|~~~.*?~~~|`[^`\n]*`", re.DOTALL)
 
 
@@ -181,6 +183,52 @@ def _norm(text: str) -> str:
     return " ".join(re.sub(r"[^\w\s]", " ", text.lower()).split())
 
 
+REVIEW_OPENING_WORDS = 60  # of the body the model reads in full: its prose and first claims
+REVIEW_CLOSING_WORDS = 25  # and of its end (an abrupt ending is a finding too)
+REVIEW_CLAIM_WORDS = 60  # cited sentences in between, each once, at most this many words
+
+
+def brief_claims(brief: Brief) -> str:
+    """What the review checks claims against: the topic and the key claims (their links are checked by code)."""
+    return "\n".join([f"topic: {brief.topic}", *(f"- {kp.claim}" for kp in brief.key_points)])
+
+
+def review_view(draft: Draft) -> str:
+    """The draft as the model reviews it: title, description, the opening, each later cited claim once, the end.
+
+    Links are shown as their labels. The deterministic checks have already read every character
+    (links, HTML, injected text, secrets); the model judges claims and prose, for which the opening,
+    the sentences that cite a source and the ending are the sample that matters.
+    """
+    sentences = [(bool(LINK_LABEL.search(s)), " ".join(LINK_LABEL.sub(r"\1", s).split()))
+                 for s in _SENTENCE.split(draft.body_markdown)]
+    sentences = [(cited, text) for cited, text in sentences if text]
+    head, n = 0, 0
+    while head < len(sentences) and n < REVIEW_OPENING_WORDS:
+        n += len(sentences[head][1].split())
+        head += 1
+    tail, n = len(sentences), 0
+    while tail > head and n < REVIEW_CLOSING_WORDS:
+        tail -= 1
+        n += len(sentences[tail][1].split())
+    shown = {text for _, text in sentences[:head] + sentences[tail:]}  # a sentence said twice is reviewed once
+    middle, budget = [], REVIEW_CLAIM_WORDS
+    for cited, text in sentences[head:tail]:
+        if cited and text not in shown and len(text.split()) <= budget:
+            middle.append(text)
+            shown.add(text)
+            budget -= len(text.split())
+    skipped = sum(len(t.split()) for _, t in sentences[head:tail]) - sum(len(t.split()) for t in middle)
+    parts = [" ".join(t for _, t in sentences[:head])]
+    if tail > head:
+        parts += [*middle, f"[{skipped} more words]" if skipped else "", " ".join(t for _, t in sentences[tail:])]
+    lines = [f"title: {draft.title}", f"description: {draft.description}", " … ".join(p for p in parts if p)]
+    post = strip_hashtags(draft.bsky_text)
+    if post and post.rstrip(".…") != draft.title.rstrip(".…"):  # the post says more than the title
+        lines.append(f"bluesky: {post}")
+    return "\n".join(lines)
+
+
 class Critic:
     """Reviews a draft: deterministic checks, then one LLM call when they pass."""
 
@@ -191,9 +239,9 @@ class Critic:
         self.prompt = load_prompt("critic")
 
     def messages(self, draft: Draft, brief: Brief) -> list[dict[str, str]]:
-        """The chat messages of one review call."""
-        body = f"title: {draft.title}\n\n{draft.body_markdown}\n\nbluesky: {draft.bsky_text}"
-        return self.prompt.render(brief=brief_text(brief), draft=data_section("draft", body))
+        """The chat messages of one review call: compact views of the brief and the draft."""
+        return self.prompt.render(brief=data_section("brief", brief_claims(brief)),
+                                  draft=data_section("draft", review_view(draft)))
 
     async def review(
         self,

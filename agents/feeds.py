@@ -18,6 +18,7 @@ status code, so one bad feed never crashes a cycle:
     httpx.TimeoutException, TimeoutError  "timeout"        connect/read/overall deadline
     httpx.TransportError             "fetch_error"         refused, reset, protocol error
     parser failure                   "parse_error"         feedparser itself failed
+    a 429/503 Retry-After not over   "deferred"            not fetched until the time the host asked for
     success                          "ok" | "not_modified" (304) | "truncated" (size cap hit)
 """
 
@@ -77,8 +78,13 @@ class TooManyRedirects(FetchError):
     status = "too_many_redirects"
 
 
+class _Deferred(FetchError):
+    status = "deferred"
+
+
 class HTTPStatus(FetchError):
     status = "http_error"
+    retry_after: float | None = None  # seconds a 429/503 asked us to wait
 
 
 @dataclass(frozen=True)
@@ -283,6 +289,22 @@ def parse_feed(
 # -- fetching --------------------------------------------------------------------------
 
 
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds or an HTTP date), or None."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value.strip()))
+    except ValueError:
+        pass
+    from email.utils import parsedate_to_datetime
+
+    try:
+        return max(0.0, parsedate_to_datetime(value.strip()).timestamp() - time.time())
+    except (TypeError, ValueError):
+        return None
+
+
 def _check_url(url: str) -> None:
     parts = urlsplit(url)
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
@@ -313,7 +335,10 @@ async def fetch_body(
                 url = urljoin(url, location)
                 continue
             if resp.status_code >= 400:
-                raise HTTPStatus(url, f"HTTP {resp.status_code}", resp.status_code)
+                error = HTTPStatus(url, f"HTTP {resp.status_code}", resp.status_code)
+                if resp.status_code in (429, 503):
+                    error.retry_after = parse_retry_after(resp.headers.get("retry-after"))
+                raise error
             chunks: list[bytes] = []
             size, truncated = 0, False
             if resp.status_code != 304:
@@ -335,6 +360,7 @@ class FeedFetcher:
         self.settings = settings
         self.store = store
         self._sem = asyncio.Semaphore(settings.concurrency)
+        self._not_before: dict[str, float] = {}  # feed URL -> monotonic time its host's Retry-After ends
 
     async def _get(self, url: str, headers: Mapping[str, str], max_bytes: int) -> Fetched:
         s = self.settings
@@ -363,7 +389,10 @@ class FeedFetcher:
             if validators.last_modified:
                 headers["If-Modified-Since"] = validators.last_modified
             new_validators: Validators | None = None
+            wait = self._not_before.get(feed.url, 0.0) - time.monotonic()
             try:
+                if wait > 0:
+                    raise _Deferred(feed.url, f"the host asked to wait (Retry-After): {wait:.1f}s left")
                 got = await self._get(feed.url, headers, self.settings.max_feed_bytes)
                 report.http_status, report.bytes_read = got.status, len(got.body)
                 if got.status == 304:
@@ -381,6 +410,8 @@ class FeedFetcher:
                         report.error = f"body cut at {self.settings.max_feed_bytes} bytes"
             except FetchError as e:
                 report.status, report.http_status, report.error = e.status, e.http_status, str(e)
+                if getattr(e, "retry_after", None) is not None:
+                    self._not_before[feed.url] = time.monotonic() + e.retry_after
             except (httpx.TimeoutException, TimeoutError):
                 report.status, report.error = "timeout", f"no complete answer within {self.settings.fetch_timeout_seconds}s"
             except httpx.HTTPError as e:  # transport-level: refused, reset, invalid response, too many headers
@@ -389,17 +420,19 @@ class FeedFetcher:
                 report.status, report.error = "parse_error", f"{type(e).__name__}: {str(e)[:300]}"
                 log.exception("feed parse failed", extra={"feed_url": feed.url})
             report.elapsed_ms = int((time.monotonic() - started) * 1000)
-            if self.store:
+            if self.store and report.status != _Deferred.status:
                 self.store.save_feed_state(
                     feed.url, status=report.http_status, outcome=report.status, error=report.error, validators=new_validators
                 )
             span.set_attribute("feed.status", report.status)
             span.set_attribute("feed.items", report.items_found)
-            log.info(
+            log.log(
+                logging.INFO if report.status in OK_STATUSES else logging.WARNING,
                 "feed fetched",
                 extra={
                     "feed_url": feed.url, "status": report.status, "http_status": report.http_status,
                     "items": report.items_found, "bozo": report.bozo, "bytes": report.bytes_read, "ms": report.elapsed_ms,
+                    "error": report.error,
                 },
             )
         return FeedResult(report, items)

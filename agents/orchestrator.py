@@ -124,7 +124,7 @@ class OrchestratorDeps:
     runway: Callable[[], float | None] = lambda: None  # days of runway, None when unknown
     clock: Callable[[], datetime] = utcnow
     rng: random.Random = field(default_factory=random.Random)
-    worker: str = field(default_factory=lambda: f"w-{uuid.uuid4().hex[:10]}")
+    worker: str = field(default_factory=lambda: f"w-{uuid.uuid4().hex[:10]}")  # claims tasks; the daemon's is stable
     max_attempts: int = 3
 
 
@@ -242,6 +242,10 @@ class Orchestrator:
             if dry_run:
                 return self._dry_run(report, cycle_id)
 
+            # A claim lasts one cycle (released below). Claims this worker holds now were left by an
+            # earlier process with the same worker id that died mid-cycle (the daemon's id is stable per
+            # persona, and its cycle lock runs one cycle at a time): take them back now, not after claim_ttl.
+            d.tasks.release_all(d.worker)
             expired = d.tasks.expire_held(now)
             report.expired = len(expired)
             if expired:

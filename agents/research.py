@@ -47,7 +47,8 @@ MAX_KEY_POINTS = 12  # Brief.key_points max_length
 MAX_TOPIC_CHARS = 200
 MAX_ANGLE_CHARS = 500
 MAX_CLAIM_CHARS = 500
-PROMPT_SUMMARY_CHARS = 1_500  # per item, to keep a small model's context
+PROMPT_TITLE_CHARS = 300  # per item, in the prompt
+PROMPT_SUMMARY_CHARS = 1_000  # per item: enough for a few key points, and a small model's context
 PROMPT_CONTENT_CHARS = 3_000
 
 
@@ -134,17 +135,20 @@ def sanitise_brief(answer: ResearchAnswer, items: Sequence[FeedItem]) -> Brief:
     return Brief(topic=topic, angle=angle, key_points=tuple(points), sources=tuple(sources))
 
 
+def _one_line(text: str, limit: int) -> str:
+    return " ".join((text or "").split())[:limit]
+
+
 def prompt_items(items: Sequence[FeedItem]) -> list[dict]:
-    """The items as the data the model sees (capped text, ISO dates)."""
+    """The items as the data the model sees: only what a brief needs, text on one line and capped."""
     return [
         {
             "n": i + 1,
             "url": it.url,
-            "feed": it.feed_name or it.feed_url,
-            "published": it.published.isoformat() if it.published else None,
-            "title": it.title,
-            "summary": it.summary[:PROMPT_SUMMARY_CHARS],
-            **({"article": it.content[:PROMPT_CONTENT_CHARS]} if it.content else {}),
+            "title": _one_line(it.title, PROMPT_TITLE_CHARS),
+            "summary": _one_line(it.summary, PROMPT_SUMMARY_CHARS),
+            **({"date": it.published.date().isoformat()} if it.published else {}),
+            **({"article": _one_line(it.content, PROMPT_CONTENT_CHARS)} if it.content else {}),
         }
         for i, it in enumerate(items)
     ]
@@ -152,7 +156,8 @@ def prompt_items(items: Sequence[FeedItem]) -> list[dict]:
 
 def research_messages(items: Sequence[FeedItem]) -> list[dict[str, str]]:
     """System instructions from agents/prompts/research.yaml; the items only inside the user message's data section."""
-    payload = json.dumps(prompt_items(items), ensure_ascii=False, indent=1)
+    # Compact JSON: indentation and empty fields are prompt tokens that tell the model nothing.
+    payload = json.dumps(prompt_items(items), ensure_ascii=False, separators=(",", ":"))
     return load_prompt("research").render(feed_items=data_section("feed_items", payload), count=str(len(items)))
 
 

@@ -359,6 +359,15 @@ class TaskStore:
                 update(TASK).where(TASK.c.id == task_id, TASK.c.claimed_by == worker).values(claimed_by=None, claimed_at=None)
             )
 
+    def release_all(self, worker: str) -> int:
+        """Give back every claim `worker` holds; returns how many."""
+        with self.engine.begin() as conn:
+            return conn.execute(
+                update(TASK).where(TASK.c.persona == self.persona, TASK.c.claimed_by == worker).values(
+                    claimed_by=None, claimed_at=None
+                )
+            ).rowcount
+
     # -- reading -------------------------------------------------------------
 
     def get(self, task_id: str) -> Task:

@@ -13,10 +13,12 @@ Errors: whatever the LLM client raises (BudgetExceeded, its own errors) passes t
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.json_schema import SkipJsonSchema
 
 from agents.messages import Brief, Draft
 from agents.prompts import data_section, load_prompt
@@ -39,24 +41,31 @@ from agents.text import (
 
 log = logging.getLogger(__name__)
 ROLE = "writer"
+LINK_LABEL = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")  # a markdown link or image; group 1 is its label
 
 
 class WriterOutput(BaseModel):
-    """What the model is asked to return (lenient: post-processing enforces the limits)."""
+    """What the model is asked to return (lenient: post-processing enforces the limits).
+
+    description and bsky_text are not asked for (not in the schema sent): `finish_draft` derives
+    them from the brief and the title. A model that writes them anyway is still heard.
+    """
 
     model_config = ConfigDict(extra="ignore")
 
-    title: str = Field(description="article title, at most 100 characters")
-    body_markdown: str = Field(description="the article in markdown, citing sources as [label](url)")
-    tags: list[str] = Field(default_factory=list, description="up to 4 lowercase words")
-    description: str = Field(default="", description="one sentence")
-    bsky_text: str = Field(default="", description="a Bluesky post, at most 180 characters, no links")
+    title: str
+    body_markdown: str
+    tags: list[str] = Field(default_factory=list)
+    description: SkipJsonSchema[str] = ""
+    bsky_text: SkipJsonSchema[str] = ""
 
 
 def brief_text(brief: Brief) -> str:
-    """The brief as a delimited data section."""
+    """The brief as a delimited data section: each key point with its source, then any source no point cites."""
     lines = [f"topic: {brief.topic}", f"angle: {brief.angle}", "key points:"]
     lines += [f"- {kp.claim} (source: {kp.source_url})" for kp in brief.key_points]
+    cited = {kp.source_url for kp in brief.key_points}
+    lines += [f"source: {s}" for s in brief.sources if s not in cited]
     return data_section("brief", "\n".join(lines))
 
 
@@ -89,12 +98,21 @@ def bsky_post(text: str, tags: Sequence[str], fallback: str) -> str:
     return f"{core} {tag_str}".strip() if tag_str else core
 
 
+def first_sentence(markdown: str) -> str:
+    """The first sentence of an article's prose: links reduced to their labels, headings and lists skipped."""
+    for para in re.split(r"\n\s*\n", markdown):
+        text = " ".join(LINK_LABEL.sub(r"\1", para).split())
+        if text and not text.startswith(("#", "-", "*", ">", "|", "```")):
+            return re.split(r"(?<=[.!?])\s", text, maxsplit=1)[0]
+    return ""
+
+
 def finish_draft(out: WriterOutput, brief: Brief) -> Draft:
     """Deterministic post-processing of the model's output into a valid Draft."""
     tags = normalise_tags(out.tags)
     title = truncate_words(out.title or brief.topic, TITLE_MAX) or truncate_words(brief.topic, TITLE_MAX) or "Untitled"
     body = cite_sources(out.body_markdown.strip() or brief.angle, brief.sources)
-    description = truncate_words(strip_urls(out.description or brief.angle), DESCRIPTION_MAX)
+    description = truncate_words(strip_urls(out.description or brief.angle or first_sentence(body)), DESCRIPTION_MAX)
     bsky = bsky_post(out.bsky_text, tags, fallback=title)
     return Draft(
         title=title, body_markdown=body, tags=tags, description=description, canonical_url=None, bsky_text=bsky
@@ -116,10 +134,8 @@ class Writer:
         fixes = [f for f in fixes if f.strip() and not looks_like_injection(f)]
         if fixes:
             # Fixes come from our critic (deterministic checks or its model), never from a feed.
-            fix_text = "\nThe previous draft was rejected. Make these fixes:\n" + "\n".join(f"- {f}" for f in fixes)
-        return self.prompt.render(
-            brief=brief_text(brief), sources="\n".join(f"- {s}" for s in brief.sources) or "- (none)", fixes=fix_text
-        )
+            fix_text = "\n\nThe previous draft was rejected. Make these fixes:\n" + "\n".join(f"- {f}" for f in fixes)
+        return self.prompt.render(brief=brief_text(brief), fixes=fix_text)
 
     async def draft(self, brief: Brief, *, task_id: str, cycle_id: str, fixes: Sequence[str] = ()) -> Draft:
         """Write (or rewrite with `fixes`) the article and the Bluesky post for one brief."""

@@ -2,12 +2,16 @@
 
 Funds the agent on the embedded chain, runs cycles until the balance falls
 under min_balance and the loop pauses, tips the agent on chain, shows the
-loop resume, then prints the ledger report and writes the chart.
+loop resume, then prints the ledger report and writes the chart. When the
+Node peer is installed (build/node/pds, `make peers`), posts also go to a
+local Bluesky PDS on 127.0.0.1; otherwise the demo says Bluesky is skipped.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
+import secrets
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,6 +19,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import httpx
 from rich.console import Console
 
 from agents.sample import sample_feed_bytes
@@ -24,12 +29,15 @@ from config.settings import Settings
 from ledger import Budget, Journal
 from ledger.plot import render as render_chart
 from ledger.reports import build_report, render_table
+from daemon.localpds import DEFAULT_PDS_DIR, LocalPds, PdsError, find_pds, start_pds
 
 # Demo prices are high on purpose so a few cycles move the balance visibly.
 DEMO_PRICE = {"input_per_million": "20", "output_per_million": "60", "provider": "embedded"}
 FUND = "0.5"  # opening credits minted to the agent
 TIP = "0.60"  # the tip that brings the loop back
 MAX_CYCLES_BEFORE_TIP = 6
+BSKY_HANDLE = "selfpub-demo.test"  # "demo.test" is a reserved handle
+BSKY_PASSWORD_FILE = "bluesky.app-password"  # in the state dir, mode 0600
 
 
 @dataclass
@@ -43,6 +51,19 @@ class DemoResult:
     report_json: dict = field(default_factory=dict)
     chart: Path | None = None
     outbox: Path | None = None
+    bluesky_skipped: str = ""  # why Bluesky was not used ("" when it was)
+    bluesky_uris: list[str] = field(default_factory=list)  # at:// URIs of the posts on the local PDS
+    pds: LocalPds | None = None  # the local PDS (still running only with keep_pds=True)
+    pds_did: str = ""
+
+
+@dataclass
+class DemoBluesky:
+    """The demo's Bluesky account on a local PDS: settings to merge and the running PDS."""
+
+    pds: LocalPds
+    did: str
+    publishers: dict
 
 
 class _SampleSite(BaseHTTPRequestHandler):
@@ -87,8 +108,8 @@ def sample_site() -> Iterator[str]:
         server.server_close()
 
 
-def demo_settings(workdir: Path, feed_url: str, payee: str | None = None) -> Settings:
-    """Settings of the demo: embedded model and chain, local outbox, small budget."""
+def demo_settings(workdir: Path, feed_url: str, payee: str | None = None, publishers: dict | None = None) -> Settings:
+    """Settings of the demo: embedded model and chain, local outbox (+ a local PDS), small budget."""
     small = {"model": "smollm2-135m-instruct", "base_url": "embedded", "max_calls_per_cycle": 6,
              "timeout_seconds": 300, "max_retries": 1}
     data = {
@@ -110,16 +131,50 @@ def demo_settings(workdir: Path, feed_url: str, payee: str | None = None) -> Set
     }
     if payee:
         data["wallet"] |= {"allowlist": [payee], "providers": {"embedded": payee}}
+    if publishers:
+        data["publishers"] = publishers
     return load_settings(data=data, environ={})
 
 
-async def run_demo(workdir: Path, console: Console | None = None) -> DemoResult:
-    """Run the demo in `workdir`; returns what happened."""
-    from daemon.wiring_agents import build_deps
-    from agents.orchestrator import Orchestrator
-    from wallet.wallets import ChainWallet
-    from daemon.wiring_wallet import build_wallet
+def start_bluesky(pds_dir: Path | None, workdir: Path, state_dir: Path, console: Console) -> DemoBluesky | str:
+    """Start the local PDS and create the demo account; a reason string when Bluesky is skipped."""
+    directory = find_pds(pds_dir)
+    if directory is None:
+        where = pds_dir or DEFAULT_PDS_DIR
+        return (f"the local Bluesky PDS (Node peer) is not installed in {where}; "
+                "run `make peers` in the source tree to add it, or pass --pds-dir")
+    with console.status(f"starting a local Bluesky PDS from {directory}"):
+        try:
+            pds = start_pds(directory, workdir / "pds")
+        except PdsError as exc:
+            return f"the local Bluesky PDS did not start: {exc}"
+        password = secrets.token_urlsafe(18)
+        try:
+            account = pds.create_account(BSKY_HANDLE, password)
+        except httpx.HTTPError as exc:
+            pds.stop()
+            return f"the local Bluesky PDS refused the demo account: {type(exc).__name__} {_status(exc)}"
+        except BaseException:
+            pds.stop()
+            raise
+    secret = state_dir / BSKY_PASSWORD_FILE
+    fd = os.open(secret, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(password)
+    os.chmod(secret, 0o600)
+    publishers = {"bluesky": {"enabled": True, "base_url": pds.url, "handle": account.handle,
+                              "app_password": {"file": str(secret)}},
+                  "local": {"enabled": True}}
+    return DemoBluesky(pds, account.did, publishers)
 
+
+async def run_demo(workdir: Path, console: Console | None = None, *, pds_dir: Path | None = None,
+                   bluesky: bool = True, keep_pds: bool = False) -> DemoResult:
+    """Run the demo in `workdir`; returns what happened.
+
+    pds_dir: where the Node PDS peer is installed (default build/node/pds); bluesky=False skips it;
+    keep_pds leaves the PDS running in result.pds (the caller stops it).
+    """
     console = console or Console()
     result = DemoResult()
     workdir.mkdir(parents=True, exist_ok=True)
@@ -131,53 +186,88 @@ async def run_demo(workdir: Path, console: Console | None = None) -> DemoResult:
         journal.migrate()
         budget = Budget(journal, settings.budget, persona=settings.persona)
 
-        step = console.status("starting the embedded chain and deploying the credit token")
-        with step:
-            chain = build_wallet(settings, journal).embedded
-            payee = chain.others[0]
-            settings = demo_settings(workdir, feed_url, payee)
-            wallet = ChainWallet(chain.w3, journal, settings.wallet, token=chain.token_address, address=chain.agent,
-                                 signer=chain.agent_signer, mode="embedded", embedded=chain)
-            chain.fund_agent(_ucr(FUND))
-            wallet.scan()
-        console.print(f"[green]chain[/] token {chain.token_address}; agent {chain.agent} funded with {FUND} credits")
-
-        closers: list = []
-        with console.status("starting the embedded model (SmolLM2-135M) and wiring the agents"):
-            deps = build_deps(settings, journal, budget, closers=closers)
-            orchestrator = Orchestrator(deps)
+        peer = start_bluesky(pds_dir, workdir, settings.state_dir, console) if bluesky else "turned off (--no-bluesky)"
+        if isinstance(peer, DemoBluesky):
+            result.pds, result.pds_did = peer.pds, peer.did
+            console.print(f"[green]bluesky[/] local PDS {peer.pds.url}; account {BSKY_HANDLE} ({peer.did})")
+        else:
+            result.bluesky_skipped = peer
+            console.print(f"[yellow]bluesky skipped[/]: {peer}; posts go to the local outbox only")
         try:
-            await _cycles_until_pause(orchestrator, budget, wallet, console, result)
-            console.rule("[bold]tip arrives")
-            chain.tip(_ucr(TIP))
-            wallet.scan()
-            state = budget.evaluate(extra_reason=wallet.pause_reason())
-            result.resumed = not state.paused
-            console.print(f"tipped {TIP} credits on chain -> available {format_credits(budget.available())}; "
-                          f"{'[green]RESUMED[/]' if result.resumed else '[red]still paused: ' + state.reason + '[/]'}")
-            if result.resumed:
-                await _one_cycle(orchestrator, console, result)
-            with console.status("settling what the agent owes its compute provider, on chain"):
-                settled = wallet.settle()
-            for p in settled.paid:
-                console.print(f"[green]settled[/] {format_credits(p.amount_ucr)} credits to {p.provider} (tx {p.tx_hash})")
-            for r in settled.refused:
-                console.print(f"[yellow]settlement refused[/]: {r}")
-        finally:
-            for close in reversed(closers):
-                outcome = close()
-                if asyncio.iscoroutine(outcome):
-                    await outcome
-
-        console.rule("[bold]selfpub ledger report")
-        report = build_report(journal, budget)
-        render_table(report, console)
-        result.report_json = report.to_dict()
-        result.chart = render_chart(journal, workdir / "ledger.png")
-        result.outbox = settings.state_dir / "outbox"
-        console.print(f"chart: {result.chart}\nposts written to: {result.outbox}\nstate: {settings.state_dir}")
+            await _run(workdir, feed_url, settings, journal, budget, peer, console, result)
+        except BaseException:
+            if result.pds is not None:  # never leave the PDS behind on a failure
+                result.pds.stop()
+            raise
+        if result.pds is not None and not keep_pds:
+            result.pds.stop()
         engine.dispose()
     return result
+
+
+async def _run(workdir: Path, feed_url: str, settings: Settings, journal: Journal, budget: Budget,  # noqa: PLR0913
+               peer: DemoBluesky | str, console: Console, result: DemoResult) -> None:
+    from daemon.wiring_agents import build_deps
+    from agents.orchestrator import Orchestrator
+    from wallet.wallets import ChainWallet
+    from daemon.wiring_wallet import build_wallet
+
+    publishers = peer.publishers if isinstance(peer, DemoBluesky) else None
+    with console.status("starting the embedded chain and deploying the credit token"):
+        chain = build_wallet(settings, journal).embedded
+        payee = chain.others[0]
+        settings = demo_settings(workdir, feed_url, payee, publishers)
+        wallet = ChainWallet(chain.w3, journal, settings.wallet, token=chain.token_address, address=chain.agent,
+                             signer=chain.agent_signer, mode="embedded", embedded=chain)
+        chain.fund_agent(_ucr(FUND))
+        wallet.scan()
+    console.print(f"[green]chain[/] token {chain.token_address}; agent {chain.agent} funded with {FUND} credits")
+
+    closers: list = []
+    with console.status("starting the embedded model (SmolLM2-135M) and wiring the agents"):
+        deps = build_deps(settings, journal, budget, closers=closers)
+        orchestrator = Orchestrator(deps)
+    try:
+        await _cycles_until_pause(orchestrator, budget, wallet, console, result)
+        console.rule("[bold]tip arrives")
+        chain.tip(_ucr(TIP))
+        wallet.scan()
+        state = budget.evaluate(extra_reason=wallet.pause_reason())
+        result.resumed = not state.paused
+        console.print(f"tipped {TIP} credits on chain -> available {format_credits(budget.available())}; "
+                      f"{'[green]RESUMED[/]' if result.resumed else '[red]still paused: ' + state.reason + '[/]'}")
+        if result.resumed:
+            await _one_cycle(orchestrator, console, result)
+        with console.status("settling what the agent owes its compute provider, on chain"):
+            settled = wallet.settle()
+        for p in settled.paid:
+            console.print(f"[green]settled[/] {format_credits(p.amount_ucr)} credits to {p.provider} (tx {p.tx_hash})")
+        for r in settled.refused:
+            console.print(f"[yellow]settlement refused[/]: {r}")
+    finally:
+        for close in reversed(closers):
+            outcome = close()
+            if asyncio.iscoroutine(outcome):
+                await outcome
+
+    console.rule("[bold]selfpub ledger report")
+    report = build_report(journal, budget)
+    render_table(report, console)
+    result.report_json = report.to_dict()
+    result.chart = render_chart(journal, workdir / "ledger.png")
+    result.outbox = settings.state_dir / "outbox"
+    if isinstance(peer, DemoBluesky):
+        from publishers.outbox import Outbox
+
+        result.bluesky_uris = [r.published.remote_id for r in Outbox(journal.engine).published("bluesky")
+                               if r.published is not None]
+    console.print(f"chart: {result.chart}\nposts written to: {result.outbox}\nstate: {settings.state_dir}")
+    if isinstance(peer, DemoBluesky):
+        console.print(f"bluesky posts on the local PDS {peer.pds.url} ({len(result.bluesky_uris)}):")
+        for uri in result.bluesky_uris:
+            console.print(f"  {uri}")
+    else:
+        console.print(f"bluesky: skipped ({result.bluesky_skipped})")
 
 
 async def _cycles_until_pause(orchestrator, budget: Budget, wallet, console: Console, result: DemoResult) -> None:  # noqa: ANN001
@@ -204,6 +294,11 @@ async def _one_cycle(orchestrator, console: Console, result: DemoResult) -> None
             console.print(f"  [dim]{why}[/]")
     for err in report.errors[:3]:
         console.print(f"  [red]error[/] {err}")
+
+
+def _status(exc: Exception) -> str:
+    response = getattr(exc, "response", None)
+    return str(response.status_code) if response is not None else ""
 
 
 def _ucr(credits: str) -> int:

@@ -19,6 +19,7 @@ SIGTERM: stop scheduling, let the cycle in flight finish for up to
 `stop_grace_seconds`, then cancel it (the orchestrator stores every step, so
 abandoning is safe and the next start resumes the task) and exit 0.
 SIGHUP: reload and validate the config file; on error keep the old settings.
+Jobs.on_reload (sync or async) then rebuilds what depends on them (the orchestrator).
 """
 
 from __future__ import annotations
@@ -115,7 +116,7 @@ class Jobs:
     settle: Job | None = None
     reconcile: Job | None = None
     stale_reason: Callable[[], str | None] | None = None  # e.g. "chain data too stale (...)"
-    on_reload: Callable[[Settings], None] | None = None  # rebuild what depends on the settings
+    on_reload: Callable[[Settings], Any] | None = None  # rebuild what depends on the settings (may be async)
 
 
 @dataclass
@@ -457,14 +458,17 @@ class Service:
         await self._after_job()
 
     def _cycle_span(self, cycle_id: str):  # noqa: ANN202
+        return self._job_span("cycle", {"selfpub.cycle_id": cycle_id})
+
+    def _job_span(self, name: str, attributes: dict[str, str] | None = None):  # noqa: ANN202
+        """The root span of one job run: a new trace per cycle, earnings pull, settlement, reconciliation."""
         if self.tracer is None:
             return contextlib.nullcontext()
         from opentelemetry import context as otel_context
 
         return self.tracer.start_as_current_span(
-            "cycle", context=otel_context.Context(),  # a new trace per cycle
-            attributes={"selfpub.persona": self.settings.persona, "selfpub.cycle_id": cycle_id,
-                        "selfpub.instance": self.instance},
+            name, context=otel_context.Context(),
+            attributes={"selfpub.persona": self.settings.persona, "selfpub.instance": self.instance, **(attributes or {})},
         )
 
     async def _after_job(self) -> None:
@@ -477,19 +481,22 @@ class Service:
     async def earnings_job(self) -> None:
         """Pull earnings (when a wallet is wired), then re-evaluate the pause: a tip or deposit resumes."""
         if self.jobs.earnings is not None:
-            await self._guarded("earnings", lambda: call_job(self.jobs.earnings))
+            with self._job_span("earnings"):
+                await self._guarded("earnings", lambda: call_job(self.jobs.earnings))
         if self.state is not State.STOPPING:
             await in_thread(self._evaluate)
             await self._after_job()
 
     async def settle_job(self) -> None:
         """Pay provider liabilities on chain when over the threshold."""
-        await self._guarded("settle", lambda: call_job(self.jobs.settle))
+        with self._job_span("settle"):
+            await self._guarded("settle", lambda: call_job(self.jobs.settle))
         await self._after_job()
 
     async def reconcile_job(self) -> None:
         """Compare the ledger with the chain."""
-        await self._guarded("reconcile", lambda: call_job(self.jobs.reconcile))
+        with self._job_span("reconcile"):
+            await self._guarded("reconcile", lambda: call_job(self.jobs.reconcile))
         await self._after_job()
 
     async def watchdog_job(self) -> None:
@@ -513,13 +520,15 @@ class Service:
             log.error("config reload failed; keeping the previous settings", extra={"problems": len(exc.problems)})
             self.notifier.ready(self.status_line())
             return False
-        self._apply(new)
+        rebuilt = self._apply(new)
+        if inspect.isawaitable(rebuilt):  # e.g. the orchestrator rebuilt on the new settings
+            await rebuilt
         self.reload_note = ""
         log.info("config reloaded")
         self.notifier.ready(self.status_line())
         return True
 
-    def _apply(self, new: Settings) -> None:
+    def _apply(self, new: Settings) -> Any:  # noqa: ANN401 - what on_reload returns
         old = self.settings
         for key in ("persona", "state_dir", "database", "http"):
             if getattr(old, key) != getattr(new, key):
@@ -533,5 +542,6 @@ class Service:
         if self.on_settings is not None:
             self.on_settings(new)
         if self.jobs.on_reload is not None:
-            self.jobs.on_reload(new)
+            return self.jobs.on_reload(new)
+        return None
 

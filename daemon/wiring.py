@@ -7,13 +7,14 @@ Every room is imported inside build_service so a room that is not installed
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import json
 import logging
 import os
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -159,42 +160,111 @@ def real_jobs(settings: Settings, journal: Journal, budget: Budget) -> Jobs:
     except ImportError:
         log.warning("the orchestrator is not installed; cycles are recorded as failed")
         return jobs
-    jobs.cycle, channel = _orchestrator_cycle(settings, journal, budget)
-    jobs.earnings = _earnings(settings, journal, jobs.earnings, channel)
+    slot = OrchestratorSlot(journal, settings, budget)
+    jobs.cycle = slot.cycle
+    jobs.earnings = _earnings(slot, journal, jobs.earnings)
+    jobs.on_reload = slot.reload
     return jobs
 
 
-def _earnings(settings: Settings, journal: Journal, scan: Callable[[], Any] | None, channel: Any) -> Callable[[], Any]:  # noqa: ANN401
+def _earnings(slot: OrchestratorSlot, journal: Journal, scan: Callable[[], Any] | None) -> Callable[[], Any]:
     """Tips from the chain, then engagement from the platforms (whatever of the two is wired)."""
     from daemon.engagement import pull_engagement
     from daemon.service import call_job
 
-    outbox = getattr(channel, "outbox", None)
-
     async def earnings() -> None:
         if scan is not None:
             await call_job(scan)
-        if channel is not None and outbox is not None and callable(getattr(channel, "metrics", None)):
-            await pull_engagement(channel, outbox, journal, settings.wallet.engagement, datetime.now(timezone.utc))
+        async with slot.use() as runtime:
+            channel = runtime.deps.channel
+            outbox = getattr(channel, "outbox", None)
+            if channel is not None and outbox is not None and callable(getattr(channel, "metrics", None)):
+                await pull_engagement(channel, outbox, journal, runtime.deps.settings.wallet.engagement,
+                                      datetime.now(timezone.utc))
 
     return earnings
 
 
-def _orchestrator_cycle(settings: Settings, journal: Journal, budget: Budget) -> tuple[Callable[[CycleContext], Any], Any]:
-    """The orchestrator's run_cycle as a cycle job, and the publish channel it uses."""
-    from agents.orchestrator import Orchestrator
-    from daemon.wiring_agents import build_deps
+class OrchestratorSlot:
+    """The orchestrator the jobs use, rebuilt from new settings on SIGHUP.
 
-    deps = build_deps(settings, journal, budget)
-    orchestrator = Orchestrator(deps)
+    A rebuilt orchestrator gets fresh clients, channel and budget; the old one is
+    closed once no job uses it any more (a cycle in flight finishes on it).
+    If the rebuild fails, the old orchestrator stays.
+    """
 
-    async def cycle(ctx: CycleContext) -> Any:
-        result = orchestrator.run_cycle(now=ctx.now)
-        if asyncio.iscoroutine(result):
-            result = await result
-        return result
+    def __init__(self, journal: Journal, settings: Settings, budget: Budget):
+        self.journal = journal
+        self.current = self._build(settings, budget)
+        self._users: dict[int, int] = {}
+        atexit.register(self._close_at_exit)
 
-    return cycle, deps.channel
+    def _build(self, settings: Settings, budget: Budget | None = None) -> Any:  # noqa: ANN401 - AgentsRuntime
+        from agents.orchestrator import Orchestrator
+        from daemon.wiring_agents import AgentsRuntime, _close_sync, build_deps
+
+        budget = budget or Budget(self.journal, settings.budget, persona=settings.persona)
+        closers: list[Callable[[], Any]] = []
+        try:
+            deps = build_deps(settings, self.journal, budget, closers=closers)
+        except BaseException:
+            _close_sync(closers)
+            raise
+        # Stable across restarts: the next start takes back the tasks a killed daemon had claimed
+        # (Orchestrator.run_cycle releases this worker's claims under the persona's cycle lock).
+        deps.worker = f"daemon:{settings.persona}"
+        return AgentsRuntime(Orchestrator(deps), deps, closers)
+
+    @contextlib.asynccontextmanager
+    async def use(self) -> AsyncIterator[Any]:
+        """The current runtime, held (not closed by a reload) until the block ends."""
+        runtime = self.current
+        key = id(runtime)
+        self._users[key] = self._users.get(key, 0) + 1
+        try:
+            yield runtime
+        finally:
+            self._users[key] -= 1
+            if not self._users[key]:
+                del self._users[key]
+                if runtime is not self.current:
+                    await self._close(runtime)
+
+    async def cycle(self, ctx: CycleContext) -> Any:  # noqa: ANN401
+        """The orchestrator's run_cycle as the cycle job."""
+        async with self.use() as runtime:
+            result = runtime.orchestrator.run_cycle(now=ctx.now)
+            if asyncio.iscoroutine(result):
+                result = await result
+            return result
+
+    async def reload(self, settings: Settings) -> bool:
+        """Build an orchestrator on `settings` (in a thread) and swap it in; False keeps the old one."""
+        from daemon.service import in_thread
+
+        try:
+            fresh = await in_thread(self._build, settings)
+        except Exception as exc:  # noqa: BLE001 - any failure keeps the running orchestrator
+            log.error("orchestrator rebuild failed; keeping the previous one",
+                      extra={"error": type(exc).__name__, "detail": str(exc)[:300]})
+            return False
+        old, self.current = self.current, fresh
+        log.info("orchestrator rebuilt from the reloaded settings")
+        if id(old) not in self._users:
+            await self._close(old)
+        return True
+
+    async def _close(self, runtime: Any) -> None:  # noqa: ANN401
+        try:
+            await runtime.aclose()
+        except Exception:  # noqa: BLE001 - a failed close must not stop the service
+            log.warning("closing the previous orchestrator's clients failed", exc_info=True)
+
+    def _close_at_exit(self) -> None:
+        from daemon.wiring_agents import _close_sync
+
+        _close_sync(self.current.closers)
+        self.current.closers.clear()
 
 
 def _missing_orchestrator(ctx: CycleContext) -> None:

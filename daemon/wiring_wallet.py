@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import requests
 from web3 import Web3
 from web3.providers.rpc.utils import ExceptionRetryConfiguration
 
@@ -15,11 +16,12 @@ from wallet.wallets import ChainWallet, LedgerWallet, Wallet, migrate
 def build_web3(settings: Settings) -> Web3:
     """An HTTP JSON-RPC client with the configured timeout and a short retry."""
     w = settings.wallet
-    provider = Web3.HTTPProvider(
-        w.rpc_url,
-        request_kwargs={"timeout": w.rpc_timeout_seconds},
-        exception_retry_configuration=ExceptionRetryConfiguration(retries=2, backoff_factor=0.2),
-    )
+    # web3 8 needs the error types spelled out. Only transport failures are retried in-line: a 429 or
+    # 5xx answer is classified (wallet.chain.rpc) and the job retries at its next tick, not 0.2 s later.
+    retry = ExceptionRetryConfiguration(errors=(requests.ConnectionError, requests.Timeout), retries=2,
+                                        backoff_factor=0.2)
+    provider = Web3.HTTPProvider(w.rpc_url, request_kwargs={"timeout": w.rpc_timeout_seconds},
+                                 exception_retry_configuration=retry)
     return Web3(provider)
 
 

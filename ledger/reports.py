@@ -56,7 +56,6 @@ import csv
 import heapq
 import io
 import json
-from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from fractions import Fraction
@@ -66,7 +65,7 @@ from config.money import format_credits
 from config.settings import BudgetSettings
 from ledger.budget import Budget, PauseState
 from ledger.journal import RECEIVABLE_ENGAGEMENT, TIPS, Journal
-from ledger.models import COMMODITY, utcnow
+from ledger.models import COMMODITY
 from ledger.query import (
     COMPUTE,
     EXPENSES,

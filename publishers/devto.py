@@ -3,7 +3,7 @@
 Errors (classified by status code / exception type):
     PublishError
      +-- RetryableError   httpx.TimeoutException, httpx.TransportError, 429 (Retry-After), 5xx,
-     |                    local rate limit
+     |                    an unreadable (malformed) answer, local rate limit
      +-- PermanentError   400, 401, 403, 404, 422 and any other 4xx
 
 Every article carries a hidden marker comment `<!-- selfpub:KEY -->` at the end
@@ -122,7 +122,7 @@ class DevtoPublisher:
         if self._settings.publish:
             await self._articles.acquire()
         resp = await self._request("POST", "/api/articles", limiter=self._writes, json=self.article_body(post))
-        return _published(resp.json())
+        return _published(_json(resp, "POST /api/articles"))
 
     async def find_existing(self, idempotency_key: str, post: Post) -> Published | None:
         """Look through /api/articles/me/all for the marker, canonical_url or exact title."""
@@ -159,11 +159,20 @@ class DevtoPublisher:
     async def _pages(self, path: str):  # noqa: ANN202
         for page in range(1, MAX_PAGES + 1):
             resp = await self._request("GET", path, params={"page": page, "per_page": PER_PAGE})
-            items = resp.json()
+            items = _json(resp, f"GET {path}")
             for item in items:
                 yield item
             if len(items) < PER_PAGE:
                 return
+
+
+def _json(resp: httpx.Response, what: str) -> Any:  # noqa: ANN401
+    """The answer's JSON; an unreadable (truncated, garbage) body is retryable and ambiguous: look it up later."""
+    try:
+        return resp.json()
+    except ValueError as exc:
+        raise RetryableError(PLATFORM, f"unreadable answer to {what} ({type(exc).__name__})",
+                             status=resp.status_code) from None
 
 
 def _published(article: dict[str, Any]) -> Published:

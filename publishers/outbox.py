@@ -192,5 +192,6 @@ class Outbox:
             s.commit()
         log.warning(
             "publish failed",
-            extra={"platform": row.platform, "key": row.key, "status": exc.status, "retryable": status == SENT},
+            extra={"platform": row.platform, "key": row.key, "status": exc.status, "retryable": status == SENT,
+                   "error": str(exc)[:300]},
         )

@@ -18,7 +18,7 @@ from typing import Any
 import requests
 from opentelemetry import trace
 from web3 import Web3
-from web3.exceptions import TimeExhausted
+from web3.exceptions import BadResponseFormat, TimeExhausted
 
 from wallet.errors import ChainMismatch, RpcUnavailable
 
@@ -37,6 +37,9 @@ TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (
     TimeoutError,
     TimeExhausted,
 )
+# The node answered, but not with a JSON-RPC reply: an HTTP error status (429, 5xx) or a body that
+# is not JSON (truncated, garbage). Unavailable too: the cycle goes on from the ledger.
+ANSWER_ERRORS: tuple[type[BaseException], ...] = (requests.HTTPError, json.JSONDecodeError, BadResponseFormat)
 
 
 @cache
@@ -73,9 +76,10 @@ def rpc(operation: str, **attributes: Any) -> Iterator[trace.Span]:
     with tracer.start_as_current_span(f"wallet.{operation}", attributes=attributes) as span:
         try:
             yield span
-        except TRANSPORT_ERRORS as exc:
+        except TRANSPORT_ERRORS + ANSWER_ERRORS as exc:
             span.set_attribute("error.type", type(exc).__name__)
-            raise RpcUnavailable(operation, type(exc).__name__) from None
+            status = getattr(getattr(exc, "response", None), "status_code", None)
+            raise RpcUnavailable(operation, type(exc).__name__ + (f" {status}" if status else "")) from None
 
 
 def check_chain_id(w3: Web3, expected: int | None) -> int:

@@ -13,7 +13,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
+from urllib.parse import urlsplit
 
+from opentelemetry import trace
 from sqlalchemy import Engine
 from web3 import Web3
 
@@ -34,6 +36,7 @@ if TYPE_CHECKING:
     from wallet.embedded import EmbeddedChain
 
 log = logging.getLogger(__name__)
+tracer = trace.get_tracer("selfpub.wallet")
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 VERSION_TABLE = "alembic_version_wallet"
@@ -84,6 +87,15 @@ class Wallet(Protocol):
     def reconcile(self) -> recon.ReconcileResult | None: ...
     def is_too_stale(self) -> bool: ...
     def pause_reason(self) -> str | None: ...
+
+
+def _node(w3: Web3) -> str | None:
+    """host:port of the JSON-RPC node (never its path or credentials, which may hold an API key)."""
+    uri = getattr(w3.provider, "endpoint_uri", None)
+    if not uri:
+        return None
+    parts = urlsplit(str(uri))
+    return f"{parts.hostname}:{parts.port}" if parts.port else parts.hostname
 
 
 class LedgerWallet:
@@ -211,7 +223,8 @@ class ChainWallet:
             result = fn()
         except RpcUnavailable as exc:
             self._sync().failed(f"{exc.operation}: {exc.cause}")
-            log.warning("wallet chain unavailable", extra={"operation": exc.operation, "cause": exc.cause})
+            log.warning("wallet chain unavailable",
+                        extra={"operation": exc.operation, "cause": exc.cause, "node": _node(self.w3)})
             raise
         self._sync().ok()
         return result
@@ -264,11 +277,17 @@ class ChainWallet:
 
     def scan(self, max_blocks: int | None = None) -> ScanResult:
         """Book confirmed tips since the cursor (reorg-aware)."""
-        return self._guarded(lambda: self.scanner().scan(max_blocks))
+        with tracer.start_as_current_span("wallet.scan", attributes={"wallet.mode": self.mode}) as span:
+            result = self._guarded(lambda: self.scanner().scan(max_blocks))
+            span.set_attribute("wallet.tips_booked", result.counted)
+            return result
 
     def settle(self, *, dry_run: bool = False) -> SettleReport:
         """Pay provider liabilities over the threshold (recovering unfinished payments first)."""
-        return self._guarded(lambda: self.settler().settle(dry_run=dry_run))
+        with tracer.start_as_current_span("wallet.settle", attributes={"wallet.mode": self.mode, "dry_run": dry_run}) as span:
+            report = self._guarded(lambda: self.settler().settle(dry_run=dry_run))
+            span.set_attribute("wallet.payments", len(report.paid))
+            return report
 
     def reconcile(self) -> recon.ReconcileResult:
         """Compare assets:wallet with balanceOf, store the result, return it."""

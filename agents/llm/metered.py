@@ -351,7 +351,7 @@ class MeteredLLM:
         self, role: str, cfg: AgentSettings, route: Route, messages: list[dict[str, str]],
         response_model: type[BaseModel] | None, max_tokens: int | None, ids: dict, n: int,
     ) -> _Attempt:
-        schema = response_model.model_json_schema() if response_model else None
+        schema = compact_schema(response_model.model_json_schema()) if response_model else None
         price = self.price(route.model, role, ids["task_id"])
         mode = self._json_modes.get(route.base_url, JSON_SCHEMA)
         prompt = estimate_prompt_tokens(messages, schema_text(schema))
@@ -447,9 +447,53 @@ class MeteredLLM:
 
 
 def _response_format(mode: str, name: str, schema: dict) -> dict[str, Any]:
-    if mode == JSON_OBJECT:
-        return {"type": "json_object", "schema": schema}
-    return {"type": "json_schema", "json_schema": {"name": name[:64] or "reply", "schema": schema, "strict": False}}
+    if mode == JSON_OBJECT:  # no name field here: the schema's title carries it
+        return {"type": "json_object", "schema": {"title": name, **schema}}
+    # strict is left out: false is the default, and every byte here is prompt tokens on a hosted provider.
+    return {"type": "json_schema", "json_schema": {"name": name[:64] or "reply", "schema": schema}}
+
+
+# Keywords that only annotate a schema: a grammar ignores them, a hosted provider bills them as prompt.
+SCHEMA_ANNOTATIONS = frozenset({"title", "description", "default", "examples", "$comment"})
+_NAME_MAPS = frozenset({"properties", "patternProperties"})  # their keys are field names, not keywords
+
+
+def compact_schema(schema: Mapping[str, Any]) -> dict[str, Any]:
+    """The schema as sent: $refs inlined, annotations dropped, every constraint kept."""
+    defs = schema.get("$defs") or {}
+    recursive: set[str] = set()
+
+    def walk(node: Any, path: tuple[str, ...]) -> Any:  # noqa: ANN401
+        if isinstance(node, list):
+            return [walk(n, path) for n in node]
+        if not isinstance(node, Mapping):
+            return node
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/$defs/") and ref[8:] in defs:
+            name = ref[8:]
+            if name in path:  # a recursive model: keep this one reference and its definition
+                recursive.add(name)
+                return {"$ref": ref}
+            merged = {**defs[name], **{k: v for k, v in node.items() if k != "$ref"}}
+            return walk(merged, (*path, name))
+        out: dict[str, Any] = {}
+        for key, value in node.items():
+            if key in SCHEMA_ANNOTATIONS or key == "$defs":
+                continue
+            if key in _NAME_MAPS and isinstance(value, Mapping):
+                out[key] = {field: walk(sub, path) for field, sub in value.items()}
+            else:
+                out[key] = walk(value, path)
+        return out
+
+    out = walk(schema, ())
+    kept: dict[str, Any] = {}
+    while pending := sorted(recursive - kept.keys()):  # walking a definition may find another recursive one
+        for name in pending:
+            kept[name] = walk(defs[name], (name,))
+    if kept:
+        out["$defs"] = kept
+    return out
 
 
 def _read(resp: Any) -> tuple[str, str | None, Usage | None]:

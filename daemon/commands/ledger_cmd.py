@@ -13,10 +13,8 @@ from rich.console import Console
 
 from config import AmountError, format_credits, parse_credits
 from daemon.context import app_context
-from ledger.export import export as ledger_export
-from ledger.funding import deposit as ledger_deposit
-from ledger.plot import render as render_plot
-from ledger.reports import build_report, render_table, to_csv
+
+# Each command imports the ledger module it needs, so `selfpub ledger deposit` does not pay for the others.
 
 console = Console()
 err_console = Console(stderr=True)
@@ -73,6 +71,8 @@ def deposit(
     if ucr <= 0:
         console.print(f"[red]amount {amount!r}: must be more than 0[/]")
         raise typer.Exit(1)
+    from ledger.funding import deposit as ledger_deposit
+
     app = app_context(ctx)
     posted = ledger_deposit(app.journal, ucr, memo=memo)
     console.print(f"deposited {format_credits(ucr)} credits (transaction {posted.txn_id})")
@@ -87,6 +87,8 @@ def report(
     fmt: ReportFormat = typer.Option(ReportFormat.table, "--format", help="table (rich), json (stable keys) or csv."),
 ) -> None:
     """Balance, available, income, spend by agent and model, P&L per post, burn, runway, pause."""
+    from ledger.reports import build_report, render_table, to_csv
+
     start, end = _range(since, until)
     app = app_context(ctx)
     result = build_report(app.journal, app.budget, since=start, until=end, by=by.value)
@@ -105,6 +107,8 @@ def export(
     out: Optional[Path] = typer.Option(None, "--out", help="Write here instead of stdout."),  # noqa: UP007
 ) -> None:
     """The whole journal for `hledger -f FILE bal` or `bean-check FILE`."""
+    from ledger.export import export as ledger_export
+
     app = app_context(ctx)
     if out is None:
         ledger_export(app.journal, fmt.value, sys.stdout)
@@ -129,6 +133,8 @@ def plot(
     if out.suffix.lower() not in (".png", ".svg"):
         err_console.print(f"[red]--out {out}: plot to a .png or .svg file[/]")
         raise typer.Exit(2)
+    from ledger.plot import render as render_plot  # matplotlib is imported by render itself
+
     start, end = _range(since, until)
     app = app_context(ctx)
     render_plot(app.journal, out, since=start, until=end, by=by.value, now=datetime.now().astimezone())

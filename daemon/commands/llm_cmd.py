@@ -9,8 +9,6 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from agents.calllog import CallLog
-from agents.embedded import EmbeddedError, EmbeddedServer
 from config.money import format_credits
 from daemon.context import app_context
 
@@ -25,6 +23,8 @@ def serve(
     threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for the model."),  # noqa: UP007
 ) -> None:
     """Serve the embedded SmolLM2 model (OpenAI-compatible) in the foreground until Ctrl-C or SIGTERM."""
+    from agents.embedded import EmbeddedError, EmbeddedServer  # pulls in openai: imported only when serving
+
     server = EmbeddedServer(host=host, port=port, n_threads=threads)
 
     def _stop(_signo: int, _frame: object) -> None:
@@ -53,6 +53,8 @@ def calls(
     limit: int = typer.Option(50, "--limit", help="Show the last N rows."),
 ) -> None:
     """List logged LLM calls with tokens, cost and outcome."""
+    from agents.calllog import CallLog
+
     log = CallLog(app_context(ctx).engine)
     log.migrate()
     rows = log.calls(cycle_id=cycle)[-limit:]

@@ -5,21 +5,26 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import frontmatter
 import typer
 from rich.console import Console
 from rich.markup import escape
 
 from daemon.context import app_context, err_console
-from publishers.dispatch import DispatchPermanentError, DispatchRetryableError
-from publishers.protocol import Post, Published, RetryableError
+
+if TYPE_CHECKING:  # the publishers are imported when a post is published, not at every start of the CLI
+    from publishers.protocol import Post, Published
 
 console = Console(soft_wrap=True)
 
 
 def post_from_file(path: Path) -> Post:
     """A Post from a Markdown file with front matter (title, tags, description, bsky_text, canonical_url, key)."""
+    import frontmatter
+
+    from publishers.protocol import Post
+
     doc = frontmatter.load(path)
     meta = doc.metadata
     title = str(meta.get("title") or "").strip()
@@ -62,6 +67,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Publish a hand-written post exactly once (same outbox, limits and idempotency as the agents)."""
         from daemon.wiring_publishers import PublisherConfigError, build_channel, check_platforms
+        from publishers.dispatch import DispatchPermanentError, DispatchRetryableError
+        from publishers.protocol import RetryableError
 
         app_ctx = app_context(ctx)
         post = post_from_file(file)

@@ -11,8 +11,8 @@ from rich.console import Console
 
 from config import format_credits
 from daemon.context import app_context
-from wallet.errors import WalletError
-from wallet.keystore import create_keystore
+
+# web3 (behind every wallet module) costs about a second to import: each command imports it when it runs.
 
 console = Console()
 err = Console(stderr=True)
@@ -21,6 +21,7 @@ wallet_app = typer.Typer(help="On-chain credits: balance, tips, settlement, reco
 
 def _wallet(ctx: typer.Context):  # noqa: ANN202
     from daemon.wiring_wallet import build_wallet
+    from wallet.errors import WalletError
 
     app = app_context(ctx)
     try:
@@ -31,6 +32,8 @@ def _wallet(ctx: typer.Context):  # noqa: ANN202
 
 
 def _run(fn):  # noqa: ANN001, ANN202
+    from wallet.errors import WalletError
+
     try:
         return fn()
     except WalletError as exc:
@@ -110,6 +113,8 @@ def new(
     password_file: Optional[Path] = typer.Option(None, "--password-file", help="File holding the password (else a prompt)."),  # noqa: UP007
 ) -> None:
     """Create a new key in an encrypted keystore; prints only the address."""
+    from wallet.keystore import create_keystore
+
     if password_file is not None:
         password = password_file.read_text(encoding="utf-8").rstrip("\r\n")
     else:

@@ -1,24 +1,44 @@
-"""`selfpub demo` end to end: the embedded model and chain, pause below min_balance, a tip on chain, resume."""
+"""`selfpub demo` end to end: the embedded model and chain, pause below min_balance, a tip on chain, resume,
+and the posts on a local Bluesky PDS (the Node peer, installed by tests/peers/setup.sh when missing)."""
 
 from __future__ import annotations
 
+import stat
 from pathlib import Path
 
+import httpx
 import pytest
 from rich.console import Console
 
 from config import Settings
 from config.db import make_engine
-from daemon.demo import TIP, run_demo
+from daemon.demo import BSKY_HANDLE, BSKY_PASSWORD_FILE, TIP, run_demo, start_bluesky
+from daemon.localpds import find_pds
 from ledger import Journal
 from ledger.budget import Budget
+from tests.peers.pds import PEER_DIR, ensure_installed
 
 pytestmark = [pytest.mark.integration, pytest.mark.real_llm, pytest.mark.timeout(900)]
 
 
+def _pds_records(url: str, did: str) -> dict[str, dict]:
+    """Every app.bsky.feed.post record of `did` on the PDS, by URI (read back independently of the demo)."""
+    resp = httpx.get(f"{url}/xrpc/com.atproto.repo.listRecords",
+                     params={"repo": did, "collection": "app.bsky.feed.post", "limit": 100}, timeout=30)
+    resp.raise_for_status()
+    return {r["uri"]: r["value"] for r in resp.json()["records"]}
+
+
 async def test_demo_pauses_when_broke_and_resumes_after_a_tip_on_chain(tmp_path: Path) -> None:
+    ensure_installed()  # the Node peer: build/node/pds
     console = Console(file=(tmp_path / "demo.out").open("w"), width=120)
-    result = await run_demo(tmp_path / "demo", console)
+    result = await run_demo(tmp_path / "demo", console, pds_dir=PEER_DIR, keep_pds=True)
+    try:
+        assert result.pds is not None, result.bluesky_skipped
+        records = _pds_records(result.pds.url, result.pds_did)
+    finally:
+        if result.pds is not None:
+            result.pds.stop()
 
     assert result.cycles, "no cycle ran"
     assert result.paused_reason.startswith("available "), result.paused_reason
@@ -26,6 +46,16 @@ async def test_demo_pauses_when_broke_and_resumes_after_a_tip_on_chain(tmp_path:
     assert result.chart is not None and result.chart.stat().st_size > 10_000
     posts = sorted(result.outbox.glob("*.md")) if result.outbox.exists() else []
     assert len(posts) == result.published
+
+    # every published post is also a record on the local PDS, and the summary names them
+    assert result.published > 0 and result.bluesky_skipped == ""
+    assert len(result.bluesky_uris) == result.published
+    assert set(result.bluesky_uris) <= set(records), (result.bluesky_uris, list(records))
+    assert all(uri.startswith(f"at://{result.pds_did}/app.bsky.feed.post/") for uri in result.bluesky_uris)
+    assert all(records[uri]["text"].strip() for uri in result.bluesky_uris)
+    secret = tmp_path / "demo" / "state" / BSKY_PASSWORD_FILE
+    assert stat.S_IMODE(secret.stat().st_mode) == 0o600
+    password = secret.read_text()
 
     journal = Journal(make_engine(f"sqlite:///{tmp_path / 'demo' / 'state' / 'selfpub.db'}"))
     assert journal.verify() == []
@@ -36,3 +66,15 @@ async def test_demo_pauses_when_broke_and_resumes_after_a_tip_on_chain(tmp_path:
     assert result.report_json["income"]["tips"] == -journal.balance("income:tips")
     text = (tmp_path / "demo.out").read_text()
     assert "PAUSED" in text and "RESUMED" in text
+    assert f"account {BSKY_HANDLE}" in text and all(uri in text for uri in result.bluesky_uris)
+    assert password not in text  # the app password never reaches the output
+
+
+def test_demo_says_bluesky_is_skipped_when_the_node_peer_is_not_installed(tmp_path: Path) -> None:
+    console = Console(file=(tmp_path / "out").open("w"), width=200)
+    empty = tmp_path / "no-peer"
+    empty.mkdir()
+    assert find_pds(empty) is None
+    reason = start_bluesky(empty, tmp_path, tmp_path, console)
+    assert isinstance(reason, str) and "not installed" in reason and str(empty) in reason and "make peers" in reason
+    assert not (tmp_path / BSKY_PASSWORD_FILE).exists()

