@@ -10,7 +10,11 @@ collection: an item not chosen this cycle is not offered again.
 section of the user message only, then enforces deterministically what the
 model may have got wrong or been talked into: every source and key point URL
 is one of the items' URLs, no other URL and no instruction-like sentence
-survives in the text.
+survives in the text. Items whose summary + content is shorter than
+`research.llm_brief_min_chars` are not sent to the model at all (it would only
+restate them): `item_brief` builds the Brief from the items themselves (topic
+from the title, angle from the first sentence, one key point per summary
+sentence), through the same `sanitise_brief`. No call, no cost.
 
 Errors:
     ResearchError        the model's answer could not be read as a brief (carries task_id)
@@ -50,6 +54,8 @@ MAX_CLAIM_CHARS = 500
 PROMPT_TITLE_CHARS = 300  # per item, in the prompt
 PROMPT_SUMMARY_CHARS = 1_000  # per item: enough for a few key points, and a small model's context
 PROMPT_CONTENT_CHARS = 3_000
+ITEM_BRIEF_KEY_POINTS = 6  # as many as the model is asked for
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
 
 class ResearchError(Exception):
@@ -133,6 +139,34 @@ def sanitise_brief(answer: ResearchAnswer, items: Sequence[FeedItem]) -> Brief:
     topic = clean_text(answer.topic, items, MAX_TOPIC_CHARS) or clean_text(items[0].title, items, MAX_TOPIC_CHARS) or "News"
     angle = clean_text(answer.angle, items, MAX_ANGLE_CHARS)
     return Brief(topic=topic, angle=angle, key_points=tuple(points), sources=tuple(sources))
+
+
+def sentences(text: str) -> list[str]:
+    """The sentences of a text, whitespace collapsed (split after . ! ? followed by a space)."""
+    return [s for s in _SENTENCE_END.split(" ".join((text or "").split())) if s.strip()]
+
+
+def brief_size(items: Sequence[FeedItem]) -> int:
+    """Characters of text the items carry beyond their titles (summary + content)."""
+    return sum(len(it.summary or "") + len(it.content or "") for it in items)
+
+
+def item_brief(items: Sequence[FeedItem]) -> tuple[Brief, int]:
+    """The Brief short items make without a model, and how many sentences the sanitising dropped.
+
+    Topic: the first item's title. Angle: the first sentence that survives cleaning. Key points:
+    each summary sentence (the content's when there is no summary), sourced to its item. Then
+    exactly what a model's answer goes through (`sanitise_brief`): injected sentences and links out.
+    """
+    points: list[ResearchPoint] = []
+    for it in items:
+        for sentence in sentences(it.summary or it.content):
+            points.append(ResearchPoint(claim=sentence, source_url=it.url))
+    angle = next((c for p in points if (c := clean_text(p.claim, items, MAX_ANGLE_CHARS))), "")
+    answer = ResearchAnswer(topic=items[0].title, angle=angle, key_points=points[:ITEM_BRIEF_KEY_POINTS],
+                            sources=list(dict.fromkeys(it.url for it in items)))
+    brief = sanitise_brief(answer, items)
+    return brief, len(answer.key_points) - len(brief.key_points)
 
 
 def _one_line(text: str, limit: int) -> str:
@@ -284,12 +318,26 @@ class ResearchAgent:
             out.append(it.model_copy(update={"content": text}) if text else it)
         return out
 
+    def needs_model(self, items: Sequence[FeedItem]) -> bool:
+        """True when the items carry enough text for a model's brief to add something (research.llm_brief_min_chars)."""
+        return brief_size(items) >= self.settings.llm_brief_min_chars
+
     async def brief(self, items: list[FeedItem], *, task_id: str | None = None, cycle_id: str | None = None) -> Brief:
-        """One LLM call: the items (as data) -> a Brief whose every URL is one of the items'."""
+        """The items -> a Brief whose every URL is one of the items': built from short items, else one LLM call."""
         if not items:
             raise ValueError("brief needs at least one item")
-        with tracer.start_as_current_span("research.brief", attributes={"items": len(items), "task.id": task_id or ""}):
+        with tracer.start_as_current_span("research.brief", attributes={"items": len(items), "task.id": task_id or ""}) as span:
             items = await self.enrich(items)
+            by_model = self.needs_model(items)
+            span.set_attribute("research.llm", by_model)
+            if not by_model:
+                brief, dropped = item_brief(items)
+                log.info(
+                    "research brief",
+                    extra={"task_id": task_id, "cycle_id": cycle_id, "items": len(items), "key_points": len(brief.key_points),
+                           "dropped_points": dropped, "sources": len(brief.sources), "llm": False},
+                )
+                return brief
             completion = await self.llm.complete(
                 ROLE, research_messages(items), response_model=ResearchAnswer,
                 max_tokens=self.max_tokens, task_id=task_id, cycle_id=cycle_id,
@@ -305,7 +353,7 @@ class ResearchAgent:
             log.info(
                 "research brief",
                 extra={"task_id": task_id, "cycle_id": cycle_id, "items": len(items), "key_points": len(brief.key_points),
-                       "dropped_points": dropped, "sources": len(brief.sources)},
+                       "dropped_points": dropped, "sources": len(brief.sources), "llm": True},
             )
             return brief
 

@@ -405,6 +405,8 @@ class Budget:
             state, available = st.pause, st.available
             if extra_reason:
                 new = PauseState(True, extra_reason, cause="forced")
+            elif state.paused and state.cause == "balance" and available < b.resume_balance:
+                new = state  # hysteresis: stay paused (since then, for the reason given then) until resume_balance
             elif available < b.min_balance:
                 new = PauseState(
                     True,
@@ -412,8 +414,6 @@ class Budget:
                     f"resumes at {format_credits(b.resume_balance)}",
                     cause="balance",
                 )
-            elif state.paused and state.cause == "balance" and available < b.resume_balance:
-                new = state  # hysteresis: stay paused until resume_balance
             else:
                 new = PauseState(False, "")
             if (new.paused, new.reason, new.cause) == (state.paused, state.reason, state.cause):

@@ -299,11 +299,16 @@ class Journal:
     ) -> Posted:
         """Like post(), inside the caller's SQLAlchemy transaction."""
         w = Write(cursor(conn))
-        posted = self.post_cursor(
-            w, kind, entries, idempotency_key=idempotency_key, memo=memo, task_id=task_id, post_id=post_id,
-            tx_hash=tx_hash, reverses_id=reverses_id, time=time, model=model, input_tokens=input_tokens,
-            output_tokens=output_tokens,
-        )
+        try:
+            posted = self.post_cursor(
+                w, kind, entries, idempotency_key=idempotency_key, memo=memo, task_id=task_id, post_id=post_id,
+                tx_hash=tx_hash, reverses_id=reverses_id, time=time, model=model, input_tokens=input_tokens,
+                output_tokens=output_tokens,
+            )
+        except self._dbapi_error as exc:
+            # As from writing(): SQLAlchemy's exceptions, so "database is locked" stays a retryable
+            # OperationalError for the daemon's error policy instead of an unclassified driver error.
+            raise DBAPIError.instance(None, None, exc, self._dbapi_error) from exc
         if w.after_commit:
             # Run them only if the caller's transaction commits.
             def committed(_conn: Connection, todo: list = w.after_commit) -> None:

@@ -6,8 +6,9 @@ in wallet.allowlist; one payment is at most wallet.settle_max_per_tx and a
 UTC day's payments at most wallet.settle_daily_cap.
 
 Order of writes (a crash between any two steps is safe):
-  1. payment row (status planned, nonce, idempotency key settle:<chain>:<sender>:<nonce>)
-  2. sign; store tx hash + signed bytes (status signed)        <- before sending
+  1. sign with the next nonce (nothing written: a crash here leaves the nonce free)
+  2. payment row with tx hash + signed bytes (status signed, idempotency key
+     settle:<chain>:<sender>:<nonce>)                          <- before sending
   3. send the signed bytes (status sent)
   4. receipt -> ledger transaction with the same key (status confirmed | failed)
 
@@ -201,29 +202,34 @@ class Settler:
         with rpc("get_transaction_count"):
             chain_nonce = int(self.w3.eth.get_transaction_count(sender, "pending"))
         now = self.clock()
-        with self.engine.begin() as conn:
+        with self.engine.connect() as conn:
+            # Only a signed payment can have used a nonce. Counting one that never got signed would
+            # skip its nonce, and every later payment would wait behind the gap forever.
             stored = conn.execute(
-                select(func.max(PAYMENT.c.nonce)).where(PAYMENT.c.chain_id == self.chain_id, PAYMENT.c.sender == sender)
+                select(func.max(PAYMENT.c.nonce)).where(
+                    PAYMENT.c.chain_id == self.chain_id, PAYMENT.c.sender == sender, PAYMENT.c.tx_hash.is_not(None)
+                )
             ).scalar()
-            nonce = max(chain_nonce, (int(stored) + 1) if stored is not None else 0)
-            key = f"settle:{self.chain_id}:{sender}:{nonce}"
-            try:
-                pid = conn.execute(
-                    PAYMENT.insert().values(
-                        idempotency_key=key, chain_id=self.chain_id, provider=plan.provider, sender=sender,
-                        payee=plan.payee, amount_ucr=plan.amount_ucr, cost_ucr=plan.cost_ucr, units=str(plan.units),
-                        nonce=nonce, day=f"{now:%Y-%m-%d}", status="planned", created_at=now, updated_at=now,
-                    ).returning(PAYMENT.c.id)
-                ).scalar_one()
-            except IntegrityError:
-                raise PaymentRefused("pending", f"nonce {nonce} is taken by another payment", plan.provider) from None
+        nonce = max(chain_nonce, (int(stored) + 1) if stored is not None else 0)
+        key = f"settle:{self.chain_id}:{sender}:{nonce}"
         with rpc("build_transaction"):
             tx = self.token.functions.transfer(plan.payee, plan.units).build_transaction(
                 {"from": sender, "nonce": nonce, "chainId": self.chain_id}
             )
         signed = self.signer.sign_transaction(tx)
         tx_hash = hexstr(signed.hash)
-        self._update(pid, status="signed", tx_hash=tx_hash, raw_tx=hexstr(signed.raw_transaction))
+        with self.engine.begin() as conn:
+            try:
+                pid = conn.execute(
+                    PAYMENT.insert().values(
+                        idempotency_key=key, chain_id=self.chain_id, provider=plan.provider, sender=sender,
+                        payee=plan.payee, amount_ucr=plan.amount_ucr, cost_ucr=plan.cost_ucr, units=str(plan.units),
+                        nonce=nonce, day=f"{now:%Y-%m-%d}", status="signed", tx_hash=tx_hash,
+                        raw_tx=hexstr(signed.raw_transaction), created_at=now, updated_at=now,
+                    ).returning(PAYMENT.c.id)
+                ).scalar_one()
+            except IntegrityError:
+                raise PaymentRefused("pending", f"nonce {nonce} is taken by another payment", plan.provider) from None
         log.info("wallet payment signed", extra={"key": key, "tx_hash": tx_hash, "provider": plan.provider, "nonce": nonce})
         self._send(signed.raw_transaction)
         self._update(pid, status="sent")

@@ -201,6 +201,8 @@ class ChainWallet:
                 decimals = int(token_contract(self.w3, self.token).functions.decimals().call())
         except RpcUnavailable as exc:
             self._sync().failed(f"{exc.operation}: {exc.cause}")
+            log.warning("wallet chain unavailable",
+                        extra={"operation": exc.operation, "cause": exc.cause, "node": _node(self.w3)})
             raise
         self._chain_id, self._decimals = chain_id, decimals
 

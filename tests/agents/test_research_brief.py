@@ -57,9 +57,10 @@ def items(*entries: tuple[str, str, str]) -> list[FeedItem]:
 
 
 def agent(llm: LLM, sqlite_url: str, **settings: object) -> ResearchAgent:
+    """A research agent; every item goes to the model unless the test sets llm_brief_min_chars."""
     store = ResearchStore(make_engine(sqlite_url))
     store.migrate()
-    return ResearchAgent(llm, store, research_settings(**settings))
+    return ResearchAgent(llm, store, research_settings(**{"llm_brief_min_chars": 0, **settings}))
 
 
 def test_scripted_llm_satisfies_the_protocol() -> None:
@@ -111,7 +112,7 @@ async def test_hostile_feed_never_puts_evil_example_into_the_brief(feed_server: 
     store = ResearchStore(make_engine(sqlite_url))
     store.migrate()
     async with httpx.AsyncClient() as client:
-        research = ResearchAgent(llm, store, research_settings(), client=client)
+        research = ResearchAgent(llm, store, research_settings(llm_brief_min_chars=0), client=client)
         found = await research.collect([feed(url)])
         brief = await research.brief(found.items, task_id="t", cycle_id="c")
     dumped = brief.model_dump_json()
@@ -170,7 +171,7 @@ async def test_article_text_is_fetched_when_enabled_and_capped(feed_server: Feed
     store = ResearchStore(make_engine(sqlite_url))
     store.migrate()
     async with httpx.AsyncClient() as client:
-        research = ResearchAgent(llm, store, research_settings(fetch_articles=True), client=client)
+        research = ResearchAgent(llm, store, research_settings(fetch_articles=True, llm_brief_min_chars=0), client=client)
         await research.brief(item, task_id="t")
     data = json.loads(llm.history[0]["messages"][1]["content"].split("<<<DATA feed_items>>>")[1].split("<<<END DATA")[0])
     assert "Paragraph 3 explains" in data[0]["article"] and "evil()" not in data[0]["article"]

@@ -183,9 +183,10 @@ def plans(rng: random.Random):  # noqa: ANN201
         round_ = list(MODES)
         rng.shuffle(round_)
         for mode in round_:
-            k = {"llm_request": rng.randint(1, 10), "llm_answered": rng.randint(1, 10), "cycle_start": rng.randint(1, 3),
-                 "devto_create": rng.randint(1, 2), "after_devto": rng.randint(1, 2)}.get(mode, 1)
-            delay = {"delay": rng.uniform(0.2, 6.0), "after_devto": rng.uniform(0.0, 0.5),
+            k = {"llm_request": rng.randint(1, 16), "llm_answered": rng.randint(1, 16), "cycle_start": rng.randint(1, 5),
+                 "devto_create": rng.randint(1, 3), "after_devto": rng.randint(1, 3), "settle_sent": rng.randint(1, 2),
+                 }.get(mode, 1)
+            delay = {"delay": rng.uniform(0.5, 8.0), "after_devto": rng.uniform(0.0, 0.5),
                      "cycle_start": rng.choice((0.0, rng.uniform(0.0, 0.3)))}.get(mode, 0.0)
             yield mode, k, delay
 
@@ -376,6 +377,9 @@ def audit(root: Path, db: Path, runs: list[Run], llm: UsageLLM, devto: DevtoStan
           token, agent: str, payee: str, pds_url: str, did: str, items: int) -> None:  # noqa: ANN001
     killed = [r for r in runs if r.killed]
     total_cycles = sum(r.cycles for r in runs)
+    for r in runs:
+        print(f"run {r.index:2d} {r.mode:13s} k={r.k} delay={r.delay:.2f} fired={r.fired!s:5s} "
+              f"cycles={r.cycles} up {r.ended - r.started:5.1f} s")
     print(f"\nseed {SEED}: {len(killed)} SIGKILLs over {total_cycles} cycles; kill points "
           f"{dict(Counter((r.mode, r.fired) for r in killed))}")
     assert total_cycles >= MIN_CYCLES, f"only {total_cycles} cycles ran"

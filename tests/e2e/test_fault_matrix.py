@@ -469,7 +469,8 @@ def test_fault_cell(peer: str, fault: str, peers: Peers, cell: Cell) -> None:
         if cycles_since(cell, 0) < want_cycles:
             return False
         keys = {f"selfpub-{t}" for t in cell.task_status()}
-        return all(published_everywhere(cell, keys)[p] for p in must)
+        # ... and the fault was met and logged (the wallet's jobs may come after the first cycle)
+        return all(published_everywhere(cell, keys)[p] for p in must) and bool(naming_lines(cell, cell.lines()))
 
     wait_until(cell, phase_a_done, PHASE_A_MAX, f"{want_cycles} cycle(s) under the {peer} {fault} fault")
     t_heal = time.monotonic()

@@ -198,7 +198,9 @@ def test_a_late_commit_of_an_expired_hold_still_records_the_cost(journal: Journa
 # -- pause with hysteresis ---------------------------------------------------------------
 
 
-def test_pause_below_min_stays_paused_between_min_and_resume_resumes_at_resume(journal: Journal, make_budget) -> None:
+def test_pause_below_min_stays_paused_between_min_and_resume_resumes_at_resume(
+    journal: Journal, make_budget, clock: Clock
+) -> None:
     budget: Budget = make_budget(min_balance="1", resume_balance="2")
     deposit(journal, 1_500_000)
     assert not budget.evaluate().paused  # above min, never paused: runs
@@ -211,6 +213,8 @@ def test_pause_below_min_stays_paused_between_min_and_resume_resumes_at_resume(j
     with pytest.raises(BudgetExceeded) as err:
         budget.reserve("writer", 1)
     assert err.value.limit == "paused" and budget.headroom() == 0
+    clock.advance(hours=1)
+    assert budget.evaluate() == state  # still below min: paused since then, not re-paused
     deposit(journal, 600_000)  # 1.5: between min and resume
     assert budget.evaluate() == state  # unchanged, same changed_at
     deposit(journal, 499_999)  # 1.999999: still short of resume
