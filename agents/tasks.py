@@ -205,6 +205,9 @@ class TaskStore:
         claim_ttl: timedelta = DEFAULT_CLAIM_TTL,
     ):
         self.engine = engine
+        # For transactions that read, then write: BEGIN IMMEDIATE on SQLite takes the write lock up
+        # front (a deferred one gets SQLITE_BUSY at once in WAL mode when it upgrades, no busy_timeout).
+        self._writer = engine.execution_options(sqlite_begin="IMMEDIATE")
         self.persona = persona
         self.clock = clock
         self.claim_ttl = claim_ttl
@@ -298,7 +301,7 @@ class TaskStore:
     def expire_held(self, now: datetime | None = None) -> list[str]:
         """Mark held drafts past their deadline as expired; returns their ids."""
         now = now or self.clock()
-        with self.engine.begin() as conn:
+        with self._writer.begin() as conn:
             ids = [
                 r.id
                 for r in conn.execute(
@@ -339,7 +342,7 @@ class TaskStore:
             return self.get(tid)
         # SQLite has one writer at a time: an atomic conditional UPDATE is the claim.
         for _ in range(16):
-            with self.engine.begin() as conn:
+            with self._writer.begin() as conn:
                 tid = conn.execute(base.limit(1)).scalar()
                 if tid is None:
                     return None

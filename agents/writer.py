@@ -67,7 +67,8 @@ REPAIR_ECHO_CHARS = 4_000  # of the malformed reply, shown back to the model in 
 
 
 class WriterOutput(BaseModel):
-    """What the model is asked to return (lenient: post-processing enforces the limits).
+    """The article as parsed from the model's Markdown, and the schema of the repair call (lenient:
+    post-processing enforces the limits).
 
     description and bsky_text are not asked for (not in the schema sent): `finish_draft` derives
     them from the brief and the title. A model that writes them anyway is still heard.

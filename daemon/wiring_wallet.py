@@ -8,6 +8,7 @@ from web3.providers.rpc.utils import ExceptionRetryConfiguration
 
 from config.settings import Settings
 from ledger.journal import Journal
+from wallet.chain import NodeProvider
 from wallet.errors import RpcUnavailable, WalletError
 from wallet.keystore import load_signer
 from wallet.wallets import ChainWallet, LedgerWallet, Wallet, migrate
@@ -17,11 +18,12 @@ def build_web3(settings: Settings) -> Web3:
     """An HTTP JSON-RPC client with the configured timeout and a short retry."""
     w = settings.wallet
     # web3 8 needs the error types spelled out. Only transport failures are retried in-line: a 429 or
-    # 5xx answer is classified (wallet.chain.rpc) and the job retries at its next tick, not 0.2 s later.
+    # 5xx answer is classified (wallet.chain.rpc) and the job retries at its next tick, not 0.2 s later;
+    # NodeProvider sends nothing before a 429's Retry-After has passed.
     retry = ExceptionRetryConfiguration(errors=(requests.ConnectionError, requests.Timeout), retries=2,
                                         backoff_factor=0.2)
-    provider = Web3.HTTPProvider(w.rpc_url, request_kwargs={"timeout": w.rpc_timeout_seconds},
-                                 exception_retry_configuration=retry)
+    provider = NodeProvider(w.rpc_url, request_kwargs={"timeout": w.rpc_timeout_seconds},
+                            exception_retry_configuration=retry)
     return Web3(provider)
 
 

@@ -3,6 +3,7 @@
 Errors (classified by exception type and HTTP status, never by message text):
     PublishError
      +-- RetryableError   no response (timeout, connection reset, httpx.TransportError),
+     |                    an unreadable answer (truncated or garbled JSON: ValueError),
      |                    429 (Retry-After), 5xx,
      |                    local rate limit (write points, createSession)
      +-- PermanentError   400, 401, 403, 413, a missing handle/app password
@@ -89,6 +90,20 @@ def classify(exc: Exception, what: str) -> PublishError:
     if status >= 500 or status in (408, 409):
         return RetryableError(PLATFORM, message, status=status)
     return PermanentError(PLATFORM, message, status=status)
+
+
+def _classified(exc: Exception, what: str) -> PublishError:
+    """classify(), plus what the SDK does not wrap: a transport error, or an answer it cannot parse.
+
+    A 2xx whose body is truncated or garbled JSON raises ValueError in the SDK's parser. After a
+    write that is ambiguous (the record may exist), so it is retryable: the retry's getRecord by the
+    deterministic key finds it.
+    """
+    if isinstance(exc, atx.AtProtocolError):
+        return classify(exc, what)
+    if isinstance(exc, ValueError):
+        return RetryableError(PLATFORM, f"{what}: malformed answer ({type(exc).__name__})")
+    return RetryableError(PLATFORM, f"{what}: {type(exc).__name__}")
 
 
 def _now_iso() -> str:
@@ -212,7 +227,10 @@ class BlueskyPublisher:
                 return self._did
             stored = None if fresh or not self._session_path.exists() else self._session_path.read_text().strip()
             if stored:
-                await asyncio.to_thread(self._client.login, session_string=stored, fetch_bsky_profile=False)
+                try:
+                    await asyncio.to_thread(self._client.login, session_string=stored, fetch_bsky_profile=False)
+                except (atx.AtProtocolError, httpx.TransportError, ValueError) as exc:
+                    raise _classified(exc, "refreshSession") from None
                 log.info("bluesky session reused", extra={"handle": self._handle})
             else:
                 if self._password is None:
@@ -224,8 +242,8 @@ class BlueskyPublisher:
                         await asyncio.to_thread(
                             self._client.login, self._handle, self._password.get_secret_value(), fetch_bsky_profile=False
                         )
-                except atx.AtProtocolError as exc:
-                    raise classify(exc, "createSession") from None
+                except (atx.AtProtocolError, httpx.TransportError, ValueError) as exc:
+                    raise _classified(exc, "createSession") from None
                 log.info("bluesky session created", extra={"handle": self._handle})
             self._did = self._session_did
             return self._did
@@ -250,8 +268,8 @@ class BlueskyPublisher:
                 raise classify(exc, what) from None
             except atx.AtProtocolError as exc:
                 raise classify(exc, what) from None
-            except httpx.TransportError as exc:  # errors the SDK does not wrap (e.g. a protocol error)
-                raise RetryableError(PLATFORM, f"{what}: {type(exc).__name__}") from None
+            except (httpx.TransportError, ValueError) as exc:
+                raise _classified(exc, what) from None
         raise AssertionError("unreachable")
 
     # -- records -------------------------------------------------------------------

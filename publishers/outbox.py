@@ -71,6 +71,9 @@ class Outbox:
 
     def __init__(self, engine: Engine, *, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep):
         self.engine = engine
+        # _ensure_row reads, then inserts: BEGIN IMMEDIATE, so it waits for the write lock up front
+        # (a deferred read-then-write transaction gets SQLITE_BUSY at once in WAL mode).
+        self._writer = engine.execution_options(sqlite_begin="IMMEDIATE")
         self._sleep = sleep
 
     def migrate(self) -> None:
@@ -135,7 +138,7 @@ class Outbox:
         return self._complete(row, published)
 
     def _ensure_row(self, post: Post, platform: str) -> OutboxRow:
-        with Session(self.engine, expire_on_commit=False) as s:
+        with Session(self._writer, expire_on_commit=False) as s:
             row = s.exec(select(OutboxRow).where(OutboxRow.key == post.key, OutboxRow.platform == platform)).first()
             if row is not None:
                 return row

@@ -23,7 +23,7 @@ async def test_side_by_side_selfpub_publishes_full_length_articles_and_counts_to
     with server.serve() as url:
         side = await run_selfpub(server, url, load_items(limit=2))
     assert side.published(WORDS) == 2, side.note
-    assert set(side.tally.by_kind) == {"brief", "draft", "review"}
+    assert set(side.tally.by_kind) == {"article", "review"}
     assert side.tally.prompt_tokens > 0 and side.tally.completion_tokens > 0
     assert side.tally.failed == 0 and not server.unknown
 

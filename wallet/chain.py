@@ -3,14 +3,22 @@
 Every call to the node goes through `rpc(operation)`, which opens an
 OpenTelemetry span and turns transport failures into RpcUnavailable
 (classified by exception type, never by message text).
+
+A node that answers 429 (or 503) with Retry-After is held off: NodeProvider sends
+nothing to it before that time (capped at MAX_RETRY_AFTER_SECONDS) and raises
+NodeHeldOff instead, which rpc() reports as RpcUnavailable like the 429 itself.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -26,6 +34,7 @@ log = logging.getLogger(__name__)
 tracer = trace.get_tracer("selfpub.wallet")
 
 ARTIFACT = Path(__file__).parent / "contracts" / "CreditToken.json"
+MAX_RETRY_AFTER_SECONDS = 60.0  # a node asking for longer is tried again after this much
 ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
 TRANSFER_TOPIC = "0x" + Web3.keccak(text="Transfer(address,address,uint256)").hex().removeprefix("0x")
 
@@ -37,6 +46,16 @@ TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (
     TimeoutError,
     TimeExhausted,
 )
+
+
+class NodeHeldOff(requests.HTTPError):
+    """Not sent: the node asked (Retry-After) not to be called before a time that has not come yet."""
+
+    def __init__(self, seconds_left: float):
+        self.seconds_left = seconds_left
+        super().__init__(f"held off by the node's Retry-After for {seconds_left:.1f} s more")
+
+
 # The node answered, but not with a JSON-RPC reply: an HTTP error status (429, 5xx) or a body that
 # is not JSON (truncated, garbage). Unavailable too: the cycle goes on from the ledger.
 ANSWER_ERRORS: tuple[type[BaseException], ...] = (requests.HTTPError, json.JSONDecodeError, BadResponseFormat)
@@ -68,6 +87,50 @@ def hexstr(value: bytes | str) -> str:
     """0x-prefixed lowercase hex of a hash."""
     raw = value.hex() if isinstance(value, (bytes, bytearray)) else value
     return "0x" + raw.lower().removeprefix("0x")
+
+
+def retry_after_seconds(response: Any) -> float | None:
+    """Seconds a 429/503 answer asks to wait (Retry-After in seconds or as an HTTP date), else None."""
+    if response is None or getattr(response, "status_code", None) not in (429, 503):
+        return None
+    value = (response.headers or {}).get("Retry-After")
+    if not value:
+        return None
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        return max((parsedate_to_datetime(value) - datetime.now(timezone.utc)).total_seconds(), 0.0)
+    except (TypeError, ValueError):
+        return None
+
+
+class NodeProvider(Web3.HTTPProvider):
+    """Web3's HTTPProvider, honouring the node's Retry-After across calls (bounded)."""
+
+    def __init__(self, *args: Any, max_retry_after: float = MAX_RETRY_AFTER_SECONDS,
+                 clock: Callable[[], float] = time.monotonic, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.max_retry_after = max_retry_after
+        self._clock = clock
+        self._not_before = 0.0
+        self._lock = threading.Lock()
+
+    def make_request(self, method: Any, params: Any) -> Any:
+        """Send unless held off; a 429/503 with Retry-After holds the node off for later calls."""
+        with self._lock:
+            left = self._not_before - self._clock()
+        if left > 0:
+            raise NodeHeldOff(left)
+        try:
+            return super().make_request(method, params)
+        except requests.HTTPError as exc:
+            wait = retry_after_seconds(exc.response)
+            if wait is not None:
+                with self._lock:
+                    self._not_before = max(self._not_before, self._clock() + min(wait, self.max_retry_after))
+            raise
 
 
 @contextmanager

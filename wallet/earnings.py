@@ -55,7 +55,9 @@ def accrue_engagement(
         return 0
     now = utcnow()
     try:
-        with journal.engine.begin() as conn:
+        # BEGIN IMMEDIATE (journal.writer): _advance reads the marks, then writes. A deferred transaction
+        # upgrading from read to write gets SQLITE_BUSY at once in WAL mode, without busy_timeout.
+        with journal.writer.begin() as conn:
             amount = _advance(conn, platform, post_id, metrics, rates, now)
             if amount and not journal.post_in(
                 conn, "engagement",

@@ -12,7 +12,9 @@ One request, top to bottom:
     log        one `llm_call` row and one OpenTelemetry span per attempt
 
 Retries: 408/409/429/5xx, timeouts and connection errors, with backoff and
-Retry-After (capped), classified by exception type and status code only.
+Retry-After (capped), classified by exception type and status code only. A
+Retry-After also holds the endpoint off for later calls: nothing is sent to it
+before that time ("not before", per endpoint).
 """
 
 from __future__ import annotations
@@ -145,6 +147,7 @@ class MeteredLLM:
         self.max_retry_after = max_retry_after
         self.min_max_tokens = min_max_tokens
         self._breakers: dict[str, Breaker] = {}
+        self._not_before: dict[str, datetime] = {}  # base_url -> no request before (a server's Retry-After)
         self._role_usage: dict[tuple[str, str], list[int]] = {}  # (role, cycle) -> [calls, tokens]
         self._rng = random.Random()
 
@@ -262,8 +265,10 @@ class MeteredLLM:
                 continue
             tried.append(public_url(route.base_url))
             attempt = 0
+            waited: datetime | None = None  # the hold-off this call already slept through
             while attempt <= cfg.max_retries:
                 attempt += 1
+                await self._hold_off(route.base_url, waited)
                 sent += 1
                 try:
                     result = await self._attempt(role, cfg, route, messages, response_model, max_tokens, ids, sent)
@@ -274,6 +279,8 @@ class MeteredLLM:
                 except _Retryable as exc:
                     last = exc.error_class
                     breaker.failure(self.clock())
+                    if exc.retry_after is not None:
+                        waited = self._hold(route.base_url, exc.retry_after)
                     if not breaker.allow(self.clock()) or attempt > cfg.max_retries:
                         break  # open circuit or retries spent: next endpoint
                     await self._sleep(self._delay(attempt, exc.retry_after))
@@ -284,6 +291,25 @@ class MeteredLLM:
             f"{role}: no endpoint answered ({', '.join(tried)}); last error {last}",
             last_error=last, role=role, model=self.model_for(role), task_id=ids["task_id"],
         )
+
+    def _hold(self, base_url: str, retry_after: float) -> datetime:
+        """Remember a server's Retry-After (capped): no request to this endpoint before then."""
+        until = self.clock() + timedelta(seconds=min(max(retry_after, 0.0), self.max_retry_after))
+        self._not_before[base_url] = max(until, self._not_before.get(base_url, until))
+        return self._not_before[base_url]
+
+    async def _hold_off(self, base_url: str, waited: datetime | None) -> None:
+        """Sleep until the endpoint's Retry-After has passed (unless this call already slept it out)."""
+        until = self._not_before.get(base_url)
+        if until is None or until == waited:
+            return
+        left = (until - self.clock()).total_seconds()
+        if left <= 0:
+            self._not_before.pop(base_url, None)
+            return
+        log.info("llm endpoint held off by Retry-After",
+                 extra={"endpoint": public_url(base_url), "wait_seconds": round(left, 3)})
+        await self._sleep(min(left, self.max_retry_after))
 
     def _delay(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:

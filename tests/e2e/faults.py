@@ -2,6 +2,7 @@
 
     proxy = FaultProxy("devto", forem.url).start()
     proxy.set("500")            # every request now answered 500
+    proxy.set("429", times=2)   # the next two requests answered 429, then it passes again by itself
     ... daemon runs against proxy.url ...
     proxy.set("pass")           # healed
     proxy.attempts              # every request the daemon made (time, method, path, mode, body)
@@ -65,6 +66,7 @@ class FaultProxy:
         self.slow_seconds = slow_seconds
         self.retry_after = retry_after
         self.mode = "pass"
+        self.left: int | None = None  # faulted requests left before the proxy heals itself (None: no limit)
         self.attempts: list[Attempt] = []
         self.port = 0
         self._rewrite_from = tuple(dict.fromkeys((f"{up.scheme}://{up.netloc}", *rewrite)))
@@ -114,15 +116,22 @@ class FaultProxy:
             self._thread.join(timeout=5)
             self._thread = None
 
-    def set(self, mode: str) -> None:
-        """Switch the fault ("pass" heals); "down" closes the port, leaving it re-opens it."""
+    def set(self, mode: str, *, times: int | None = None) -> None:
+        """Switch the fault ("pass" heals); "down" closes the port, leaving it re-opens it.
+
+        With `times`, only that many requests meet the fault; the proxy then passes by itself
+        (a refused connect never reaches the proxy, so "down" takes no `times`).
+        """
         if mode not in MODES:
             raise ValueError(f"unknown fault {mode!r}: use one of {', '.join(MODES)}")
+        if times is not None and (mode in ("down", "pass") or times < 1):
+            raise ValueError(f"times={times} needs a fault the proxy sees (not down or pass) and times >= 1")
         if mode == "down" and self._httpd is not None:
             self.stop()
         elif mode != "down" and self._httpd is None:
             self.start()
-        self.mode = mode
+        with self._lock:
+            self.mode, self.left = mode, times
 
     def heal(self) -> None:
         """Back to passing every request through."""
@@ -138,8 +147,12 @@ class FaultProxy:
         t = time.monotonic()
         h.close_connection = True
         body = _read_body(h)
-        mode = self.mode
         with self._lock:
+            mode = self.mode
+            if mode != "pass" and self.left is not None:
+                self.left -= 1
+                if self.left <= 0:
+                    self.mode, self.left = "pass", None
             self.attempts.append(Attempt(t, h.command, h.path, mode, body))
         if mode == "429":
             return _answer(h, 429, b'{"error": "Too Many Requests", "status": 429}', {"Retry-After": str(self.retry_after)})
