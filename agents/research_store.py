@@ -87,6 +87,9 @@ class ResearchStore:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        # save_feed_state reads the row, then writes it: BEGIN IMMEDIATE takes the write lock up front
+        # (a deferred read-then-write transaction gets SQLITE_BUSY at once in WAL mode, no busy_timeout).
+        self._writer = engine.execution_options(sqlite_begin="IMMEDIATE")
 
     def migrate(self) -> None:
         """Upgrade the research tables to head."""
@@ -119,7 +122,7 @@ class ResearchStore:
     ) -> None:
         """Record a fetch; new validators replace the old ones only when given."""
         now = utcnow()
-        with Session(self.engine) as s:
+        with Session(self._writer) as s:
             row = s.get(FeedState, feed_url) or FeedState(feed_url=feed_url)
             row.last_status, row.last_outcome, row.checked_at = status, outcome, now
             row.last_error = error[:1000] if error else None

@@ -67,7 +67,8 @@ class GrowingFeed:
     def __init__(self, window: int = 12, seed: int = 7):
         self.window = window
         self.rng = random.Random(seed)
-        self.items: list[tuple[str, str, str]] = []
+        self.items: list[tuple[str, str, str]] = []  # the newest `window` only: the stand-in must not grow
+        self.offered = 0
         self.body = b""
         self._lock = threading.Lock()
         feed = self
@@ -99,11 +100,13 @@ class GrowingFeed:
         """Publish n new items (distinct topics, so no near-duplicate filtering kicks in)."""
         base = self.url.rsplit("/", 1)[0]
         for _ in range(n):
-            k = len(self.items)
+            k = self.offered
+            self.offered += 1
             title = f"{self._words(5).capitalize()} {k}"
             self.items.append((title, f"{base}/posts/{k}", f"{self._words(30).capitalize()}. Issue {k}."))
+        del self.items[:-self.window]
         xml = "".join(f"<item><title>{t}</title><link>{u}</link><description>{d}</description></item>"
-                      for t, u, d in reversed(self.items[-self.window:]))
+                      for t, u, d in reversed(self.items))
         body = f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>Soak</title>{xml}</channel></rss>'
         with self._lock:
             self.body = body.encode()
@@ -209,6 +212,15 @@ class SoakResult:
     def fds_max_after(self) -> int:
         return max(self.fds_each[self.warmup - 1:])
 
+    @property
+    def rss_slope_kb_per_cycle(self) -> float:
+        """Least-squares slope of RSS over the cycles after the warm-up, KiB per cycle."""
+        ys = self.rss_each[self.warmup - 1:]
+        xs = range(len(ys))
+        mx, my = (len(ys) - 1) / 2, sum(ys) / len(ys)
+        sxx = sum((x - mx) ** 2 for x in xs)
+        return sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sxx if sxx else 0.0
+
     def fit(self) -> tuple[float, float, float]:
         """Least squares of database bytes on posts after the warm-up: (slope bytes/post, intercept, R^2)."""
         pts = [(s.posts, s.db_bytes) for s in self.after_warmup]
@@ -249,7 +261,8 @@ class SoakResult:
             f"{late[len(late) // 2] * 1000:.0f} ms over the last 100 cycles; total {sum(secs):.0f} s",
             f"RSS: {self.rss_warmup_kb / 1024:.1f} MiB at the end of the warm-up, peak afterwards "
             f"{self.rss_peak_after_kb / 1024:.1f} MiB, end {self.rss_each[-1] / 1024:.1f} MiB: "
-            f"growth {self.rss_growth_pct:+.2f} % (goal < 10 %)",
+            f"growth {self.rss_growth_pct:+.2f} % (goal < 10 %); trend {self.rss_slope_kb_per_cycle:+.1f} KiB/cycle "
+            f"after the warm-up",
             f"open fds: {self.fds_warmup} at the end of the warm-up, {self.fds_end} at the end "
             f"(max {self.fds_max_after} after the warm-up; goal: flat)",
             f"database: {w.db_bytes / 1e6:.2f} MB at {w.posts} posts (warm-up end) -> {end.db_bytes / 1e6:.2f} MB "
@@ -343,7 +356,7 @@ async def soak(
             engine.dispose()
             root_logger.handlers[:] = saved[0]
             root_logger.setLevel(saved[1])
-        result.feed_items = len(feed.items)
+        result.feed_items = feed.offered
         outbox = settings.state_dir / "outbox"
         result.outbox_files = sum(1 for p in outbox.rglob("*") if p.is_file()) if outbox.exists() else 0
     return result

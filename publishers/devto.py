@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -72,12 +73,19 @@ class DevtoPublisher:
         default_writes, default_articles = devto_limiters(new_account=settings.new_account)
         self._writes = writes or default_writes
         self._articles = articles or default_articles
+        self._not_before = 0.0  # time.monotonic() before which no read is sent (the last 429's Retry-After)
 
     # -- HTTP ----------------------------------------------------------------------
 
     async def _request(self, method: str, path: str, *, limiter: Limiter | None = None, **kwargs: Any) -> httpx.Response:
         if limiter is not None:
-            await limiter.acquire()
+            await limiter.acquire()  # writes wait out a Retry-After here (block_for below)
+        else:
+            # Reads honour it too: a read sent anyway would meet another 429 and push the writes' block on.
+            left = self._not_before - time.monotonic()
+            if left > 0:
+                raise RetryableError(PLATFORM, f"{method} {path} held off by Retry-After (429)", status=429,
+                                     retry_after=left)
         headers = {"api-key": self._api_key.get_secret_value(), "accept": "application/vnd.forem.api-v1+json"}
         with tracer.start_as_current_span(f"devto {method} {path}", attributes={"http.method": method}):
             try:
@@ -93,6 +101,7 @@ class DevtoPublisher:
             retry_after = parse_retry_after(resp.headers.get("retry-after"))
             if retry_after is not None:
                 self._writes.block_for(retry_after)
+                self._not_before = max(self._not_before, time.monotonic() + retry_after)
             raise RetryableError(PLATFORM, message, status=429, retry_after=retry_after)
         if resp.status_code >= 500:
             raise RetryableError(PLATFORM, message, status=resp.status_code)

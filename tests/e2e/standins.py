@@ -242,7 +242,7 @@ class Answered:
     """One chat completion the stand-in answered, with the usage it reported."""
 
     n: int
-    kind: str  # ResearchAnswer | WriterOutput | CriticOutput
+    kind: str  # the response_format schema asked for (ResearchAnswer, WriterOutput, CriticOutput) or "text"
     prompt_tokens: int
     completion_tokens: int
     at: float  # time.time() when the answer was written
@@ -254,6 +254,7 @@ def _sections(body: dict) -> dict[str, str]:
 
 
 def _brief_parts(brief: str) -> tuple[str, str, list[tuple[str, str]]]:
+    """(topic, angle, [(claim, source url)]) of a brief data section (agents.writer.brief_text)."""
     topic = angle = ""
     points = []
     for line in brief.splitlines():
@@ -264,46 +265,49 @@ def _brief_parts(brief: str) -> tuple[str, str, list[tuple[str, str]]]:
         elif line.startswith("- ") and line.endswith(")") and "(source: " in line:
             claim, _, url = line[2:-1].rpartition(" (source: ")
             points.append((claim, url))
+        elif line.startswith("source: "):
+            points.append(("More on this", line.removeprefix("source: ")))
     return topic, angle, points
 
 
-def answer(body: dict) -> dict:
-    """A valid structured answer for the schema the agent asked for.
+def _article(brief: str, revised: bool) -> tuple[str, str, list[str]]:
+    """(title, body, tags) of an article that cites only the brief's sources."""
+    topic, angle, points = _brief_parts(brief)
+    cited = "\n\n".join(f"{claim} ([source]({url}))" for claim, url in points)
+    closing = "\n\nWhy it matters: teams can adopt it without a rewrite." if revised else ""
+    return (topic[:90] or "News of the day"), f"{angle or topic}\n\n{cited}{closing}", ["news", "software"]
 
-    Drafts cite only the brief's sources and carry nothing the critic's deterministic checks refuse,
-    so they are approved and really published. The critic asks for one revision of about a third of
-    the drafts (decided by the topic, so a resumed task gets the same verdict).
+
+def answer(body: dict, first_review: bool) -> str:
+    """The reply text to one agent request, valid for what it asked.
+
+    research: the ResearchAnswer JSON; writer: the Markdown article (or, for its repair call, the
+    WriterOutput JSON); critic: the CriticOutput JSON. Drafts cite only the brief's sources and carry
+    nothing the critic's deterministic checks refuse, so they are approved and really published; the
+    critic asks for one revision on the first review of about a third of the briefs.
     """
     kind = schema_name(body)
     sections = _sections(body)
-    if kind == "ResearchAnswer":
+    revised = "The previous draft was rejected" in json.dumps(body.get("messages", []))
+    if kind == "ResearchAnswer" or (not kind and "feed_items" in sections):
         items = json.loads(sections["feed_items"])
-        first = items[0]
-        return {
-            "topic": first["title"],
-            "angle": first["summary"][:200],
+        return json.dumps({
+            "topic": items[0]["title"],
+            "angle": items[0]["summary"][:200],
             "key_points": [{"claim": it["summary"][:300], "source_url": it["url"]} for it in items],
             "sources": [it["url"] for it in items],
-        }
-    if kind == "WriterOutput":
-        topic, angle, points = _brief_parts(sections.get("brief", ""))
-        revised = "The previous draft was rejected" in json.dumps(body.get("messages", []))
-        cited = "\n\n".join(f"{claim} ([source]({url}))" for claim, url in points)
-        closing = "\n\nThis revision adds a short summary of why it matters." if revised else ""
-        return {
-            "title": topic[:90] or "News",
-            "body_markdown": f"## {topic}\n\n{angle}\n\n{cited}{closing}",
-            "tags": ["news", "software"],
-            "description": (angle or topic)[:150],
-            "bsky_text": f"New today: {topic}"[:150],
-        }
-    if kind == "CriticOutput":
-        draft = sections.get("draft", "")
-        title = draft.splitlines()[0] if draft else ""
-        if "This revision adds" not in draft and sum(map(ord, title)) % 3 == 0:
-            return {"score": 4, "problems": ["the ending is abrupt"], "fixes": ["add a closing summary"]}
-        return {"score": 8, "problems": [], "fixes": []}
-    return {"answer": "ok"}
+        })
+    if kind == "CriticOutput" or "draft" in sections:
+        brief = sections.get("brief", "")
+        if first_review and sum(map(ord, brief)) % 3 == 0:
+            return json.dumps({"score": 4, "problems": ["the ending is abrupt"], "fixes": ["add why it matters"]})
+        return json.dumps({"score": 8, "problems": [], "fixes": []})
+    if kind == "WriterOutput" or "brief" in sections:
+        title, body_md, tags = _article(sections.get("brief", ""), revised)
+        if kind == "WriterOutput":
+            return json.dumps({"title": title, "body_markdown": body_md, "tags": tags})
+        return f"# {title}\n\n{body_md}\n\nTags: {', '.join(tags)}\n"
+    return "ok"
 
 
 class UsageLLM:
@@ -320,6 +324,7 @@ class UsageLLM:
         self.on_request: Hook = None
         self.on_answered: Hook = None
         self._pairs: set[tuple[int, int]] = set()
+        self._reviewed: set[int] = set()  # briefs the critic has seen
         self._n = 0
         self._lock = threading.Lock()
         llm = self
@@ -364,7 +369,13 @@ class UsageLLM:
         return self._server.httpd.errors
 
     def _answer(self, n: int, body: dict) -> tuple[int, bytes, Answered]:
-        reply = json.dumps(answer(body))
+        sections = _sections(body)
+        with self._lock:
+            key = hash(sections.get("brief", ""))
+            first_review = "draft" in sections and key not in self._reviewed
+            if "draft" in sections:
+                self._reviewed.add(key)
+        reply = answer(body, first_review)
         prompt_chars = sum(len(m.get("content") or "") for m in body.get("messages", []))
         prompt = math.ceil(prompt_chars / 4) + 12
         completion = min(math.ceil(len(reply) / 4), int(body.get("max_tokens") or 1 << 30))
@@ -378,7 +389,7 @@ class UsageLLM:
             "choices": [{"index": 0, "message": {"role": "assistant", "content": reply}, "finish_reason": "stop"}],
             "usage": {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion},
         }
-        return 200, json.dumps(out).encode(), Answered(n, schema_name(body), prompt, completion, time.time())
+        return 200, json.dumps(out).encode(), Answered(n, schema_name(body) or "text", prompt, completion, time.time())
 
 
 # -- the chain ----------------------------------------------------------------------------------------
