@@ -129,8 +129,9 @@ def similarity(a: MinHash, b: MinHash) -> float:
 class NearDuplicateIndex:
     """Signatures of covered topics: an LSH for threshold queries, a matrix for the maximum similarity."""
 
-    def __init__(self, threshold: float) -> None:
+    def __init__(self, threshold: float, capacity: int | None = None) -> None:
         self.threshold = threshold
+        self.capacity = capacity  # keep only this many most recent topics (bounded memory)
         # The LSH only proposes candidates (its banding needs a threshold in about 0.05..0.9);
         # `duplicate_of` confirms each with the estimated Jaccard against the exact setting.
         self._lsh = MinHashLSH(threshold=min(max(threshold, 0.05), 0.9), num_perm=NUM_PERM)
@@ -152,6 +153,15 @@ class NearDuplicateIndex:
         self._lsh.insert(key, sig)
         self._rows.append(np.asarray(sig.hashvalues, dtype=np.uint32))
         self._matrix = None
+        if self.capacity is not None and len(self._sigs) > self.capacity:
+            self._evict_oldest()
+
+    def _evict_oldest(self) -> None:
+        # dicts keep insertion order: the first key is the oldest topic, and _rows is in the same order
+        oldest = next(iter(self._sigs))
+        del self._sigs[oldest]
+        self._lsh.remove(oldest)
+        self._rows.pop(0)
 
     def add_all(self, entries: Iterable[tuple[str, MinHash]]) -> None:
         """Index many covered topics."""

@@ -216,7 +216,7 @@ class ResearchAgent:
         self.settings = settings
         self.fetcher = fetcher or (FeedFetcher(client, settings, store) if client is not None else None)
         self.max_tokens = max_tokens
-        self._covered = NearDuplicateIndex(settings.near_duplicate_threshold)
+        self._covered = NearDuplicateIndex(settings.near_duplicate_threshold, settings.covered_topics_memory)
         self._covered_upto = 0
 
     # -- novelty -----------------------------------------------------------------------

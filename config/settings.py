@@ -123,6 +123,7 @@ class ResearchSettings(Section):
     fetch_articles: bool = False
     max_article_bytes: int = Field(2_000_000, ge=1024)
     near_duplicate_threshold: float = Field(0.8, ge=0, le=1)  # Jaccard similarity
+    covered_topics_memory: int = Field(2_000, ge=1)  # recent covered topics compared against (bounded memory)
     # Items whose summary + content is shorter than this get a brief built from the item itself, with no LLM
     # call (the model only restates a short summary); longer items are briefed by the model. 0: always the model.
     llm_brief_min_chars: int = Field(1_200, ge=0)

@@ -1,8 +1,8 @@
 """The status server: GET /healthz, /metrics and / (an HTML status page with an inline SVG chart).
 
 A small asyncio HTTP/1.1 server (one request per connection), bound to
-settings.http.bind, 127.0.0.1 unless told otherwise. Only GET and HEAD are
-served; anything else gets 405. The page loads nothing from elsewhere.
+settings.http.bind, 127.0.0.1 unless told otherwise. Only GET is served;
+anything else (HEAD included) gets 405. The page loads nothing from elsewhere.
 """
 
 from __future__ import annotations
@@ -233,15 +233,15 @@ class StatusServer:
             await self._send(writer, 400, b"bad request\n", "text/plain; charset=utf-8")
             return
         path = target.split("?", 1)[0]
-        if method not in ("GET", "HEAD"):
-            await self._send(writer, 405, b"method not allowed\n", "text/plain; charset=utf-8", {"Allow": "GET, HEAD"})
+        if method != "GET":
+            await self._send(writer, 405, b"method not allowed\n", "text/plain; charset=utf-8", {"Allow": "GET"})
             return
         try:
             status, body, ctype = await self._route(path)
         except Exception:
             log.exception("status server error", extra={"path": path})
             status, body, ctype = 500, b"internal error\n", "text/plain; charset=utf-8"
-        await self._send(writer, status, b"" if method == "HEAD" else body, ctype, length=len(body))
+        await self._send(writer, status, body, ctype, length=len(body))
 
     async def _route(self, path: str) -> tuple[int, bytes, str]:
         from daemon.service import in_thread

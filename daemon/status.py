@@ -223,3 +223,36 @@ class StatusReader:
                 .order_by(RUNS.c.finished_at.desc()).limit(1)
             ).first()
         return (_aware(row.finished_at), row.outcome) if row else None
+
+
+def outbox_posts(journal: Journal, outbox: Any) -> Callable[[int], list[PostRow]]:  # noqa: ANN401
+    """A posts source for StatusReader: what the publishers' outbox delivered, with each task's cost and earnings."""
+
+    def source(limit: int) -> list[PostRow]:
+        done = [r for r in outbox.published() if r.published is not None]
+        epoch = datetime.min.replace(tzinfo=timezone.utc)
+        done.sort(key=lambda r: _aware(r.published_at) if r.published_at else epoch, reverse=True)
+        done = done[:limit]
+        tasks = {r.task_id for r in done if r.task_id}
+        post_ids = {f"{r.platform}:{r.published.remote_id}" for r in done}
+        with journal.engine.connect() as conn:
+            joined = POSTING.join(TXN, TXN.c.id == POSTING.c.txn_id)
+            cost = dict(conn.execute(
+                select(TXN.c.task_id, func.sum(POSTING.c.amount)).select_from(joined)
+                .where(TXN.c.task_id.in_(tasks), POSTING.c.account.startswith("expenses:compute:"))
+                .group_by(TXN.c.task_id)
+            ).all()) if tasks else {}
+            earned = dict(conn.execute(
+                select(TXN.c.post_id, func.sum(POSTING.c.amount)).select_from(joined)
+                .where(TXN.c.post_id.in_(post_ids), POSTING.c.account.startswith("income:"))
+                .group_by(TXN.c.post_id)
+            ).all()) if post_ids else {}
+        return [
+            PostRow(
+                _aware(r.published_at) if r.published_at else epoch, r.platform, r.published.remote_id,
+                r.published.url, int(cost.get(r.task_id, 0)), -int(earned.get(f"{r.platform}:{r.published.remote_id}", 0)),
+            )
+            for r in done
+        ]
+
+    return source

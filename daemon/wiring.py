@@ -128,7 +128,7 @@ def build_service(
         settings,
         budget=budget,
         jobs=jobs,
-        reader=StatusReader(journal, settings.persona),
+        reader=StatusReader(journal, settings.persona, posts_source=_outbox_posts(journal)),
         lock=CycleLock(engine, settings.persona, settings.state_dir),
         notifier=notifier or Notifier(environ),
         policy=error_policy(),
@@ -138,6 +138,16 @@ def build_service(
         fast_seconds=fast_seconds,
         on_settings=on_settings,
     )
+
+
+def _outbox_posts(journal: Journal):  # noqa: ANN202
+    """The status page's posts, from the publishers' outbox."""
+    from daemon.status import outbox_posts
+    from publishers.outbox import Outbox
+
+    outbox = Outbox(journal.engine)
+    outbox.migrate()
+    return outbox_posts(journal, outbox)
 
 
 def real_jobs(settings: Settings, journal: Journal, budget: Budget) -> Jobs:

@@ -48,3 +48,13 @@ def test_max_similarity_covers_topics_below_the_lsh_threshold() -> None:
     assert index.max_similarity(signature(*REWORDED)) >= 0.8
     half = (STORY[0], STORY[1][:100] + " entirely different words follow here about kernels and compilers and databases")
     assert 0.1 < index.max_similarity(signature(*half)) < 0.8
+
+
+def test_index_keeps_only_the_most_recent_topics_so_memory_stays_bounded() -> None:
+    index = NearDuplicateIndex(threshold=0.8, capacity=2)
+    index.add("story", signature(*STORY))
+    index.add("other", signature(*OTHER))
+    index.add("third", signature("WASI 0.2 arrives", "Components link through typed WIT interfaces in Wasmtime."))
+    assert len(index) == 2 and "story" not in index
+    assert index.duplicate_of(signature(*REWORDED)) is None  # the oldest topic was forgotten
+    assert index.max_similarity(signature(*OTHER)) == 1.0

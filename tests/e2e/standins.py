@@ -146,6 +146,9 @@ class DevtoStandIn:
             def _handle(self) -> None:
                 length = int(self.headers.get("content-length") or 0)
                 body = self.rfile.read(length) if length else b""
+                if len(body) < length:
+                    _drop(self)  # the client died while sending
+                    return
                 if not self.path.startswith("/api/"):
                     stand_in._page(self)
                     return
@@ -339,6 +342,9 @@ class UsageLLM:
             def do_POST(self) -> None:  # noqa: N802
                 length = int(self.headers.get("content-length") or 0)
                 raw = self.rfile.read(length) if length else b""
+                if len(raw) < length:
+                    _drop(self)  # the client died while sending
+                    return
                 if not self.path.split("?")[0].rstrip("/").endswith("/chat/completions"):
                     _reply(self, 404, b'{"error": {"message": "not found", "type": "not_found"}}')
                     return
