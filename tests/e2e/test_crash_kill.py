@@ -81,6 +81,7 @@ pytestmark = pytest.mark.timeout(480)
 
 SEED = int(os.environ.get("CRASH_SEED", "7031"))
 MIN_CYCLES = 50
+MIN_KILLS = 14  # every kill point twice
 KILL_PHASE_SECONDS = 240  # the killing stops here even short of MIN_CYCLES (and the test then fails)
 FALLBACK_KILL_SECONDS = 12.0  # a planned kill point not reached by then: kill anyway
 ITEMS_PER_RUN = 2  # the feed grows by this much before every start
@@ -309,11 +310,11 @@ def test_sigkill_at_random_points_loses_nothing_and_doubles_nothing(tmp_path: Pa
 
 
 def kill_phase(daemon: Daemon, db: Path, rng: random.Random, grow) -> list[Run]:  # noqa: ANN001
-    """Start, SIGKILL at the planned point, restart; until MIN_CYCLES cycles have started."""
+    """Start, SIGKILL at the planned point, restart; until MIN_CYCLES cycles have started and MIN_KILLS kills."""
     runs: list[Run] = []
     deadline = time.monotonic() + KILL_PHASE_SECONDS
     sequence = plans(rng)
-    while cycle_runs(db) < MIN_CYCLES and time.monotonic() < deadline:
+    while (cycle_runs(db) < MIN_CYCLES or len(runs) < MIN_KILLS) and time.monotonic() < deadline:
         mode, k, delay = next(sequence)
         run = Run(len(runs), mode, k, delay)
         grow(ITEMS_PER_RUN)
@@ -321,12 +322,12 @@ def kill_phase(daemon: Daemon, db: Path, rng: random.Random, grow) -> list[Run]:
         daemon.start(run)
         up = daemon.wait_log('"service started"', 60)
         assert up, f"run {run.index} did not start:\n{run.log.read_text()[-3000:]}"
+        stop_at = time.monotonic() + FALLBACK_KILL_SECONDS
         if mode == "delay":
             time.sleep(delay)
             daemon.kill(fired=True)
         elif mode == "cycle_start":
-            watch_cycles(daemon, db, before, k, delay)
-        stop_at = time.monotonic() + FALLBACK_KILL_SECONDS
+            watch_cycles(daemon, db, before, k, delay, stop_at)
         while not run.ended and time.monotonic() < stop_at and daemon.proc.poll() is None:
             time.sleep(0.05)
         daemon.kill(fired=False)
@@ -337,9 +338,8 @@ def kill_phase(daemon: Daemon, db: Path, rng: random.Random, grow) -> list[Run]:
     return runs
 
 
-def watch_cycles(daemon: Daemon, db: Path, before: int, k: int, delay: float) -> None:
+def watch_cycles(daemon: Daemon, db: Path, before: int, k: int, delay: float, stop_at: float) -> None:
     """Kill right after the k-th cycle of this run starts (its job row appears)."""
-    stop_at = time.monotonic() + FALLBACK_KILL_SECONDS
     while time.monotonic() < stop_at and daemon.proc.poll() is None:
         if cycle_runs(db) - before >= k:
             time.sleep(delay)
@@ -384,7 +384,7 @@ def audit(root: Path, db: Path, runs: list[Run], llm: UsageLLM, devto: DevtoStan
               f"cycles={r.cycles} up {r.ended - r.started:5.1f} s")
     print(f"\nseed {SEED}: {len(killed)} SIGKILLs over {total_cycles} cycles; kill points "
           f"{dict(Counter((r.mode, r.fired) for r in killed))}")
-    assert total_cycles >= MIN_CYCLES, f"only {total_cycles} cycles ran"
+    assert total_cycles >= MIN_CYCLES and len(killed) >= MIN_KILLS, f"only {total_cycles} cycles, {len(killed)} kills"
     assert {r.mode for r in killed if r.fired} >= {"llm_answered", "devto_create"}, "the key kill points were never hit"
     crashed = query(db, "SELECT job, detail FROM daemon_job_run WHERE outcome = 'crashed'")
     assert crashed == [], f"jobs crashed (bugs): {crashed}"
