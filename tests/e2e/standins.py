@@ -4,9 +4,10 @@
   url (on this server, so link cards never leave the machine), 422 for a repeated canonical_url, 429
   with Retry-After past the write limits. `on_create` runs after an article is stored and before the
   201 goes out (a kill there loses the answer, exactly the ambiguous case the outbox must resolve).
-- `UsageLLM`: a fast OpenAI-compatible server answering the research / writer / critic schemas with
-  valid JSON and reporting usage; every (prompt_tokens, completion_tokens) pair it reports is unique,
-  so each ledger transaction names the one response it paid for. `on_request` / `on_answered` hooks.
+- `UsageLLM`: a fast OpenAI-compatible server answering every agent validly (research and critic
+  JSON schemas, the writer's Markdown article and its WriterOutput repair schema) and reporting usage;
+  every (prompt_tokens, completion_tokens) pair it reports is unique, so the call log ties each ledger
+  transaction to the one answer it paid for. `on_request` / `on_answered` hooks.
 - `RpcProxy`: a JSON-RPC pass-through to anvil; `on_send_raw` runs after eth_sendRawTransaction
   reached the node and before its answer reaches the daemon.
 - `deploy_token` / `write_light_keystore`: the credit token on anvil, and a keystore that decrypts in
@@ -497,7 +498,8 @@ def deploy_token(rpc_url: str, funder: str, decimals: int = 18) -> Token:
 
     w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": 10}))
     art = token_artifact()
-    tx = w3.eth.contract(abi=art["abi"], bytecode=art["bytecode"]).constructor("credit", "CR", decimals).transact({"from": funder})
+    factory = w3.eth.contract(abi=art["abi"], bytecode=art["bytecode"])
+    tx = factory.constructor("credit", "CR", decimals).transact({"from": funder})
     address = w3.eth.wait_for_transaction_receipt(tx)["contractAddress"]
     return Token(address, decimals, funder, w3)
 
