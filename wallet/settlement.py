@@ -257,10 +257,13 @@ class Settler:
 
     def _await(self, pid: int) -> PaymentOutcome:
         row = self._row(pid)
-        try:
-            with rpc("wait_for_receipt", tx_hash=row.tx_hash):
+        with rpc("wait_for_receipt", tx_hash=row.tx_hash):
+            # Caught inside rpc(), which would turn it into RpcUnavailable: not mined in time is no outage.
+            try:
                 receipt = self.w3.eth.wait_for_transaction_receipt(row.tx_hash, timeout=self.receipt_timeout, poll_latency=0.1)
-        except TimeExhausted:
+            except TimeExhausted:
+                receipt = None
+        if receipt is None:
             return self._outcome(row)  # still sent: the next settle looks it up first
         return self._record(row, receipt)
 
