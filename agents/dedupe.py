@@ -118,7 +118,8 @@ def signature_bytes(m: MinHash) -> bytes:
 def signature_from_bytes(data: bytes) -> MinHash:
     """A stored signature back as a MinHash."""
     values = np.frombuffer(data, dtype=np.uint32)
-    return MinHash(num_perm=NUM_PERM, seed=MINHASH_SEED, hashvalues=values, scheme=MINHASH_SCHEME)
+    # The shared permutations: built per signature they cost 2 KiB and a RandomState each, for every covered topic.
+    return MinHash(num_perm=NUM_PERM, seed=MINHASH_SEED, hashvalues=values, permutations=_PERMUTATIONS, scheme=MINHASH_SCHEME)
 
 
 def similarity(a: MinHash, b: MinHash) -> float:

@@ -57,6 +57,9 @@ BACKOFF_BASE_SECONDS = 0.5
 BACKOFF_CAP_SECONDS = 20.0
 BREAKER_THRESHOLD = 3
 BREAKER_COOLDOWN = timedelta(seconds=60)
+# Role counters are kept for this many most recent cycles only (a daemon runs one cycle at a time);
+# an older cycle asked about again reloads its totals from the call log, so the caps stay exact.
+ROLE_USAGE_CYCLES = 4
 RETRYABLE_STATUS = frozenset({408, 409, 429})  # and every 5xx
 JSON_SCHEMA = "json_schema"  # response_format {"type": "json_schema", ...} (OpenAI and most servers)
 JSON_OBJECT = "json_object"  # JSON mode with a schema (llama-cpp-python's server)
@@ -148,7 +151,7 @@ class MeteredLLM:
         self.min_max_tokens = min_max_tokens
         self._breakers: dict[str, Breaker] = {}
         self._not_before: dict[str, datetime] = {}  # base_url -> no request before (a server's Retry-After)
-        self._role_usage: dict[tuple[str, str], list[int]] = {}  # (role, cycle) -> [calls, tokens]
+        self._role_usage: dict[str, dict[str, list[int]]] = {}  # cycle -> role -> [calls, tokens], recent cycles
         self._rng = random.Random()
 
     # -- routing -----------------------------------------------------------------
@@ -320,12 +323,16 @@ class MeteredLLM:
     # -- caps and budget ---------------------------------------------------------------
 
     def _usage_of(self, role: str, cycle_id: str) -> list[int]:
-        key = (role, cycle_id)
-        if key not in self._role_usage:
-            # After a restart, what this cycle already used is in the call log.
+        roles = self._role_usage.get(cycle_id)
+        if roles is None:
+            roles = self._role_usage[cycle_id] = {}
+            while len(self._role_usage) > ROLE_USAGE_CYCLES:  # bounded: one entry per cycle would grow forever
+                del self._role_usage[next(iter(self._role_usage))]
+        if role not in roles:
+            # After a restart (or for a cycle pruned above), what it already used is in the call log.
             t = self.calllog.totals(cycle_id=cycle_id, role=role) if self.calllog else None
-            self._role_usage[key] = [t.calls, t.tokens] if t else [0, 0]
-        return self._role_usage[key]
+            roles[role] = [t.calls, t.tokens] if t else [0, 0]
+        return roles[role]
 
     def _refuse(self, exc: BudgetExceeded, role: str, route: Route, ids: dict, n: int) -> BudgetExceeded:
         self._record(CallRecord(
@@ -383,9 +390,8 @@ class MeteredLLM:
         prompt = estimate_prompt_tokens(messages, schema_text(schema))
         mt, worst = self._plan(role, cfg, route, price, prompt, max_tokens, ids, n)
         hold = self._reserve(role, route, price, worst, ids, n)
-        key = (role, ids["cycle_id"]) if ids["cycle_id"] is not None else None
-        if key:
-            counters = self._usage_of(*key)
+        counters = self._usage_of(role, ids["cycle_id"]) if ids["cycle_id"] is not None else None
+        if counters is not None:
             counters[0] += 1
             counters[1] += prompt + mt  # pending until the reported usage replaces it
         closed = False
@@ -443,8 +449,8 @@ class MeteredLLM:
             finally:
                 if not closed:
                     self.budget.release(hold)
-                if key:
-                    self._role_usage[key][1] += used.total - (prompt + mt)
+                if counters is not None:
+                    counters[1] += used.total - (prompt + mt)
                 latency = int((time.perf_counter() - started) * 1000)
                 _span_result(span, used, spent, outcome, error_class)
                 if outcome == OK and response_model is not None and _validate(response_model, text)[1]:
