@@ -2,8 +2,8 @@
 
     .venv/bin/python bench/bench_soak.py [--cycles 2000] [--warmup 200] [--new-items 3]
 
-The daemon's cycle machinery, as `selfpub run` wires it (daemon/wiring_agents.build_deps from a
-Settings object): the orchestrator, research agent fetching a real feed over HTTP, writer, critic,
+The daemon's cycle job, as `selfpub run` runs it (daemon/wiring.OrchestratorSlot.cycle on deps built by
+daemon/wiring_agents.build_deps from a Settings object, heap trimmed after each cycle): the orchestrator, research agent fetching a real feed over HTTP, writer, critic,
 metered LLM client, ledger and task store on one SQLite file, the local Markdown publisher through
 the exactly-once outbox. The stand-ins are fast: the fake OpenAI-compatible server
 (tests/fakes/openai.py, on a real 127.0.0.1 socket, reporting usage) and a feed server that offers
@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import inspect
 import io
 import logging
 import os
@@ -29,9 +28,11 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -39,11 +40,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sqlalchemy import text  # noqa: E402
 
-from agents.orchestrator import Orchestrator  # noqa: E402
 from config.db import make_engine  # noqa: E402
 from config.settings import Settings  # noqa: E402
 from daemon.logs import setup_logging  # noqa: E402
-from daemon.wiring_agents import build_deps  # noqa: E402
+from daemon.service import CycleContext  # noqa: E402
+from daemon.wiring import OrchestratorSlot  # noqa: E402
 from ledger.budget import Budget  # noqa: E402
 from ledger.funding import deposit  # noqa: E402
 from ledger.journal import Journal  # noqa: E402
@@ -323,15 +324,14 @@ async def soak(
         journal.migrate()
         deposit(journal, 1_000_000_000_000, idempotency_key="soak-funding")
         budget = Budget(journal, settings.budget, persona=settings.persona)
-        closers: list = []
+        slot = None
         try:
-            deps = build_deps(settings, journal, budget, closers=closers)
-            orchestrator = Orchestrator(deps)
+            slot = OrchestratorSlot(journal, settings, budget)  # the daemon's cycle job
             t_start = time.perf_counter()
             for c in range(1, cycles + 1):
                 feed.advance(new_items)
                 t0 = time.perf_counter()
-                report = await orchestrator.run_cycle()
+                report = await slot.cycle(CycleContext(uuid.uuid4().hex[:16], datetime.now(timezone.utc), threading.Event()))
                 result.cycle_seconds.append(time.perf_counter() - t0)
                 result.published += report.published
                 result.failed += report.failed
@@ -349,10 +349,8 @@ async def soak(
                     if progress:
                         progress(c, s)
         finally:
-            for close in reversed(closers):
-                out = close()
-                if inspect.isawaitable(out):
-                    await out
+            if slot is not None:
+                await slot.current.aclose()
             engine.dispose()
             root_logger.handlers[:] = saved[0]
             root_logger.setLevel(saved[1])

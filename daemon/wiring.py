@@ -26,6 +26,7 @@ from config.loader import load_settings
 from config.settings import Settings
 from daemon import models as daemon_models
 from daemon.lock import CycleLock
+from daemon.memory import trim_heap
 from daemon.notify import Notifier
 from daemon.service import (
     DEFAULT_STOP_GRACE_SECONDS,
@@ -243,10 +244,13 @@ class OrchestratorSlot:
     async def cycle(self, ctx: CycleContext) -> Any:  # noqa: ANN401
         """The orchestrator's run_cycle as the cycle job."""
         async with self.use() as runtime:
-            result = runtime.orchestrator.run_cycle(now=ctx.now)
-            if asyncio.iscoroutine(result):
-                result = await result
-            return result
+            try:
+                result = runtime.orchestrator.run_cycle(now=ctx.now)
+                if asyncio.iscoroutine(result):
+                    result = await result
+                return result
+            finally:
+                trim_heap()  # what the cycle freed goes back to the OS (daemon/memory.py says why)
 
     async def reload(self, settings: Settings) -> bool:
         """Build an orchestrator on `settings` (in a thread) and swap it in; False keeps the old one."""

@@ -1,6 +1,6 @@
 """Soak, CI size: a few hundred real cycles in this process (bench/bench_soak.py runs 2,000).
 
-The daemon's cycle machinery wired by daemon.wiring_agents.build_deps (orchestrator, research over a real
+The daemon's cycle job (daemon.wiring.OrchestratorSlot.cycle: orchestrator, research over a real
 feed socket, writer, critic, metered client, ledger, task store, outbox, local publisher on SQLite),
 with fast stand-ins. After the warm-up: RSS grows < 10 %, open file descriptors stay flat, and the
 database grows linearly with the posts.
