@@ -158,14 +158,11 @@ def real_jobs(settings: Settings, journal: Journal, budget: Budget) -> Jobs:
         from daemon.wiring_wallet import build_wallet
     except ImportError:
         build_wallet = None
-    if build_wallet is not None:
-        wallet = build_wallet(settings, journal)
-        for name in ("earnings", "settle", "reconcile"):
-            fn = getattr(wallet, {"earnings": "scan"}.get(name, name), None)
-            if callable(fn):
-                setattr(jobs, name, fn)
-        if callable(getattr(wallet, "is_too_stale", None)):
-            jobs.stale_reason = lambda: "chain data too stale" if wallet.is_too_stale() else None
+    wallet = WalletSlot(journal, settings, build_wallet) if build_wallet is not None else None
+    if wallet is not None:
+        jobs.earnings, jobs.settle, jobs.reconcile = wallet.scan, wallet.settle, wallet.reconcile
+        jobs.stale_reason = lambda: "chain data too stale" if wallet.is_too_stale() else None
+        jobs.on_reload = wallet.reload
     try:
         from agents.orchestrator import Orchestrator  # noqa: F401
     except ImportError:
@@ -174,8 +171,65 @@ def real_jobs(settings: Settings, journal: Journal, budget: Budget) -> Jobs:
     slot = OrchestratorSlot(journal, settings, budget)
     jobs.cycle = slot.cycle
     jobs.earnings = _earnings(slot, journal, jobs.earnings)
-    jobs.on_reload = slot.reload
+
+    async def on_reload(new: Settings) -> bool:
+        rebuilt = await wallet.reload(new) if wallet is not None else True
+        return await slot.reload(new) and rebuilt
+
+    jobs.on_reload = on_reload
     return jobs
+
+
+class WalletSlot:
+    """The wallet the jobs use, rebuilt from new [wallet] settings on SIGHUP.
+
+    Thresholds, caps, the allowlist, the RPC endpoint and the keystore take effect at the
+    next job without a restart. If the rebuild fails (a wrong chain id, a missing keystore
+    password), the old wallet stays and the error is logged. The embedded chain is kept
+    across a reload (rebuilding it would start a new chain with new balances).
+    """
+
+    def __init__(self, journal: Journal, settings: Settings, build: Callable[[Settings, Journal], Any]):
+        self.journal = journal
+        self._build = build
+        self.current = build(settings, journal)
+
+    def scan(self) -> Any:  # noqa: ANN401 - the wallet's ScanResult
+        return self.current.scan()
+
+    def settle(self) -> Any:  # noqa: ANN401 - the wallet's SettleReport
+        return self.current.settle()
+
+    def reconcile(self) -> Any:  # noqa: ANN401 - the wallet's ReconcileResult
+        return self.current.reconcile()
+
+    def is_too_stale(self) -> bool:
+        return bool(self.current.is_too_stale())
+
+    def _rebuild(self, settings: Settings) -> Any:  # noqa: ANN401 - a Wallet
+        old = self.current
+        if old.mode == "embedded" and settings.wallet.mode == "embedded":
+            from wallet.wallets import ChainWallet
+
+            return ChainWallet(old.w3, self.journal, settings.wallet, token=old.token, address=old.address,
+                               signer=old.signer, mode="embedded", embedded=old.embedded)
+        return self._build(settings, self.journal)
+
+    async def reload(self, settings: Settings) -> bool:
+        """Build a wallet on `settings` (in a thread) and swap it in; False keeps the old one."""
+        from daemon.service import in_thread
+
+        if settings.wallet == self.current.settings:
+            return True
+        try:
+            fresh = await in_thread(self._rebuild, settings)
+        except Exception as exc:  # noqa: BLE001 - any failure keeps the running wallet
+            log.error("wallet rebuild failed; keeping the previous wallet",
+                      extra={"error": type(exc).__name__, "detail": str(exc)[:300]})
+            return False
+        self.current = fresh
+        log.info("wallet rebuilt from the reloaded settings", extra={"mode": fresh.mode})
+        return True
 
 
 def _earnings(slot: OrchestratorSlot, journal: Journal, scan: Callable[[], Any] | None) -> Callable[[], Any]:
