@@ -181,7 +181,7 @@ def real_jobs(settings: Settings, journal: Journal, budget: Budget) -> Jobs:
 
 
 class WalletSlot:
-    """The wallet the jobs use, rebuilt from new [wallet] settings on SIGHUP.
+    """The wallet the jobs use (and a proxy to it), rebuilt from new [wallet] settings on SIGHUP.
 
     Thresholds, caps, the allowlist, the RPC endpoint and the keystore take effect at the
     next job without a restart. If the rebuild fails (a wrong chain id, a missing keystore
@@ -193,6 +193,11 @@ class WalletSlot:
         self.journal = journal
         self._build = build
         self.current = build(settings, journal)
+
+    def __getattr__(self, name: str) -> Any:  # noqa: ANN401 - everything else is the current wallet's
+        if name == "current":
+            raise AttributeError(name)
+        return getattr(self.current, name)
 
     def scan(self) -> Any:  # noqa: ANN401 - the wallet's ScanResult
         return self.current.scan()
