@@ -16,6 +16,7 @@ vectorised pass; it is only called for the few items a cycle plans).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import unicodedata
@@ -29,6 +30,7 @@ NUM_PERM = 128
 MINHASH_SEED = 20_240_601  # fixed: signatures stored in the database must stay comparable
 MINHASH_SCHEME = "affine32"
 SHINGLE_WORDS = 3
+SIGNATURE_CACHE = 512  # >= the backlog a cycle re-checks (ResearchAgent.backlog, 200), ~1.2 KiB each
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
 # Query parameters that only track the reader; they never change the page.
@@ -101,8 +103,12 @@ def shingles(text: str, k: int = SHINGLE_WORDS) -> set[str]:
     return {" ".join(words[i : i + k]) for i in range(len(words) - k + 1)}
 
 
+@functools.lru_cache(maxsize=SIGNATURE_CACHE)
 def signature(title: str, summary: str) -> MinHash:
-    """MinHash of the word shingles of title + summary."""
+    """MinHash of the word shingles of title + summary (cached: the backlog asks for the same items every cycle).
+
+    The result is shared between callers: never update it in place.
+    """
     m = MinHash(num_perm=NUM_PERM, seed=MINHASH_SEED, permutations=_PERMUTATIONS, scheme=MINHASH_SCHEME)
     sh = shingles(f"{title} {summary}")
     if sh:

@@ -233,9 +233,10 @@ class ResearchAgent:
         self._refresh_covered()
         return round(1.0 - self._covered.max_similarity(signature(item.title, item.summary)), 4)
 
-    def is_near_duplicate(self, item: FeedItem) -> bool:
+    def is_near_duplicate(self, item: FeedItem, *, refresh: bool = True) -> bool:
         """True when a covered topic is at least research.near_duplicate_threshold similar."""
-        self._refresh_covered()
+        if refresh:
+            self._refresh_covered()
         sig = signature(item.title, item.summary)
         return not sig.is_empty() and self._covered.duplicate_of(sig) is not None
 
@@ -246,7 +247,8 @@ class ResearchAgent:
         304 from the feed (nothing new) does not lose them.
         """
         items = [FeedItem.model_validate_json(raw) for raw in self.store.backlog(limit)]
-        return [it for it in items if not self.is_near_duplicate(it)]
+        self._refresh_covered()  # once for the whole backlog, not once per item
+        return [it for it in items if not self.is_near_duplicate(it, refresh=False)]
 
     def mark_covered(self, item: FeedItem) -> None:
         """Record that the item's topic has been written about (persisted; later near-duplicates are skipped)."""
