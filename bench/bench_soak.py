@@ -29,8 +29,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -49,7 +48,7 @@ from ledger.budget import Budget  # noqa: E402
 from ledger.funding import deposit  # noqa: E402
 from ledger.journal import Journal  # noqa: E402
 from publishers.models import DONE  # noqa: E402
-from tests.e2e.support import FAKE_MODEL, fooled_model  # noqa: E402
+from tests.e2e.support import FAKE_MODEL, LoopbackHTTP, fooled_model  # noqa: E402
 from tests.fakes.openai import FakeOpenAI  # noqa: E402
 
 WORDS = ("sqlite postgres kernel rust python compiler garbage collector scheduler tensor quantum cache "
@@ -62,7 +61,7 @@ WORDS = ("sqlite postgres kernel rust python compiler garbage collector schedule
 # -- a feed that has a few new items every cycle -------------------------------------------------------
 
 
-class GrowingFeed:
+class GrowingFeed(LoopbackHTTP):
     """An RSS feed on 127.0.0.1 whose newest `window` items change as `advance(n)` publishes n new ones."""
 
     def __init__(self, window: int = 12, seed: int = 7):
@@ -89,10 +88,8 @@ class GrowingFeed:
                 self.end_headers()
                 self.wfile.write(body)
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/feed.xml"
-        self._thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self._listen(ThreadingHTTPServer(("127.0.0.1", 0), Handler))
+        self.url += "/feed.xml"
 
     def _words(self, n: int) -> str:
         return " ".join(self.rng.choice(WORDS) for _ in range(n))
@@ -112,15 +109,6 @@ class GrowingFeed:
         with self._lock:
             self.body = body.encode()
 
-    @contextmanager
-    def running(self) -> Iterator[GrowingFeed]:
-        """Serve while inside the block."""
-        self._thread.start()
-        try:
-            yield self
-        finally:
-            self.httpd.shutdown()
-            self.httpd.server_close()
 
 
 # -- what the process holds ----------------------------------------------------------------------------

@@ -22,8 +22,7 @@ import threading
 import time
 import urllib.request
 from collections import deque
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -32,7 +31,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from tests.e2e.support import DATA, schema_name
+from tests.e2e.support import DATA, LoopbackHTTP, schema_name
 from tests.publishers.forem import BASE as FOREM_BASE
 from tests.publishers.forem import FakeForem, ForemSpec, error
 
@@ -56,23 +55,11 @@ class _Quiet(ThreadingHTTPServer):
             self.errors.append(f"{type(exc).__name__}: {exc}")
 
 
-class _Server:
-    """A ThreadingHTTPServer on a free loopback port, served from a daemon thread."""
+class _Server(LoopbackHTTP):
+    """A quiet ThreadingHTTPServer on a free loopback port (handler errors kept in httpd.errors)."""
 
     def __init__(self, handler: type[BaseHTTPRequestHandler]):
-        self.httpd = _Quiet(("127.0.0.1", 0), handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self._thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-
-    @contextmanager
-    def running(self) -> Iterator[Any]:
-        """Serve while inside the block."""
-        self._thread.start()
-        try:
-            yield self
-        finally:
-            self.httpd.shutdown()
-            self.httpd.server_close()
+        self._listen(_Quiet(("127.0.0.1", 0), handler))
 
 
 def _reply(h: BaseHTTPRequestHandler, status: int, payload: bytes, headers: dict[str, str] | None = None,

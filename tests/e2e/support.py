@@ -19,7 +19,7 @@ import string
 import subprocess
 import tempfile
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -147,7 +147,30 @@ def leaks(text: str | bytes, values: dict[str, str]) -> list[str]:
 # -- a fake Dev.to on a real socket ----------------------------------------------------------------
 
 
-class ForemServer:
+class LoopbackHTTP:
+    """A ThreadingHTTPServer on 127.0.0.1, served from a daemon thread while inside `running()`."""
+
+    httpd: ThreadingHTTPServer
+    url: str
+
+    def _listen(self, httpd: ThreadingHTTPServer) -> None:
+        httpd.daemon_threads = True
+        self.httpd = httpd
+        self.url = f"http://127.0.0.1:{httpd.server_address[1]}"
+        self._thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+
+    @contextmanager
+    def running(self):  # noqa: ANN201 - yields self (the subclass)
+        """Serve while inside the block."""
+        self._thread.start()
+        try:
+            yield self
+        finally:
+            self.httpd.shutdown()
+            self.httpd.server_close()
+
+
+class ForemServer(LoopbackHTTP):
     """FakeForem answering real HTTP on 127.0.0.1 (every request validated against the Forem spec)."""
 
     def __init__(self, api_key: str):
@@ -184,25 +207,13 @@ class ForemServer:
 
             do_GET = do_POST = do_PUT = _handle
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self._thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self._listen(ThreadingHTTPServer(("127.0.0.1", 0), Handler))
 
     @property
     def articles(self) -> list[dict]:
         """Articles created so far."""
         return self.fake.articles
 
-    @contextmanager
-    def running(self) -> Iterator[ForemServer]:
-        """Serve while inside the block."""
-        self._thread.start()
-        try:
-            yield self
-        finally:
-            self.httpd.shutdown()
-            self.httpd.server_close()
 
 
 # -- a model a hostile feed has fooled ---------------------------------------------------------------
