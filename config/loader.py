@@ -1,5 +1,12 @@
 """Load, validate and check the settings; every problem reported at once.
 
+    TOML file (--config, $SELFPUB_CONFIG, ./selfpub.toml, /etc/selfpub/selfpub.toml; none found is an error)
+      + SELFPUB_SECTION__KEY environment overrides (a name that is no selfpub setting is left alone)
+      -> secrets normalised (`x_file`/`x_env` -> SecretRef; a secret value refused)
+      -> each section validated on its own (config/checks.py refusals carry their own fix)
+      -> cross-key checks -> secrets read -> Settings
+    A problem caused by an environment override is named by the variable, not the TOML key.
+
 Errors:
     ConfigError            carries .problems: list[Problem(key, what, fix)]
 """
@@ -18,6 +25,7 @@ from typing import Any, get_args, get_origin
 
 from pydantic import BaseModel, SecretStr, TypeAdapter, ValidationError
 
+from config.checks import POSTGRES_DRIVERS, REFUSED, sqlite_folder, state_dir_fix, state_dir_problem
 from config.money import format_credits
 from config.settings import ROLES, SecretRef, Settings
 
@@ -27,7 +35,7 @@ DEFAULT_PATHS = (Path("selfpub.toml"), Path("/etc/selfpub/selfpub.toml"))
 
 # Keys whose value is a secret. In the TOML they may only be `<key>_file`,
 # `<key>_env` or a table {file = ..., env = ...}, never the secret itself.
-SECRET_KEYS = ("api_key", "app_password", "keystore_password")
+SECRET_KEYS = ("api_key", "app_password", "keystore_password", "password")
 SECRET_NAMES = {"password", "private_key", "secret", "token", "api_token", "access_token", "mnemonic", *SECRET_KEYS}
 SECRET_SUFFIXES = ("_password", "_secret", "_private_key", "_api_key", "_token")
 
@@ -55,6 +63,18 @@ class ConfigError(Exception):
         self.source = source
         head = f"{len(problems)} problem(s) in {source or 'the configuration'}"
         super().__init__(head + "\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+def no_config_problem() -> Problem:
+    """The problem of finding no config file: where selfpub looked and how to make one."""
+    here = Path.cwd()
+    searched = ", ".join(str(p if p.is_absolute() else here / p) for p in DEFAULT_PATHS)
+    return Problem(
+        "config file",
+        f"none found (no --config given, ${CONFIG_ENV} not set, and none of {searched} exists)",
+        "run `selfpub init` to write a commented selfpub.toml in this folder (or `selfpub init DIR`), "
+        f"then pass --config DIR/selfpub.toml or export {CONFIG_ENV}=DIR/selfpub.toml",
+    )
 
 
 def find_config_path(explicit: str | Path | None, environ: Mapping[str, str]) -> Path | None:
@@ -96,35 +116,38 @@ def load_settings(
     *,
     data: dict[str, Any] | None = None,
     check_files: bool = True,
+    probe_state_dir: bool = False,
 ) -> Settings:
     """Build the frozen Settings from a TOML file (or `data`) plus SELFPUB_* overrides.
 
-    Raises ConfigError listing every problem found.
+    Raises ConfigError listing every problem found. `probe_state_dir` also checks that
+    state_dir can be created and written (creating nothing that stays).
     """
     environ = os.environ if environ is None else environ
     source = None
     if data is None:
         found = find_config_path(path, environ)
         if found is None:
-            data = {}
-            source = "built-in defaults"
-        else:
-            data = read_toml(found)
-            source = str(found)
-            data.setdefault("_base_dir", str(found.resolve().parent))
+            # Defaults would put a database under /var/lib without anyone having asked for one.
+            raise ConfigError([no_config_problem()])
+        data = read_toml(found)
+        source = str(found)
+        data.setdefault("_base_dir", str(found.resolve().parent))
     raw = _deep_copy(data)
     base_dir = Path(raw.pop("_base_dir", "."))
-    _apply_env_overrides(raw, environ)
     problems: list[Problem] = []
+    origins = _apply_env_overrides(raw, environ, problems)
     _normalise_secrets(raw, "", problems)
     problems.extend(_validate_sections(raw))
+    if probe_state_dir:
+        problems.extend(_probe_folders(raw, base_dir, problems))
     if problems:
         # Still report cross-key problems: check what remains with the bad keys dropped.
         partial = _prune_invalid(raw, problems)
         if partial is not None:
             seen = {p.key for p in problems}
             problems.extend(p for p in cross_check(partial) if p.key not in seen)
-        raise ConfigError(problems, source)
+        raise ConfigError(_name_env_sources(problems, origins), source)
     settings = Settings.model_validate(raw)
     if not settings.state_dir.is_absolute():
         settings = settings.model_copy(update={"state_dir": (base_dir / settings.state_dir).resolve()})
@@ -132,20 +155,41 @@ def load_settings(
     settings, secret_problems = _resolve_secrets(settings, environ, check_files)
     problems.extend(secret_problems)
     if problems:
-        raise ConfigError(problems, source)
+        raise ConfigError(_name_env_sources(problems, origins), source)
     return settings
 
 
 def check_config(path: str | Path | None, environ: Mapping[str, str] | None = None) -> list[Problem]:
-    """Every problem of the config at `path` (empty list when fine)."""
+    """Every problem of the config at `path`, state dir included (empty list when fine)."""
     try:
-        load_settings(path, environ)
+        load_settings(path, environ, probe_state_dir=True)
     except ConfigError as exc:
         return exc.problems
     return []
 
 
 # -- helpers -----------------------------------------------------------------
+
+
+def _probe_folders(raw: Mapping[str, Any], base_dir: Path, problems: list[Problem]) -> list[Problem]:
+    """Problems of the folders selfpub would write: state_dir and a SQLite database's (values already valid)."""
+    bad = {p.key for p in problems}
+    found = []
+    state_dir = raw.get("state_dir", Settings.model_fields["state_dir"].default)
+    if "state_dir" not in bad and isinstance(state_dir, (str, Path)):
+        folder = base_dir / state_dir  # an absolute state_dir wins over base_dir
+        why = state_dir_problem(folder)
+        if why:
+            found.append(Problem("state_dir", why, state_dir_fix(folder)))
+    db = raw.get("database")
+    url = db.get("url") if isinstance(db, dict) else None
+    if url and isinstance(url, str) and "database.url" not in bad:
+        folder = sqlite_folder(url)
+        why = state_dir_problem(folder) if folder is not None else None
+        if why:
+            found.append(Problem("database.url", f"the SQLite file's folder: {why}",
+                                 state_dir_fix(folder, "database.url") + " (or leave database.url unset)"))
+    return found
 
 
 def _deep_copy(value: Any) -> Any:
@@ -163,21 +207,53 @@ def _parse_env_value(text: str) -> Any:
         return text
 
 
-def _apply_env_overrides(raw: dict[str, Any], environ: Mapping[str, str]) -> None:
-    """SELFPUB_BUDGET__MIN_BALANCE=3 sets budget.min_balance = 3."""
-    for name, value in environ.items():
+def _apply_env_overrides(raw: dict[str, Any], environ: Mapping[str, str], problems: list[Problem]) -> dict[str, str]:
+    """SELFPUB_BUDGET__MIN_BALANCE=3 sets budget.min_balance = 3; returns {dotted key: variable}.
+
+    A variable whose first part names no setting (SELFPUB_TEST_PG_URL, SELFPUB_CONFIG) belongs to
+    someone else and is left alone, unless it is a near miss of a section (SELFPUB_BUDGT__X).
+    """
+    origins: dict[str, str] = {}
+    for name in sorted(environ):
         if not name.startswith(ENV_PREFIX) or name == CONFIG_ENV:
             continue
         parts = [p.lower() for p in name[len(ENV_PREFIX) :].split("__") if p]
         if not parts:
             continue
+        if parts[0] not in Settings.model_fields:
+            guess = difflib.get_close_matches(parts[0], list(Settings.model_fields), n=1, cutoff=0.8)
+            if guess and len(parts) > 1:
+                fixed = ENV_PREFIX + "__".join([guess[0], *parts[1:]]).upper()
+                problems.append(Problem(name, f"is not a selfpub setting (there is no section `{parts[0]}`)",
+                                        f"did you mean {fixed}?"))
+            continue
         node = raw
-        for part in parts[:-1]:
+        for i, part in enumerate(parts[:-1]):
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
+                problems.append(Problem(name, f"sets a key inside `{'.'.join(parts[: i + 1])}`, which is not a table",
+                                        f"set {ENV_PREFIX}{'__'.join(parts[: i + 1]).upper()} itself, or unset {name}"))
                 break
         else:
-            node[parts[-1]] = _parse_env_value(value)
+            node[parts[-1]] = _parse_env_value(environ[name])
+            origins[".".join(parts)] = name
+    return origins
+
+
+def _name_env_sources(problems: list[Problem], origins: Mapping[str, str]) -> list[Problem]:
+    """Problems whose key was set by an environment override, renamed to that variable."""
+    if not origins:
+        return problems
+    named = []
+    for p in problems:
+        key = p.key.lower()
+        source = max((k for k in origins if key == k or key.startswith((f"{k}.", f"{k}[", f"{k}_file", f"{k}_env"))
+                      or k.startswith((f"{key}.", f"{key}["))), key=len, default=None)
+        if source is None:
+            named.append(p)
+        else:
+            named.append(Problem(origins[source], f"{p.what} (the environment override of {p.key})", p.fix))
+    return named
 
 
 def _normalise_secrets(node: Any, prefix: str, problems: list[Problem]) -> None:
@@ -265,6 +341,8 @@ def _describe(err: dict[str, Any]) -> Problem:
         return Problem(key, "unknown key", fix)
     if kind == "missing":
         return Problem(key, "is required", "add it to the config")
+    if kind == REFUSED:
+        return Problem(key, err["ctx"]["what"], err["ctx"]["fix"])
     given = err.get("input")
     shown = "" if isinstance(given, dict) else f" (got {given!r})"
     return Problem(key, f"{err['msg']}{shown}", _fix_for(kind))
@@ -296,7 +374,8 @@ def _validate_sections(raw: dict[str, Any]) -> list[Problem]:
         if name not in raw:
             continue
         try:
-            TypeAdapter(field.annotation).validate_python(raw[name])
+            # rebuild_annotation keeps a top-level field's own validators (persona, duplicate feeds).
+            TypeAdapter(field.rebuild_annotation()).validate_python(raw[name])
         except ValidationError as exc:
             for err in exc.errors():
                 err = dict(err)
@@ -379,6 +458,11 @@ def cross_check(settings: Settings) -> list[Problem]:
     if bs.enabled and (bs.handle is None or bs.app_password is None):
         problems.append(Problem("publishers.bluesky", "Bluesky is enabled without handle and app_password_file",
                                 "set handle and app_password_file (or app_password_env), or enabled = false"))
+    db = settings.database
+    if db.password is not None and (db.url is None or not db.url.startswith(POSTGRES_DRIVERS)):
+        problems.append(Problem("database.password_file", "a database password is set, but database.url is not a "
+                                "PostgreSQL URL (SQLite has no password)",
+                                "set database.url = \"postgresql+psycopg://user@host:5432/dbname\", or remove the password"))
     for role in ROLES:
         for i, tier in enumerate(settings.agents.role(role).tiers):
             if i and tier.min_runway_days >= settings.agents.role(role).tiers[i - 1].min_runway_days:
@@ -444,11 +528,13 @@ def _resolve_secrets(settings: Settings, environ: Mapping[str, str], check_files
     devto = resolve(pubs.devto, "api_key", "api_key_value", "publishers.devto.api_key")
     bsky = resolve(pubs.bluesky, "app_password", "app_password_value", "publishers.bluesky.app_password")
     wallet = resolve(settings.wallet, "keystore_password", "keystore_password_value", "wallet.keystore_password")
+    database = resolve(settings.database, "password", "password_value", "database.password")
     settings = settings.model_copy(
         update={
             "agents": settings.agents.model_copy(update=agents),
             "publishers": pubs.model_copy(update={"devto": devto, "bluesky": bsky}),
             "wallet": wallet,
+            "database": database,
         }
     )
     return settings, problems

@@ -1,7 +1,8 @@
 """Credits <-> integer micro-credits. Money never touches a float.
 
 1 credit = 1,000,000 ucr. Text and TOML amounts are parsed with Decimal and
-must have at most 6 decimal places.
+must have at most 6 decimal places. A settings amount (`Credits`) is never
+negative: every one is a cap, a threshold, a price or a rate.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from decimal import Decimal, InvalidOperation
 from typing import Annotated
 
 from pydantic import BeforeValidator, PlainSerializer
+
+from config.checks import refuse
 
 UCR_PER_CREDIT = 1_000_000
 _PLAIN_DECIMAL = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)")
@@ -59,10 +62,13 @@ def format_credits(ucr: int) -> str:
 
 def _to_ucr(value: object) -> int:
     try:
-        return parse_credits(value)
+        ucr = parse_credits(value)
     except AmountError as exc:
         raise ValueError(str(exc)) from None
+    if ucr < 0:
+        raise refuse(f"{format_credits(ucr)} credits is negative", 'write an amount of 0 or more credits, e.g. "1.25"')
+    return ucr
 
 
-# A settings field written in credits in the TOML, held as integer ucr.
+# A settings field written in credits in the TOML, held as integer ucr, never negative.
 Credits = Annotated[int, BeforeValidator(_to_ucr), PlainSerializer(format_credits, return_type=str)]

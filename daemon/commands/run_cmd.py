@@ -31,6 +31,7 @@ def run(
 
     app = app_context(ctx)
     settings = app.settings
+    app.check_database()  # a database that cannot be opened: one clear line (daemon/startup.py), no traceback
     redactor = setup_logging(settings)
     try:
         cost = parse_credits(fake_cycle_cost)

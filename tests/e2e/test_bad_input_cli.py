@@ -60,6 +60,21 @@ CONFIG_CASES = [
          '[publishers.devto]\nenabled = true\napi_key_file = "{root}/key-0640"\n', setup="key-0640",
          says=("publishers.devto.api_key_file", "readable by group or others", "mode 640", "chmod 600")),
     Case("bad-toml-syntax", ("ledger", "deposit", "5"), "[budget\nmin_balance = \n", says=("not valid TOML", "line")),
+    # issue 14 part 3 (every bad value is in tests/test_config_check.py; these go through the real executable):
+    # values that used to pass and break later are refused before anything runs, a dead database is one line
+    Case("issue14-cron-four-fields", ("ledger", "deposit", "5"), '[schedule]\ncron = "0 */2 * *"\n',
+         says=("schedule.cron", "not a usable cron expression", "five fields")),
+    Case("issue14-database-password-inline", ("ledger", "report"),
+         f'[database]\nurl = "postgresql+psycopg://u:{LEAKY}@127.0.0.1/db"\n',
+         says=("database.url", "password inline", "database.password_file")),
+    Case("issue14-negative-daily-cap", ("ledger", "deposit", "5"), '[budget]\ndaily_cap = "-1"\n',
+         says=("budget.daily_cap", "negative", "0 or more")),
+    Case("issue14-report-unreachable-database", ("ledger", "report"),
+         '[database]\nurl = "postgresql+psycopg://selfpub@127.0.0.1:1/selfpub"\n',
+         says=("cannot open the database postgresql+psycopg://selfpub@127.0.0.1:1/selfpub", "fix: check database.url")),
+    Case("issue14-run-unreachable-database", ("run",),
+         '[database]\nurl = "postgresql+psycopg://selfpub@127.0.0.1:1/selfpub"\n',
+         says=("cannot open the database", "fix: check database.url")),
 ]
 
 CLI_CASES = [
@@ -133,3 +148,22 @@ def test_bad_input_is_refused_clearly_and_writes_nothing(results, case: Case) ->
     assert files_after == files_before, {k: (files_before.get(k), files_after.get(k))
                                          for k in set(files_before) | set(files_after)
                                          if files_before.get(k) != files_after.get(k)}
+
+
+def test_issue14_no_config_found_says_so_and_creates_nothing(tmp_path: Path) -> None:
+    """No --config, no $SELFPUB_CONFIG, no ./selfpub.toml: say where selfpub looked, make no database."""
+    if Path("/etc/selfpub/selfpub.toml").exists():
+        pytest.skip("this machine has a system-wide config")
+    var_lib = Path("/var/lib/selfpub").exists()
+    proc = run_cli(["ledger", "report"], tmp_path)
+    output = " ".join((proc.stdout + proc.stderr).split())
+    assert proc.returncode == 1, output
+    assert "none found" in output and "selfpub init" in output and "Traceback" not in output
+    assert list(tmp_path.iterdir()) == [] and Path("/var/lib/selfpub").exists() == var_lib
+
+
+def test_issue14_foreign_selfpub_variable_does_not_break_the_cli(tmp_path: Path) -> None:
+    (tmp_path / "selfpub.toml").write_text(GOOD.format(root=tmp_path))
+    env = {"SELFPUB_TEST_PG_URL": "postgresql://postgres@127.0.0.1:5432/test", "SELFPUB_CONFIG": "selfpub.toml"}
+    proc = run_cli(["config", "check"], tmp_path, env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
