@@ -24,15 +24,15 @@ def example_config_text() -> str:
 
 @config_app.command("check")
 def check(ctx: typer.Context) -> None:
-    """Validate the config and print every problem at once (exit 1 when there is any)."""
+    """Validate the config and print every problem at once, state dir included (exit 1 when there is any)."""
     app = app_context(ctx)
     path = find_config_path(app.config_path, app.environ)
     try:
-        settings = load_settings(path, app.environ)
+        settings = load_settings(path, app.environ, probe_state_dir=True)
     except ConfigError as exc:
         print_config_error(exc)
         raise typer.Exit(1) from None
-    console.print(f"[green]ok[/]: {path or 'built-in defaults'} (state_dir {settings.state_dir})")
+    console.print(f"[green]ok[/]: {path} (state_dir {settings.state_dir})")
 
 
 @config_app.command("show")
