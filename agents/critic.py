@@ -1,9 +1,18 @@
 """The critic: deterministic checks first, then an LLM review against the brief.
 
 The deterministic checks alone can block a draft: a draft linking anywhere but
-its sources (or its own article URL), carrying instruction-like text copied
+its sources or the platforms' own hosts, carrying instruction-like text copied
 from a feed, or anything that looks like a secret, is never approved, whatever
 the model says. Only a draft that passes them costs an LLM review.
+
+Links are judged on what a reader's client will follow, not on how they are spelled:
+
+    body_markdown ── agents.links.article_links (rendered: Markdown, raw HTML, Liquid) ──┐
+    title, description ── agents.links.text_urls (scheme URLs, www.) ───────────────────┤
+    bsky_text ── text_urls(bluesky=True) (also what Bluesky's detection links) ─────────┼─► LinkPolicy
+    canonical_url ───────────────────────────────────────────────────────────────────────┘  (publishers)
+                    sources = the brief's sources (+ the article's own URL), platforms = Dev.to/Forem base
+                    and bsky.app; relative links resolve against the article's page on the platform.
 
 Errors: whatever the LLM client raises (BudgetExceeded, agents.llm.errors.LLMError) passes through.
 """
@@ -17,26 +26,20 @@ from collections.abc import Sequence
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from agents.links import Found, article_links, text_urls
 from agents.messages import Brief, Draft, FeedItem, Review
 from agents.prompts import data_section, load_prompt
 from agents.protocol import LLM
-from agents.text import (
-    BSKY_TEXT_MAX,
-    DESCRIPTION_MAX,
-    MAX_TAGS,
-    TITLE_MAX,
-    extract_urls,
-    graphemes,
-    same_url,
-    strip_hashtags,
-    valid_tag,
-)
-from agents.untrusted import looks_like_injection, urls_in
+from agents.text import BSKY_TEXT_MAX, DESCRIPTION_MAX, MAX_TAGS, TITLE_MAX, graphemes, strip_hashtags, valid_tag
+from agents.untrusted import looks_like_injection
 from agents.writer import LINK_LABEL
-from config.settings import ReviewSettings
+from config.settings import DevtoSettings, ReviewSettings
+from publishers import BLUESKY_APP_URL, LinkPolicy
 
 log = logging.getLogger(__name__)
 ROLE = "critic"
+# The platforms a post may link anywhere on when the daemon does not say (Dev.to's default base, bsky.app).
+DEFAULT_PLATFORMS: tuple[str, ...] = (DevtoSettings.model_fields["base_url"].default, BLUESKY_APP_URL)
 
 # Shapes of credentials; a match anywhere in a draft blocks it (invariant 6).
 SECRET_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
@@ -58,14 +61,6 @@ SECRET_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
 )
 
 
-# Where a renderer finds a link target: markdown links/images, reference definitions, autolinks, HTML attributes.
-_LINK_TARGETS = (
-    re.compile(r"\]\([ \t]*\n?[ \t]*(?:<([^>\n]*)>|([^\s)]*))"),
-    re.compile(r"^\s*\[[^\]]+\]:\s*<?(\S+)", re.MULTILINE),
-    re.compile(r"<([a-z][a-z0-9+.-]*:[^>\s]*)>", re.IGNORECASE),
-    re.compile(r"\b(?:href|src|action|formaction|xlink:href|poster|background)\s*=\s*[\"']?([^\"'\s>]+)", re.IGNORECASE),
-)
-_SCHEME = re.compile(r"^([a-z][a-z0-9+.-]*):", re.IGNORECASE)
 # Raw HTML that runs code or loads something when a Markdown renderer passes it through.
 _ACTIVE_HTML = re.compile(
     r"<\s*/?\s*(script|iframe|frame|object|embed|style|form|input|button|svg|math|img|video|audio|link|meta|base)\b"
@@ -74,20 +69,6 @@ _ACTIVE_HTML = re.compile(
 )
 _SENTENCE = re.compile(r"(?<=[.!?])\s+|\n\s*\n")
 _CODE = re.compile(r"```.*?```|~~~.*?~~~|`[^`\n]*`", re.DOTALL)
-
-
-def unsafe_links(text: str) -> list[str]:
-    """Link targets with a scheme other than http(s) (javascript:, data:, file:, ...), entities decoded as a renderer would."""
-    decoded = html.unescape(text)
-    found = []
-    for pattern in _LINK_TARGETS:
-        for m in pattern.finditer(decoded):
-            raw = next(g for g in m.groups() if g is not None) if any(g is not None for g in m.groups()) else ""
-            target = re.sub(r"[\x00-\x20]", "", raw)  # browsers drop tabs/newlines inside a scheme
-            scheme = _SCHEME.match(target)
-            if scheme and scheme.group(1).lower() not in ("http", "https"):
-                found.append(raw)
-    return list(dict.fromkeys(found))
 
 
 class CriticOutput(BaseModel):
@@ -117,8 +98,37 @@ def secret_findings(text: str) -> list[str]:
     return [name for name, pattern in SECRET_PATTERNS if pattern.search(text)]
 
 
+def link_policy(brief: Brief, *, article_url: str | None = None, platforms: Sequence[str] = ()) -> LinkPolicy:
+    """What a draft for this brief may link to: its sources, its own article, the platforms' hosts."""
+    return LinkPolicy(sources=(*brief.sources, *([article_url] if article_url else [])),
+                      platforms=tuple(platforms), base=article_url)
+
+
+def link_findings(draft: Draft, policy: LinkPolicy) -> tuple[list[str], list[str]]:
+    """(problems, fixes) for every link a reader's client would follow that the policy refuses."""
+    found: list[Found] = []
+    article, structural = article_links(draft.body_markdown)
+    found += article
+    for name, text in (("title", draft.title), ("description", draft.description)):
+        found += [Found(u, name) for u in text_urls(html.unescape(text))]
+    found += [Found(u, "bsky_text") for u in text_urls(html.unescape(draft.bsky_text), bluesky=True)]
+    if draft.canonical_url:
+        found.append(Found(draft.canonical_url, "canonical_url"))
+    problems, fixes = [], []
+    for f in found:
+        reason = policy.refusal(f.raw)
+        if reason is not None:
+            shown = " ".join(f.raw.split())[:80] or '""'
+            problems.append(f"links to {shown} ({f.where}), which {reason}")
+            fixes.append(f"remove the link {shown}; link only to the sources (write file names as `code`)")
+    problems += [f"the article {r}" for r in structural]
+    fixes += ["remove the Liquid tags and HTML that embed or redirect; use plain Markdown links"] * len(structural)
+    return list(dict.fromkeys(problems)), list(dict.fromkeys(fixes))
+
+
 def check_draft(
-    draft: Draft, brief: Brief, items: Sequence[FeedItem] = (), *, article_url: str | None = None
+    draft: Draft, brief: Brief, items: Sequence[FeedItem] = (), *, article_url: str | None = None,
+    platforms: Sequence[str] = (),
 ) -> tuple[list[str], list[str]]:
     """Deterministic checks; returns (problems, fixes). No problems means the draft may go to review."""
     problems: list[str] = []
@@ -141,17 +151,10 @@ def check_draft(
         problems.append(f"tags must be at most {MAX_TAGS} lowercase alphanumeric words: {list(draft.tags)}")
         fixes.append("use up to 4 single lowercase words as tags")
 
-    allowed = [*brief.sources, *([article_url] if article_url else [])]
     text = draft_text(draft)
-    found = extract_urls(text) + [u for u in urls_in(text) if u not in extract_urls(text)]
-    for url in dict.fromkeys(found):
-        if not any(same_url(url, a) for a in allowed):
-            problems.append(f"links to {url}, which is not one of the brief's sources")
-            fixes.append(f"remove the link {url}; link only to the sources")
-
-    for url in unsafe_links(text):
-        problems.append(f"links to {url[:80]}, which is not an http(s) link")
-        fixes.append("remove every link that is not one of the sources")
+    link_problems, link_fixes = link_findings(draft, link_policy(brief, article_url=article_url, platforms=platforms))
+    problems += link_problems
+    fixes += link_fixes
     if _ACTIVE_HTML.search(_CODE.sub(" ", html.unescape(text))):
         problems.append("contains raw HTML that runs code or loads content (script, iframe, img, on...= handlers)")
         fixes.append("write plain Markdown without HTML tags")
@@ -232,10 +235,14 @@ def review_view(draft: Draft) -> str:
 class Critic:
     """Reviews a draft: deterministic checks, then one LLM call when they pass."""
 
-    def __init__(self, llm: LLM, settings: ReviewSettings | None = None, *, max_tokens: int | None = None):
+    def __init__(
+        self, llm: LLM, settings: ReviewSettings | None = None, *, max_tokens: int | None = None,
+        platforms: Sequence[str] = DEFAULT_PLATFORMS,
+    ):
         self.llm = llm
         self.settings = settings or ReviewSettings()
         self.max_tokens = max_tokens
+        self.platforms = tuple(platforms)  # e.g. (settings.publishers.devto.base_url, "https://bsky.app")
         self.prompt = load_prompt("critic")
 
     def messages(self, draft: Draft, brief: Brief) -> list[dict[str, str]]:
@@ -254,7 +261,7 @@ class Critic:
         article_url: str | None = None,
     ) -> Review:
         """Check the draft; approved only when every check passes and the score reaches review.min_score."""
-        problems, fixes = check_draft(draft, brief, items, article_url=article_url)
+        problems, fixes = check_draft(draft, brief, items, article_url=article_url, platforms=self.platforms)
         if problems:
             log.info("draft blocked by checks", extra={"task_id": task_id, "problems": problems})
             return Review(approved=False, score=0, problems=tuple(problems), fixes=tuple(fixes))

@@ -16,6 +16,14 @@ record is then read back with getRecord.
 The session string is kept in a 0600 file and reused across restarts;
 refreshed sessions are persisted from on_session_change. createSession is only
 called when there is no usable session (30 per 5 minutes, 300 per day).
+
+Links in the record (publishers.urls.LinkPolicy): a link facet only for the
+post's own article (link_url, canonical_url) or the app's host; the link card's
+title and description come from a fetched page, so they are untrusted text
+(`card_text`: control and format characters out, whitespace collapsed, links
+removed, bounded in graphemes); the page and its og:image are fetched only from
+the article's own host (the image URL resolved as a browser would, every
+redirect checked against that host, never followed off it).
 """
 
 from __future__ import annotations
@@ -25,15 +33,17 @@ import hashlib
 import io
 import logging
 import os
+import re
 import threading
+import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import urljoin
 
+import grapheme
 import httpx
 from atproto_client import exceptions as atx
 from atproto_client.client.session import SessionEvent
@@ -43,6 +53,7 @@ from pydantic import SecretStr
 from publishers.facets import Link, detect_facets, grapheme_length, shorten_url, split_thread
 from publishers.protocol import Metrics, PermanentError, Post, Published, PublishError, RetryableError
 from publishers.ratelimit import BLUESKY_CREATE_POINTS, Limiter, bluesky_limiters
+from publishers.urls import BLUESKY_APP_URL, LinkPolicy, Target, resolve, text_links
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("selfpub.publishers")
@@ -51,6 +62,10 @@ PLATFORM = "bluesky"
 COLLECTION = "app.bsky.feed.post"
 MAX_BLOB_BYTES = 976_000  # app.bsky.embed.external thumb limit
 MAX_PAGE_BYTES = 2_000_000
+MAX_IMAGE_BYTES = 20_000_000  # an og:image larger than this is not downloaded to be shrunk
+MAX_REDIRECTS = 5
+CARD_TITLE_MAX = 300  # graphemes
+CARD_DESCRIPTION_MAX = 1000
 GET_POSTS_BATCH = 25
 _B32_SORTABLE = "234567abcdefghijklmnopqrstuvwxyz"
 
@@ -137,6 +152,36 @@ class _OpenGraph(HTMLParser):
             self.title += data
 
 
+# Whatever could still read as a link once the characters around it are gone, beyond what Bluesky
+# detects: scheme URLs (also "https:\\host"), www. hosts, host/path with any TLD, the schemes that
+# run or send something.
+_LINKISH = re.compile(
+    r"[a-z][a-z0-9+.-]*:(?://|\\\\)\S*|\bwww\.\S+|\b(?:[a-z0-9-]+\.)+[a-z]{2,63}/\S*"
+    r"|\b(?:javascript|vbscript|data|file|mailto):\S+",
+    re.IGNORECASE,
+)
+_KEEP_FORMAT = {"\u200d"}  # the zero-width joiner holds emoji sequences together
+
+
+def card_text(text: str, limit: int) -> str:
+    """Untrusted page text made safe for a card: no control/format characters, one line, no links, bounded."""
+    text = "".join(
+        " " if ch.isspace() else ch
+        for ch in text or ""
+        if ch.isspace() or ch in _KEEP_FORMAT or unicodedata.category(ch) not in ("Cc", "Cf", "Cs", "Co", "Cn")
+    )
+    for _ in range(4):  # removing one link must not join the text around it into another
+        before = text
+        for start, end, _uri in reversed(text_links(text)):
+            text = text[:start] + " " + text[end:]
+        text = " ".join(_LINKISH.sub(" ", text).split())
+        if text == before:
+            break
+    if grapheme.length(text) > limit:
+        text = grapheme.slice(text, 0, limit - 1).rstrip() + "…"
+    return text
+
+
 def shrink_image(data: bytes, limit: int = MAX_BLOB_BYTES) -> tuple[bytes, str] | None:
     """(bytes, mime) of the image under `limit` bytes, re-encoded as JPEG when needed; None to drop it."""
     from PIL import Image, UnidentifiedImageError
@@ -185,7 +230,7 @@ class BlueskyPublisher:
         http: httpx.AsyncClient | None = None,
         points: Limiter | None = None,
         sessions: Limiter | None = None,
-        app_url: str = "https://bsky.app",
+        app_url: str = BLUESKY_APP_URL,
     ):
         self._client = client
         self._handle = handle
@@ -285,9 +330,15 @@ class BlueskyPublisher:
         parts[0] = f"{parts[0]}\n\n{shown}"
         return parts, Link(shown, link)
 
-    def _record(self, text: str, link: Link | None, card: Card | None, reply: dict | None) -> dict:
+    def link_policy(self, post: Post) -> LinkPolicy:
+        """The links a record of this post may carry: the article itself and the app's own host."""
+        return LinkPolicy(sources=tuple(u for u in (post.link_url, post.canonical_url) if u), platforms=(self._app_url,))
+
+    def _record(
+        self, text: str, link: Link | None, card: Card | None, reply: dict | None, policy: LinkPolicy
+    ) -> dict:
         record: dict[str, Any] = {"$type": COLLECTION, "text": text, "createdAt": _now_iso()}
-        facets = detect_facets(text, [link] if link else [])
+        facets = detect_facets(text, [link] if link else [], policy=policy)
         if facets:
             record["facets"] = facets
         if card is not None:
@@ -301,35 +352,58 @@ class BlueskyPublisher:
 
     async def _card(self, post: Post) -> Card | None:
         link = post.link_url
-        if not link:
+        article = resolve(link) if link else None
+        if link is None or article is None or not article.web or article.userinfo:
             return None
-        title, description, image_url = post.title, post.description, None
+        title, description, image_url, page = post.title, post.description, None, article
         if self._http is not None:
-            try:
-                resp = await self._http.get(link, follow_redirects=True)
-                if resp.status_code == 200 and len(resp.content) <= MAX_PAGE_BYTES:
-                    og = _OpenGraph()
-                    og.feed(resp.text)
-                    title = og.og.get("og:title") or og.title.strip() or title
-                    description = og.og.get("og:description") or description
-                    image_url = og.og.get("og:image")
-            except httpx.HTTPError as exc:
-                log.info("link card page not fetched", extra={"url": link, "error": type(exc).__name__})
-        thumb = await self._thumb(urljoin(link, image_url)) if image_url else None
-        return Card(uri=link, title=title[:300], description=description[:1000], thumb=thumb)
+            fetched = await self._fetch_on_host(article, article, MAX_PAGE_BYTES, "link card page")
+            if fetched is not None:
+                page, resp = fetched
+                og = _OpenGraph()
+                og.feed(resp.text)
+                title = card_text(og.og.get("og:title") or og.title, CARD_TITLE_MAX) or title
+                description = card_text(og.og.get("og:description") or "", CARD_DESCRIPTION_MAX) or description
+                image_url = og.og.get("og:image")
+        thumb = await self._thumb(image_url, page, article) if image_url else None
+        return Card(uri=link, title=card_text(title, CARD_TITLE_MAX), description=card_text(description, CARD_DESCRIPTION_MAX),
+                    thumb=thumb)
 
-    async def _thumb(self, url: str) -> dict | None:
+    async def _fetch_on_host(
+        self, url: Target, host_of: Target, limit: int, what: str
+    ) -> tuple[Target, httpx.Response] | None:
+        """GET `url`, following redirects only while they stay on `host_of`'s host; None when it leaves or fails."""
         assert self._http is not None
-        try:
-            resp = await self._http.get(url, follow_redirects=True)
-        except httpx.HTTPError as exc:
-            log.info("og:image not fetched", extra={"url": url, "error": type(exc).__name__})
+        for _ in range(MAX_REDIRECTS + 1):
+            if not url.web or url.userinfo or url.origin != host_of.origin:
+                log.info(f"{what} not fetched: not on the article's host", extra={"url": str(url), "host": host_of.host})
+                return None
+            try:
+                resp = await self._http.get(str(url), follow_redirects=False)
+            except httpx.HTTPError as exc:
+                log.info(f"{what} not fetched", extra={"url": str(url), "error": type(exc).__name__})
+                return None
+            if not resp.is_redirect:
+                ok = resp.status_code == 200 and len(resp.content) <= limit
+                return (url, resp) if ok else None
+            nxt = resolve(resp.headers.get("location", ""), url)
+            if nxt is None:
+                return None
+            url = nxt
+        return None
+
+    async def _thumb(self, image_url: str, page: Target, article: Target) -> dict | None:
+        """The og:image as an uploaded blob, when it resolves to the article's own host; None otherwise."""
+        target = resolve(image_url, page)
+        if target is None:
             return None
-        if resp.status_code != 200:
+        fetched = await self._fetch_on_host(target, article, MAX_IMAGE_BYTES, "og:image")
+        if fetched is None:
             return None
+        _, resp = fetched
         shrunk = await asyncio.to_thread(shrink_image, resp.content)
         if shrunk is None:
-            log.info("og:image dropped (not an image, or cannot be shrunk)", extra={"url": url, "bytes": len(resp.content)})
+            log.info("og:image dropped (not an image, or cannot be shrunk)", extra={"url": str(target), "bytes": len(resp.content)})
             return None
         data, mime = shrunk
         uploaded = await self._call("uploadBlob", self._client.com.atproto.repo.upload_blob, data)
@@ -376,12 +450,13 @@ class BlueskyPublisher:
         """Create the thread (root with link card and facets, then replies) with deterministic keys."""
         texts, link = self.thread_texts(post)
         card = await self._card(post)
+        policy = self.link_policy(post)
         refs: list[tuple[str, str]] = []
         for i, text in enumerate(texts):
             reply = None
             if refs:
                 reply = {"root": {"uri": refs[0][0], "cid": refs[0][1]}, "parent": {"uri": refs[-1][0], "cid": refs[-1][1]}}
-            record = self._record(text, link if i == 0 else None, card if i == 0 else None, reply)
+            record = self._record(text, link if i == 0 else None, card if i == 0 else None, reply, policy)
             refs.append(await self._create(part_key(post.key, i), record))
         return self._published(post, refs)
 

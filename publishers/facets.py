@@ -3,6 +3,11 @@
 Bluesky counts a post's length in graphemes (user-perceived characters, at
 most 300) but addresses facets by UTF-8 byte offsets into the text. Both are
 computed here from the same string so emoji, CJK and combining marks agree.
+
+A link facet is what a reader taps, so it is made only for a URL the post's
+LinkPolicy allows (publishers.urls): links in the text are found as Bluesky's
+own detection finds them (http(s) URLs and bare domains), and one the policy
+refuses stays plain text, never a facet. No policy allows nothing.
 """
 
 from __future__ import annotations
@@ -13,10 +18,12 @@ from urllib.parse import urlsplit
 
 import grapheme
 
+from publishers.urls import LinkPolicy, text_links
+
 MAX_GRAPHEMES = 300
 LINK_DISPLAY_MAX = 32  # graphemes of a shortened link shown in the text
 
-_URL = re.compile(r"https?://[^\s<>\"']+", re.IGNORECASE)
+NO_LINKS = LinkPolicy()
 # A hashtag starts after whitespace or at the start; not all digits; trailing punctuation dropped.
 _TAG = re.compile(r"(?:^|(?<=\s))[#＃]([^\s#＃\u200b-\u200d\u2060\ufe0f]+)")
 _TRAILING_PUNCT = ".,;:!?)]}'\""
@@ -59,8 +66,10 @@ def _facet(text: str, start: int, end: int, feature: dict) -> dict:
     }
 
 
-def detect_facets(text: str, links: tuple[Link, ...] | list[Link] = ()) -> list[dict]:
-    """Facets for bare URLs, hashtags and the given display-text links, sorted by byte offset."""
+def detect_facets(
+    text: str, links: tuple[Link, ...] | list[Link] = (), *, policy: LinkPolicy = NO_LINKS
+) -> list[dict]:
+    """Facets for hashtags and for the allowed links (display-text links, URLs in the text), by byte offset."""
     facets: list[tuple[int, dict]] = []
     taken: list[tuple[int, int]] = []
     for link in links:
@@ -68,17 +77,15 @@ def detect_facets(text: str, links: tuple[Link, ...] | list[Link] = ()) -> list[
         if start < 0 or not link.text:
             continue
         end = start + len(link.text)
-        taken.append((start, end))
-        facets.append((start, _facet(text, start, end, {"$type": "app.bsky.richtext.facet#link", "uri": link.uri})))
-    for m in _URL.finditer(text):
-        start, end = m.span()
-        while end > start and text[end - 1] in _TRAILING_PUNCT:
-            end -= 1
+        taken.append((start, end))  # refused or not, nothing else may claim its text
+        if policy.allows(link.uri):
+            facets.append((start, _facet(text, start, end, {"$type": "app.bsky.richtext.facet#link", "uri": link.uri})))
+    for start, end, uri in text_links(text):
         if any(s < end and start < e for s, e in taken):
             continue
         taken.append((start, end))
-        uri = text[start:end]
-        facets.append((start, _facet(text, start, end, {"$type": "app.bsky.richtext.facet#link", "uri": uri})))
+        if policy.allows(uri):
+            facets.append((start, _facet(text, start, end, {"$type": "app.bsky.richtext.facet#link", "uri": uri})))
     for m in _TAG.finditer(text):
         tag = m.group(1).rstrip(_TRAILING_PUNCT)
         if not tag or tag.isdigit() or grapheme.length(tag) > 64:
