@@ -8,7 +8,7 @@ means "accepted there":
     database    SQLAlchemy's make_url: sqlite:////abs/path or postgresql(+psycopg)://, no inline password
     base_url    "embedded" or an http(s) URL with a host
     feed url    an http(s) URL with a host; a feed listed twice is refused
-    state_dir   a folder selfpub can create and write (probed; nothing is left behind)
+    state_dir   a folder selfpub can create and write (checked without creating anything)
 
 A refusal is a pydantic error of type REFUSED whose context carries `what`
 and `fix`; the loader turns it into Problem(key, what, fix), so the key is
@@ -20,7 +20,6 @@ from __future__ import annotations
 import difflib
 import os
 import re
-import tempfile
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -240,26 +239,21 @@ def database_url_with_password(url: str, password: str | None) -> str:
 
 
 def state_dir_problem(path: Path) -> str | None:
-    """Why selfpub could not keep its state in folder `path` (None when it can); leaves nothing behind."""
+    """Why selfpub could not keep its state in folder `path` (None when it can); creates and touches nothing."""
     existing = path
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
     if not existing.is_dir():
         return f"{existing} is not a folder"
-    if existing == path:  # an existing folder is not touched (its mtime stays)
-        if os.statvfs(path).f_flag & os.ST_RDONLY:
-            return f"{path} is on a read-only file system"
-        if not os.access(path, os.W_OK | os.X_OK):
-            return f"{path} is not writable by this user"
-        return None
-    # A real probe, not os.access: root passes access() everywhere, yet cannot create anything under /proc.
-    try:
-        probe = tempfile.mkdtemp(prefix=".selfpub-check-", dir=existing)
-    except OSError as exc:
-        if existing == path:
-            return f"{path} is not writable: {exc.strerror}"
-        return f"{path} does not exist and cannot be created in {existing}: {exc.strerror}"
-    os.rmdir(probe)
+    where = f"{path} is" if existing == path else f"{path} does not exist and its nearest existing parent {existing} is"
+    fs = os.statvfs(existing)
+    if fs.f_flag & os.ST_RDONLY:
+        return f"{where} on a read-only file system"
+    # root passes access() everywhere, yet nothing can be created under /proc or /sys: they hold no blocks.
+    if fs.f_blocks == 0:
+        return f"{where} on a virtual file system (like /proc) that holds no files"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"{where} not writable by this user"
     return None
 
 

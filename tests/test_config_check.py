@@ -81,9 +81,9 @@ BAD_VALUES = [
     Bad("negative-settle-threshold", '[wallet]\nsettle_threshold = "-5"\n', "wallet.settle_threshold",
         ("negative", "0 or more")),
     Bad("state-dir-unwritable", 'state_dir = "/proc/nope"\n', "state_dir",
-        ("/proc/nope does not exist and cannot be created in /proc", "install -d -m 700 /proc/nope")),
+        ("/proc/nope does not exist", "/proc is on a virtual file system", "install -d -m 700 /proc/nope")),
     Bad("sqlite-folder-unwritable", '[database]\nurl = "sqlite:////proc/nope/selfpub.db"\n', "database.url",
-        ("/proc/nope does not exist and cannot be created in /proc", "folder")),
+        ("the SQLite file's folder: /proc/nope does not exist", "virtual file system", "folder")),
     Bad("rpc-url-no-scheme", '[wallet]\nrpc_url = "127.0.0.1:8545"\n', "wallet.rpc_url",
         ("not an http:// or https:// URL", '"http://127.0.0.1:8545"')),
 ]
@@ -341,3 +341,18 @@ def test_issue14_state_dir_that_cannot_be_created_is_a_config_problem(tmp_path: 
     result, output = cli("--config", str(path), "ledger", "report")
     assert_clean_refusal(result, output)
     assert "state_dir: cannot create /proc/nope" in output and "install -d" in output
+
+
+def test_issue14_state_dir_under_a_file_is_refused_and_a_good_one_untouched(tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("x")
+    path = write_config(tmp_path / "site", f'state_dir = "{tmp_path / "a-file" / "state"}"\n')
+    result, output = cli("--config", str(path), "config", "check")
+    assert_clean_refusal(result, output)
+    assert f"state_dir: {tmp_path / 'a-file'} is not a folder" in output
+    state = tmp_path / "state"
+    state.mkdir()
+    before = state.stat().st_mtime_ns
+    good = write_config(tmp_path / "good", f'state_dir = "{state}"\n')
+    result, output = cli("--config", str(good), "config", "check")
+    assert result.exit_code == 0, output
+    assert state.stat().st_mtime_ns == before and list(state.iterdir()) == []
