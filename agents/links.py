@@ -50,7 +50,7 @@ REFUSED_TAGS = frozenset({"base"})
 _META_URL = re.compile(r"^\s*[\d.]*\s*[;,]?\s*(?:url\s*=\s*)?['\"]?([^'\"]*)", re.IGNORECASE)
 _CSS_COMMENT = re.compile(r"/\*.*?(?:\*/|$)", re.DOTALL)
 _CSS_ESCAPE = re.compile(r"\\(?:([0-9a-fA-F]{1,6})\s?|(.))", re.DOTALL)
-_CSS_URL = re.compile(r"url\(\s*(?:\"([^\"]*)\"|'([^']*)'|([^)\s]*))", re.IGNORECASE)
+_CSS_URL = re.compile(r"url\(\s*(?:\"([^\"]*)\"|'([^']*)'|([^)]*))", re.IGNORECASE)  # whitespace kept: judged
 _CSS_STRING = re.compile(r"\"([^\"]*)\"|'([^']*)'")
 _SRCSET_DESCRIPTOR = re.compile(r"^\d+(?:\.\d+)?[wxh]$", re.IGNORECASE)
 
@@ -239,10 +239,14 @@ def srcset_urls(value: str) -> list[str]:
 
 def css_urls(css: str) -> list[str]:
     """Every url(...) and every quoted string of CSS (image-set and @import load strings), escapes decoded."""
-    css = _CSS_ESCAPE.sub(_css_unescape, _CSS_COMMENT.sub("", css))
-    urls = [next(g for g in m.groups() if g is not None) for m in _CSS_URL.finditer(css)]
-    urls += [m.group(1) if m.group(1) is not None else m.group(2) for m in _CSS_STRING.finditer(css)]
-    return [u for u in dict.fromkeys(urls)]
+    raw = _CSS_COMMENT.sub("", css)
+    urls = []
+    # Escapes decoded as CSS decodes them, and left as written too: a reader (or a renderer's sanitizer)
+    # that skips CSS unescaping must not see a link the decoded form hides ("url(/\\evil)" is "/\x0evil").
+    for text in (_CSS_ESCAPE.sub(_css_unescape, raw), raw):
+        urls += [next(g for g in m.groups() if g is not None) for m in _CSS_URL.finditer(text)]
+        urls += [m.group(1) if m.group(1) is not None else m.group(2) for m in _CSS_STRING.finditer(text)]
+    return list(dict.fromkeys(urls))
 
 
 def _css_unescape(m: re.Match[str]) -> str:
