@@ -22,9 +22,10 @@ VERSION_TABLE = "alembic_version_agents_llm"
 
 # Outcomes of one row.
 OK = "ok"  # answered; cost posted from reported usage
-ERROR = "error"  # the request failed (see error_class); reported usage posted, else released
+ERROR = "error"  # refused by the endpoint or never sent (see error_class); reported usage posted, else released
 REFUSED = "refused"  # never sent: no price, a cap or the budget said no
 INVALID = "invalid_output"  # answered, but the reply did not validate against the response model
+AMBIGUOUS = "ambiguous"  # sent, no verdict back (timeout, reset, 5xx): the held worst case was booked
 
 llm_registry = registry()
 metadata = llm_registry.metadata

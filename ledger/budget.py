@@ -12,9 +12,29 @@ on one database never overspend. Reads (snapshot, headroom) take no lock.
 Each reserve and commit is a handful of prepared statements (ledger.sql):
 reserve = read state, insert the hold, bump the counters; commit = close the
 hold, insert the transaction, its postings, the balance, rollup and counter
-upserts. Holds a crashed process left open expire after
-`reservation_ttl_seconds`: the next write under the lock notices (the
-earliest open expiry is part of the state it reads anyway) and expires them.
+upserts.
+
+A hold's life (ledger_reservation.status):
+
+    reserve --> open --mark_sent--> open, sent_at set
+                 |                    |
+                 | release            | commit(actual)       --> committed   usage known: booked exactly
+                 | (never sent, or    | book_worst_case()    --> presumed    ambiguous: booked at the hold
+                 |  refused unbilled) | TTL passes (crash)   --> presumed    sent: spent, not freed
+                 v                    v
+              released             presumed --commit(actual)--> committed   a correcting transaction
+                                                                            books actual - held
+    open, never sent --TTL passes--> expired (freed; a late commit still books what it cost)
+
+So ledger spend >= what the provider served, and == it for every call whose
+usage came back. The sent mark is written (its own small transaction, no
+budget lock) before the request leaves; a hold already closed refuses it
+(HoldClosed), and then nothing is sent.
+
+Holds a crashed process left open expire after `reservation_ttl_seconds`:
+every write under the lock (reserve, and evaluate(), which every gate calls)
+first reads the earliest open expiry as part of its state and expires what is
+due, so a stale hold never keeps the loop paused past its TTL.
 """
 
 from __future__ import annotations
@@ -34,6 +54,14 @@ from ledger.models import COMMODITY, utcnow
 
 LOCK_ROW = "*"  # not a valid persona name
 PROVIDERS = "liabilities:provider:"
+
+
+class HoldClosed(LedgerError):
+    """mark_sent() on a hold that is no longer open (it expired or was closed): do not send."""
+
+    def __init__(self, hold_id: int):
+        self.hold_id = hold_id
+        super().__init__(f"reservation {hold_id} is no longer open: its request must not be sent")
 
 
 class BudgetExceeded(LedgerError):
@@ -138,17 +166,26 @@ _INSERT_HOLD = (
     "VALUES (?, ?, ?, ?, 'open', ?, ?, ?, ?) RETURNING id"
 )
 _CLOSE_OPEN = "UPDATE ledger_reservation SET status = ?, actual = ?, closed_at = ? WHERE id = ? AND status = 'open'"
-_CLOSE_LATE = (
-    "UPDATE ledger_reservation SET status = 'committed', actual = ?, closed_at = ? "
-    "WHERE id = ? AND status IN ('expired', 'released')"
-)
+_HOLD_STATUS = "SELECT status, actual FROM ledger_reservation WHERE id = ?"
+_CLOSE_AGAIN = "UPDATE ledger_reservation SET status = ?, actual = ?, closed_at = ? WHERE id = ? AND status = ?"
+_MARK_SENT = "UPDATE ledger_reservation SET sent_at = ? WHERE id = ? AND status = 'open'"
 _COUNTER_HEAD = "INSERT INTO ledger_spend_counter (key, spent, reserved)"
 _COUNTER_TAIL = (
     "ON CONFLICT (key) DO UPDATE SET spent = ledger_spend_counter.spent + excluded.spent, "
     "reserved = ledger_spend_counter.reserved + excluded.reserved"
 )
-_STALE = "SELECT id, amount, cycle_id, created_at FROM ledger_reservation WHERE status = 'open' AND expires_at < ?"
-_EXPIRE = "UPDATE ledger_reservation SET status = 'expired', closed_at = ? WHERE status = 'open' AND expires_at < ?"
+# Two statements, each re-checking status and sent_at row by row (PostgreSQL re-evaluates the WHERE of
+# a row a concurrent mark_sent changed): a hold is freed only if it is still unsent when it expires.
+_EXPIRE_UNSENT = (
+    "UPDATE ledger_reservation SET status = 'expired', closed_at = ? "
+    "WHERE status = 'open' AND expires_at < ? AND sent_at IS NULL RETURNING id, amount, cycle_id, created_at"
+)
+_EXPIRE_SENT = (
+    "UPDATE ledger_reservation SET status = 'presumed', actual = amount, closed_at = ? "
+    "WHERE status = 'open' AND expires_at < ? AND sent_at IS NOT NULL "
+    "RETURNING id, amount, cycle_id, created_at, agent, model, provider, task_id"
+)
+UNKNOWN_PROVIDER = "unknown"
 _WRITE_PAUSE = "UPDATE ledger_budget_state SET paused = ?, reason = ?, cause = ?, changed_at = ? WHERE persona = ?"
 
 
@@ -227,6 +264,12 @@ class Budget:
         """The largest reservation that would be accepted now (0 when paused)."""
         return max(self._room(self._read_only(self.clock(), cycle_id), cycle_id)[0], 0)
 
+    def check(self, amount: int, *, cycle_id: str | None = None, agent: str | None = None) -> None:
+        """Raise BudgetExceeded naming the limit when reserving `amount` now would be refused (reads only)."""
+        room, limit = self._room(self._read_only(self.clock(), cycle_id), cycle_id)
+        if amount > room:
+            raise BudgetExceeded(limit, amount, room, agent)
+
     def _room(self, st: _State, cycle_id: str | None) -> tuple[int, str]:
         if st.pause.paused:
             return 0, "paused"
@@ -257,7 +300,7 @@ class Budget:
         with self._locked() as (_w, cur):
             st = self._read(cur, now, cycle_id)
             if st.next_expiry is not None and st.next_expiry < sql.ts(now):
-                self._expire(cur, now)
+                self._expire(_w, cur, now)
                 st = self._read(cur, now, cycle_id)
             room, limit = self._room(st, cycle_id)
             if amount > room:
@@ -279,6 +322,17 @@ class Budget:
             raise refused
         return Hold(rid, agent, amount, model, provider, cycle_id, task_id, day)
 
+    def mark_sent(self, hold: Hold) -> None:
+        """Record that the hold's request is about to leave: from now on it is spent unless proven otherwise.
+
+        Raises HoldClosed when the hold is no longer open (it expired meanwhile): the request must not go.
+        """
+        sql = self.sql
+        with self.journal.writing() as w:
+            w.cursor.execute(sql.q(_MARK_SENT), (sql.ts(self.clock()), hold.id))
+            if w.cursor.rowcount != 1:
+                raise HoldClosed(hold.id)
+
     def commit(
         self,
         hold: Hold,
@@ -291,46 +345,87 @@ class Budget:
         """Post the actual cost (expense against the provider's liability) and close the hold.
 
         The actual cost is recorded even when it exceeds the hold, and even
-        when the hold already expired or was released: it was consumed.
-        `usage` is anything with `input_tokens` / `output_tokens` (stored on the
-        transaction). A second commit of the same hold posts nothing.
-        Returns the ledger transaction id (None when actual is 0).
+        when the hold already expired or was released: it was consumed. When
+        the hold was booked at its worst case (presumed), a correcting
+        transaction books the difference. `usage` is anything with
+        `input_tokens` / `output_tokens` (stored on the transaction). A second
+        commit of the same hold posts nothing.
+        Returns the ledger transaction id (None when nothing was ever posted).
         """
         if type(actual) is not int or actual < 0:
             raise LedgerError(f"actual cost must be a non-negative int of ucr, got {actual!r}")
-        provider = provider or hold.provider or "unknown"
-        key = f"compute:{hold.id}"
         sql = self.sql
         now = self.clock()
+        key, note = f"compute:{hold.id}", ""
         with self._locked() as (w, cur):
             cur.execute(sql.q(_CLOSE_OPEN), ("committed", actual, sql.ts(now), hold.id))
-            was_open = cur.rowcount == 1
-            if not was_open:
-                cur.execute(sql.q(_CLOSE_LATE), (actual, sql.ts(now), hold.id))
-                if cur.rowcount != 1:
+            held, delta = (hold.amount, actual) if cur.rowcount == 1 else (0, None)
+            if delta is None:
+                cur.execute(sql.q(_HOLD_STATUS), (hold.id,))
+                row = cur.fetchone()
+                status, booked = (row[0], int(row[1] or 0)) if row else ("", 0)
+                if status in ("expired", "released"):
+                    delta = actual  # freed, yet the provider did the work: it is owed
+                elif status == "presumed":
+                    # Booked at the worst case: a new transaction corrects it to what was reported.
+                    delta, key = actual - booked, f"compute:{hold.id}:usage"
+                    note = " (usage reported after the worst case was booked)"
+                else:
                     # Already committed: a retry after a crash must not post twice.
-                    cur.execute(sql.q("SELECT id FROM ledger_txn WHERE idempotency_key = ?"), (key,))
-                    row = cur.fetchone()
-                    return int(row[0]) if row else None
-            txn = None
-            if actual:
-                txn = self.journal.post_cursor(
-                    w, "compute",
-                    [Entry(compute_account(hold.agent), actual), Entry(provider_account(provider), -actual)],
-                    idempotency_key=key, memo=memo or f"{hold.agent} {hold.model or ''}".strip(),
-                    task_id=hold.task_id, model=hold.model, time=now,
-                    input_tokens=getattr(usage, "input_tokens", None),
-                    output_tokens=getattr(usage, "output_tokens", None),
-                ).txn_id
-            held = hold.amount if was_open else 0
-            counts = [(hold.day, actual, -held)]
+                    return self._txn_of(cur, f"compute:{hold.id}:usage") or self._txn_of(cur, f"compute:{hold.id}")
+                cur.execute(sql.q(_CLOSE_AGAIN), ("committed", actual, sql.ts(now), hold.id, status))
+            if delta:
+                memo = (memo or f"{hold.agent} {hold.model or ''}".strip()) + note
+                txn = self._post(w, hold, delta, key, provider, now, memo=memo, usage=usage)
+            else:
+                txn = self._txn_of(cur, f"compute:{hold.id}") if note else None
+            counts = [(hold.day, delta, -held)]
             if hold.cycle_id is not None:
-                counts.append((cycle_key(hold.cycle_id), actual, -held))
+                counts.append((cycle_key(hold.cycle_id), delta, -held))
             self._count(cur, counts)
         return txn
 
+    def book_worst_case(self, hold: Hold, *, memo: str = "", provider: str | None = None) -> int | None:
+        """An ambiguous outcome (sent, no usage back): book the whole hold as spent (status presumed).
+
+        A later commit() with the reported usage corrects it. A hold already
+        closed is left as it is. Returns the transaction id (None for a zero hold).
+        """
+        sql = self.sql
+        now = self.clock()
+        with self._locked() as (w, cur):
+            cur.execute(sql.q(_CLOSE_OPEN), ("presumed", hold.amount, sql.ts(now), hold.id))
+            if cur.rowcount != 1:
+                return self._txn_of(cur, f"compute:{hold.id}")
+            txn = None
+            if hold.amount:
+                txn = self._post(w, hold, hold.amount, f"compute:{hold.id}", provider, now,
+                                 memo=memo or f"{hold.agent} {hold.model or ''}: no usage back, worst case booked")
+            counts = [(hold.day, hold.amount, -hold.amount)]
+            if hold.cycle_id is not None:
+                counts.append((cycle_key(hold.cycle_id), hold.amount, -hold.amount))
+            self._count(cur, counts)
+        return txn
+
+    def _post(
+        self, w: Write, hold: Hold, amount: int, key: str, provider: str | None, now: datetime,
+        *, memo: str, usage: Any = None,
+    ) -> int:
+        """One compute transaction: expenses:compute:<agent> against liabilities:provider:<provider>."""
+        owed = provider_account(provider or hold.provider or UNKNOWN_PROVIDER)
+        return self.journal.post_cursor(
+            w, "compute", [Entry(compute_account(hold.agent), amount), Entry(owed, -amount)],
+            idempotency_key=key, memo=memo, task_id=hold.task_id, model=hold.model, time=now,
+            input_tokens=getattr(usage, "input_tokens", None), output_tokens=getattr(usage, "output_tokens", None),
+        ).txn_id
+
+    def _txn_of(self, cur: Any, key: str) -> int | None:
+        cur.execute(self.sql.q("SELECT id FROM ledger_txn WHERE idempotency_key = ?"), (key,))
+        row = cur.fetchone()
+        return int(row[0]) if row else None
+
     def release(self, hold: Hold) -> None:
-        """Give the held amount back without spending (the call never happened)."""
+        """Give the held amount back without spending (the request never left, or was refused unbilled)."""
         sql = self.sql
         with self._locked() as (_w, cur):
             cur.execute(sql.q(_CLOSE_OPEN), ("released", None, sql.ts(self.clock()), hold.id))
@@ -353,25 +448,35 @@ class Budget:
         cur.execute(self.sql.values(_COUNTER_HEAD, "(?, ?, ?)", len(merged), _COUNTER_TAIL), params)
 
     def expire_stale(self) -> int:
-        """Expire reservations a crashed process left open past their TTL; returns how many."""
-        with self._locked() as (_w, cur):
-            return self._expire(cur, self.clock())
+        """Expire reservations a crashed process left open past their TTL; returns how many.
 
-    def _expire(self, cur: Any, now: datetime) -> int:
+        Unsent holds are freed; sent ones are booked at their worst case.
+        """
+        with self._locked() as (w, cur):
+            return self._expire(w, cur, self.clock())
+
+    def _expire(self, w: Write, cur: Any, now: datetime) -> int:
         sql = self.sql
         stamp = sql.ts(now)
-        cur.execute(sql.q(_STALE), (stamp,))
-        rows = cur.fetchall()
-        if not rows:
-            return 0
-        cur.execute(sql.q(_EXPIRE), (stamp, stamp))
+        cur.execute(sql.q(_EXPIRE_UNSENT), (stamp, stamp))
+        freed = cur.fetchall()
+        cur.execute(sql.q(_EXPIRE_SENT), (stamp, stamp))
+        spent = cur.fetchall()
         counts = []
-        for _rid, amount, cycle_id, created_at in rows:
-            counts.append((day_key(sql.parse_ts(created_at)), 0, -int(amount)))
-            if cycle_id is not None:
-                counts.append((cycle_key(cycle_id), 0, -int(amount)))
-        self._count(cur, counts)
-        return len(rows)
+        for rows, spend in ((freed, False), (spent, True)):
+            for rid, amount, cycle_id, created_at, *_ in rows:
+                amount = int(amount)
+                counts.append((day_key(sql.parse_ts(created_at)), amount if spend else 0, -amount))
+                if cycle_id is not None:
+                    counts.append((cycle_key(cycle_id), amount if spend else 0, -amount))
+        for rid, amount, cycle_id, created_at, agent, model, provider, task_id in spent:
+            if int(amount):
+                hold = Hold(int(rid), agent, int(amount), model, provider, cycle_id, task_id)
+                self._post(w, hold, int(amount), f"compute:{rid}", None, now,
+                           memo=f"{agent} {model or ''}: sent, no usage before the hold expired; worst case booked")
+        if counts:
+            self._count(cur, counts)
+        return len(freed) + len(spent)
 
     def open_reservations(self) -> int:
         """How many reservations are open right now."""
@@ -393,15 +498,19 @@ class Budget:
         return self._read_only(self.clock()).pause
 
     def evaluate(self, *, extra_reason: str | None = None) -> PauseState:
-        """Pause below min_balance, resume at resume_balance; between them nothing changes.
+        """Expire stale holds, then pause below min_balance, resume at resume_balance; between them nothing changes.
 
         `extra_reason` (e.g. stale chain data) forces a pause whatever the
         balance; without it, a forced pause lifts and the balance rules apply.
         """
         now = self.clock()
         b = self.settings
-        with self._locked() as (_w, cur):
+        with self._locked() as (w, cur):
             st = self._read(cur, now, None)
+            if st.next_expiry is not None and st.next_expiry < self.sql.ts(now):
+                # A hold a killed process left must not keep the loop paused past its TTL.
+                self._expire(w, cur, now)
+                st = self._read(cur, now, None)
             state, available = st.pause, st.available
             if extra_reason:
                 new = PauseState(True, extra_reason, cause="forced")

@@ -136,12 +136,16 @@ class Reservation(LedgerBase, table=True):
     provider: str | None = Field(default=None, max_length=64)
     amount: int = Field(sa_column=Column(BigInteger, nullable=False))
     actual: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
-    status: str = Field(default="open", max_length=16)  # open|committed|released|expired
+    # open -> committed (usage booked) | released (never sent, or refused unbilled) | expired (TTL passed,
+    # never sent: freed) | presumed (sent, no usage known: booked at `amount`, the held worst case;
+    # a later commit books the difference and makes it committed).
+    status: str = Field(default="open", max_length=16)
     cycle_id: str | None = Field(default=None, max_length=64)
     task_id: str | None = Field(default=None, max_length=64)
     created_at: datetime = Field(default_factory=utcnow)
     expires_at: datetime
     closed_at: datetime | None = None
+    sent_at: datetime | None = None  # written before the request leaves: an expired hold with it was spent
 
 
 class SpendCounter(LedgerBase, table=True):

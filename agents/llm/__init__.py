@@ -1,7 +1,6 @@
-"""The metered LLM client: every call reserved, posted from reported usage, logged and traced."""
+"""The metered LLM client: provider -> router -> meter, plus structured output (see agents/llm/metered.py)."""
 
 from agents.llm.breaker import Breaker
-from agents.llm.clients import clients_for
 from agents.llm.errors import (
     LLMError,
     LLMRequestRejected,
@@ -12,6 +11,7 @@ from agents.llm.errors import (
 )
 from agents.llm.metered import JSON_OBJECT, JSON_SCHEMA, MeteredLLM, Route, public_url
 from agents.llm.pricing import cost, estimate_prompt_tokens
+from agents.llm.provider import clients_for
 
 __all__ = [
     "JSON_OBJECT",

@@ -146,7 +146,7 @@ async def test_a_reply_without_usage_posts_the_held_worst_case(make_llm, fake_op
     assert done.cost == done.meta["reserved"] == spent(budget)
 
 
-async def test_a_cancelled_call_releases_its_hold(make_llm, budget) -> None:
+async def test_a_cancelled_call_books_its_worst_case(make_llm, budget) -> None:
     import asyncio
 
     class Hanging:
@@ -162,7 +162,9 @@ async def test_a_cancelled_call_releases_its_hold(make_llm, budget) -> None:
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
+    # It may have left: a cancelled request is paid at its worst case, not given back.
     assert budget.open_reservations() == 0
+    assert spent(budget) == cost(FAKE_PRICE, estimate_prompt_tokens(MSG), 512)
 
 
 async def test_the_call_log_row_holds_tokens_cost_latency_and_ids(make_llm, fake_openai, call_log) -> None:

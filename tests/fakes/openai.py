@@ -7,7 +7,12 @@ Two ways to use one `FakeOpenAI`:
 
 Every response reports usage (unless a reply is queued with usage=None).
 Faults: `Fault.status(429, retry_after=2)`, `Fault.status(500, usage=(12, 0))`,
-`Fault.timeout()`, `Fault.malformed()`, `Fault.reset()`.
+`Fault.timeout()`, `Fault.malformed()`, `Fault.reset()`, `Fault.refused()` (MockTransport only: the
+connection is refused, nothing was sent), `Fault.late(delay, usage)` (the answer is generated and
+billed, then the server stalls `delay` seconds before writing it: a client timeout after the fact).
+
+`billed` is what a provider would charge: the usage of every answer the fake generated, delivered
+or not (a 200's usage, a late answer's usage, an error's reported usage).
 """
 
 from __future__ import annotations
@@ -37,7 +42,7 @@ Reply = str | dict | Callable[[dict], "str | dict"]
 class Fault:
     """One injected failure, answered instead of a reply."""
 
-    kind: str  # status | timeout | malformed | reset
+    kind: str  # status | timeout | malformed | reset | refused | late
     status_code: int = 500
     retry_after: float | None = None
     usage: tuple[int, int] | None = None  # reported in the error body, when set
@@ -62,6 +67,16 @@ class Fault:
     def reset(cls) -> Fault:
         """The connection drops after the request was received, without a response."""
         return cls("reset")
+
+    @classmethod
+    def refused(cls) -> Fault:
+        """The connection is refused: the request never left (MockTransport: ConnectError)."""
+        return cls("refused")
+
+    @classmethod
+    def late(cls, delay: float = 5.0, usage: tuple[int, int] = (10, 5)) -> Fault:
+        """Generate and bill the answer, then stall `delay` seconds before writing it (MockTransport: ReadTimeout)."""
+        return cls("late", 200, usage=usage, delay=delay)
 
 
 @dataclass
@@ -95,6 +110,8 @@ class FakeOpenAI:
         self._queue: deque[_Queued] = deque()
         self._lock = threading.Lock()
         self._count = 0
+        self.billed: list[tuple[int, int]] = []  # usage of every answer generated, delivered or not
+        self.received = threading.Event()  # set at every chat request (a test may wait for one in flight)
 
     # -- scripting ----------------------------------------------------------------
 
@@ -138,15 +155,21 @@ class FakeOpenAI:
         if method != "POST" or not path.rstrip("/").endswith("/chat/completions"):
             return 404, {}, json.dumps({"error": {"message": "not found", "type": "not_found"}}).encode()
         q = self._next()
+        self.received.set()
         if isinstance(q.reply, Fault):
             f = q.reply
+            if f.kind == "late":
+                self._bill(f.usage)
             if f.kind != "status":
                 return f
             headers = {"retry-after": f"{f.retry_after:g}"} if f.retry_after is not None else {}
             err: dict[str, Any] = {"error": {"message": f"fake error {f.status_code}", "type": "fake_error"}}
             if f.usage is not None:
                 err["usage"] = _usage(f.usage)
+                self._bill(f.usage)
             return f.status_code, headers, json.dumps(err).encode()
+        if q.usage is not None:
+            self._bill(q.usage)
         reply = q.reply(body) if callable(q.reply) else q.reply
         text = reply if isinstance(reply, str) else json.dumps(reply)
         with self._lock:
@@ -163,6 +186,18 @@ class FakeOpenAI:
             out["usage"] = _usage(q.usage)
         return 200, {}, json.dumps(out).encode()
 
+    def _bill(self, usage: tuple[int, int]) -> None:
+        with self._lock:
+            self.billed.append(tuple(usage))
+
+    def late_answer(self, body: dict, f: Fault) -> bytes:
+        """The body of a late answer (already billed)."""
+        return json.dumps({
+            "id": "chatcmpl-fake-late", "object": "chat.completion", "created": 1_700_000_000,
+            "model": body.get("model", "fake"), "usage": _usage(f.usage or (0, 0)),
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": "late"}, "finish_reason": "stop"}],
+        }).encode()
+
     # -- MockTransport mode -------------------------------------------------------------
 
     def handler(self, request: httpx2.Request) -> httpx2.Response:
@@ -170,10 +205,12 @@ class FakeOpenAI:
         body = self._record(request.method, request.url.path, request.read(), dict(request.headers))
         answer = self._answer(request.method, request.url.path, body)
         if isinstance(answer, Fault):
-            if answer.kind == "timeout":
+            if answer.kind in ("timeout", "late"):
                 raise httpx2.ReadTimeout("fake: timed out", request=request)
             if answer.kind == "reset":
                 raise httpx2.RemoteProtocolError("fake: connection reset", request=request)
+            if answer.kind == "refused":
+                raise httpx2.ConnectError("fake: connection refused", request=request)
             return httpx2.Response(200, content=b'{"id": "broken', headers={"content-type": "application/json"})
         status, headers, payload = answer
         return httpx2.Response(status, content=payload, headers={"content-type": "application/json", **headers})
@@ -216,16 +253,26 @@ class FakeOpenAI:
                     if answer.kind == "timeout":
                         time.sleep(answer.delay)
                         answer = (504, {}, b'{"error": {"message": "fake stall", "type": "timeout"}}')
+                    elif answer.kind == "late":
+                        time.sleep(answer.delay)
+                        answer = (200, {}, fake.late_answer(body, answer))
+                    elif answer.kind == "refused":  # a served socket cannot be refused: drop it unanswered
+                        self.close_connection = True
+                        self.connection.close()
+                        return
                     else:
                         answer = (200, {}, b'{"id": "broken')
                 status, headers, payload = answer
-                self.send_response(status)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(payload)))
-                for k, v in headers.items():
-                    self.send_header(k, v)
-                self.end_headers()
-                self.wfile.write(payload)
+                try:
+                    self.send_response(status)
+                    self.send_header("content-type", "application/json")
+                    self.send_header("content-length", str(len(payload)))
+                    for k, v in headers.items():
+                        self.send_header(k, v)
+                    self.end_headers()
+                    self.wfile.write(payload)
+                except OSError:  # the client gave up (timed out, or was killed) before the answer
+                    self.close_connection = True
 
             do_GET = _handle
             do_POST = _handle
