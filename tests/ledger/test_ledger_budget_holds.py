@@ -124,3 +124,36 @@ def test_release_and_unsent_expiry_free_the_hold(journal: Journal, make_budget, 
     assert budget.expire_stale() == 2
     assert statuses(journal) == ["released", "expired", "presumed"]
     assert spend(journal) == 30_000 and budget.snapshot().reserved == 0
+
+
+@pytest.mark.postgres
+def test_a_hold_marked_sent_while_another_process_expires_it_is_booked_not_freed(pg_url: str) -> None:
+    """PostgreSQL: the sweep re-checks the sent mark row by row, so a mark that commits under it wins."""
+    import subprocess
+    import sys
+    import time
+
+    from config.db import make_engine
+    from config.settings import BudgetSettings
+    from tests.conftest import REPO
+
+    engine = make_engine(pg_url)
+    journal = Journal(engine)
+    journal.migrate()
+    deposit(journal, CR)
+    budget = Budget(journal, BudgetSettings(reservation_ttl_seconds=1))
+    hold = budget.reserve("writer", 40_000, provider="p")
+    time.sleep(1.2)  # stale now; our mark_sent is about to commit
+    with journal.writing() as w:  # mark_sent's own statement, its commit held back while the sweep starts
+        w.cursor.execute("UPDATE ledger_reservation SET sent_at = now() WHERE id = %s AND status = 'open'", (hold.id,))
+        assert w.cursor.rowcount == 1
+        sweep = subprocess.Popen([sys.executable, "-m", "tests.ledger.hold_worker", pg_url, "1"], cwd=REPO,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        time.sleep(1.5)  # the sweep is blocked on our row lock
+        assert sweep.poll() is None, sweep.stderr.read().decode()[-2000:]
+    out, err = sweep.communicate(timeout=60)
+    assert sweep.returncode == 0, err.decode()[-2000:]
+    assert out.decode().strip() == "1"
+    assert statuses(journal) == ["presumed"]  # sent, so spent: never freed by a sweep that read it unsent
+    assert spend(journal) == 40_000 and budget.snapshot().reserved == 0
+    engine.dispose()
