@@ -16,15 +16,15 @@ upserts.
 
 A hold's life (ledger_reservation.status):
 
-    reserve --> open --mark_sent--> open, sent_at set
-                 |                    |
-                 | release            | commit(actual)       --> committed   usage known: booked exactly
-                 | (never sent, or    | book_worst_case()    --> presumed    ambiguous: booked at the hold
-                 |  refused unbilled) | TTL passes (crash)   --> presumed    sent: spent, not freed
-                 v                    v
-              released             presumed --commit(actual)--> committed   a correcting transaction
-                                                                            books actual - held
-    open, never sent --TTL passes--> expired (freed; a late commit still books what it cost)
+    reserve -> open --+-- release ----------------------------> released   never sent, or refused unbilled
+                      +-- TTL passes, never sent --------------> expired    freed
+                      +-- mark_sent, before the request leaves
+                              |
+                              +-- commit(actual) ---------------> committed  usage known: booked exactly
+                              +-- book_worst_case() ------------> presumed   ambiguous: booked at the hold
+                              +-- TTL passes (process died) ----> presumed   sent, so spent: never freed
+    presumed -- commit(actual) --> committed   a correcting transaction books actual - held
+    expired | released -- commit(actual) --> committed   a late answer still books what it cost
 
 So ledger spend >= what the provider served, and == it for every call whose
 usage came back. The sent mark is written (its own small transaction, no
