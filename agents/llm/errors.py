@@ -8,6 +8,7 @@
      └── StructuredOutputError the reply did not validate, also after one repair call
     ledger.BudgetExceeded      passes through unchanged (limit: paused, available, daily_cap,
                                per_cycle_cap, role_calls, role_tokens)
+    ledger.budget.HoldClosed   passes through: the hold expired before its request left; nothing was sent
 
 Errors carry the role, model and task id; never an API key or prompt text.
 """
