@@ -104,7 +104,7 @@ def resolve(raw: str, base: Target | str | None = None) -> Target | None:
     scheme, rest = m.group(0)[:-1].lower(), s[m.end() :]
     if scheme not in DEFAULT_PORTS:
         return Target(scheme=scheme, path=rest)  # opaque (mailto:, javascript:, data:, file: ...): never a web link
-    rest = rest.replace("\\", "/")
+    rest = _slashes(rest)
     if base is not None and base.scheme == scheme and not rest.startswith("//"):
         return _relative(rest, base)  # "https:foo" on an https page is a relative path
     return _authority(scheme, rest.lstrip("/"))
@@ -112,7 +112,7 @@ def resolve(raw: str, base: Target | str | None = None) -> Target | None:
 
 def _relative(s: str, base: Target) -> Target | None:
     if base.scheme in DEFAULT_PORTS:
-        s = s.replace("\\", "/")
+        s = _slashes(s)
     if s.startswith("//"):
         return _authority(base.scheme, s.lstrip("/"))
     path, query = base.path or "/", base.query
@@ -124,6 +124,12 @@ def _relative(s: str, base: Target) -> Target | None:
         rel, query = _split_query(s)
         path = path[: path.rfind("/") + 1] + rel
     return Target(scheme=base.scheme, host=base.host, port=base.port, path=_path(path), query=_query(query))
+
+
+def _slashes(s: str) -> str:
+    """Backslashes as slashes, up to the query or fragment (where a browser keeps them as they are)."""
+    cut = min((i for i in (s.find("?"), s.find("#")) if i >= 0), default=len(s))
+    return s[:cut].replace("\\", "/") + s[cut:]
 
 
 def _split_query(s: str) -> tuple[str, str | None]:
