@@ -1,5 +1,7 @@
 """Text helpers the writer and the critic share: graphemes, tags, URLs, truncation.
 
+URL equality (`same_url`) is decided by publishers.urls.resolve, the link policy's own resolution.
+
 Bluesky counts graphemes, not characters: a flag or a skin-toned emoji is one.
 The Bluesky post is composed by the publisher as `bsky_text` + a newline + the
 article link, so `bsky_text` (hashtags included) must leave BSKY_LINK_RESERVE
@@ -12,6 +14,8 @@ import re
 from collections.abc import Iterable
 
 import grapheme
+
+from publishers import resolve
 
 BSKY_MAX_GRAPHEMES = 300
 BSKY_LINK_RESERVE = 100  # a newline and a Dev.to article URL of up to 99 graphemes
@@ -130,14 +134,8 @@ def hashtags(tags: Iterable[str]) -> str:
 
 
 def same_url(a: str, b: str) -> bool:
-    """URLs equal up to a trailing slash and the scheme/host case."""
-
-    def norm(u: str) -> str:
-        u = u.strip()
-        scheme, sep, rest = u.partition("://")
-        if not sep:
-            return u.rstrip("/")
-        host, slash, path = rest.partition("/")
-        return f"{scheme.lower()}://{host.lower()}{slash}{path}".rstrip("/")
-
-    return norm(a) == norm(b)
+    """URLs that open the same page: resolved as a browser does (publishers.urls), fragment and trailing slash aside."""
+    ta, tb = resolve(a), resolve(b)
+    if ta is None or tb is None:
+        return a.strip().rstrip("/") == b.strip().rstrip("/")
+    return ta.page == tb.page
