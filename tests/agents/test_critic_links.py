@@ -133,3 +133,10 @@ async def test_the_critic_applies_its_platforms():
     blocked = await Critic(llm, platforms=()).review(draft("[me](https://dev.to/me)"), sample_brief(),
                                                      task_id="t", cycle_id="c")
     assert not blocked.approved and "dev.to/me" in blocked.problems[0]
+
+
+def test_css_url_found_by_the_corpus_escape_and_whitespace():
+    # the differential corpus found these: "\e" is a CSS escape to a parser that decodes it, a backslash to one
+    # that does not; an unquoted url() with a tab inside was cut at the tab
+    assert refused('<p style="background:url(/\\evil.example/x)">p</p>')
+    assert refused('<p style="background:url(java\tscript:alert(1))">p</p>')
