@@ -1,8 +1,17 @@
 """The chain seam: the credit token's ABI, RPC error classification, chain id check.
 
 Every call to the node goes through `rpc(operation)`, which opens an
-OpenTelemetry span and turns transport failures into RpcUnavailable
-(classified by exception type, never by message text).
+OpenTelemetry span and classifies what went wrong by exception type and
+JSON-RPC error code, never by message text:
+
+    transport failure, HTTP 429/5xx, a body that is not JSON   -> RpcUnavailable
+    a JSON-RPC error reply (-32000 server error, ...)          -> RpcErrorReply (an RpcUnavailable: retry later)
+    JSON-RPC -32005 "limit exceeded" (EIP-1474)                -> RpcLimited   (an RpcErrorReply)
+    "not found" (TransactionNotFound, BlockNotFound)           -> passed through: an answer, not a failure
+
+A caller that must act on a particular reply catches web3's Web3RPCError
+inside the block (settlement's send: wallet.paychain; the scanner's log
+ranges) and uses `rpc_error()` for its code and message.
 
 A node that answers 429 (or 503) with Retry-After is held off: NodeProvider sends
 nothing to it before that time (capped at MAX_RETRY_AFTER_SECONDS) and raises
@@ -26,9 +35,9 @@ from typing import Any
 import requests
 from opentelemetry import trace
 from web3 import Web3
-from web3.exceptions import BadResponseFormat, TimeExhausted
+from web3.exceptions import BadResponseFormat, BlockNotFound, TimeExhausted, TransactionNotFound, Web3RPCError
 
-from wallet.errors import ChainMismatch, RpcUnavailable
+from wallet.errors import ChainMismatch, RpcErrorReply, RpcLimited, RpcUnavailable
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("selfpub.wallet")
@@ -59,6 +68,9 @@ class NodeHeldOff(requests.HTTPError):
 # The node answered, but not with a JSON-RPC reply: an HTTP error status (429, 5xx) or a body that
 # is not JSON (truncated, garbage). Unavailable too: the cycle goes on from the ledger.
 ANSWER_ERRORS: tuple[type[BaseException], ...] = (requests.HTTPError, json.JSONDecodeError, BadResponseFormat)
+# Answers, not failures: the caller decides what "not found" means (some are Web3RPCError subclasses).
+NOT_FOUND: tuple[type[BaseException], ...] = (TransactionNotFound, BlockNotFound)
+LIMIT_EXCEEDED = -32005  # EIP-1474: rate limited, or a query (a log range) too large
 
 
 @cache
@@ -133,16 +145,33 @@ class NodeProvider(Web3.HTTPProvider):
             raise
 
 
+def rpc_error(exc: Web3RPCError) -> tuple[int | None, str]:
+    """The JSON-RPC error code and message of a node's error reply."""
+    reply = exc.rpc_response if isinstance(getattr(exc, "rpc_response", None), dict) else {}
+    error = reply.get("error") if isinstance(reply.get("error"), dict) else {}
+    code = error.get("code")
+    message = error.get("message") or getattr(exc, "message", None) or str(exc)
+    return (int(code) if isinstance(code, int) else None), str(message)
+
+
 @contextmanager
 def rpc(operation: str, **attributes: Any) -> Iterator[trace.Span]:
-    """Span around one chain call; transport failures become RpcUnavailable."""
+    """Span around one chain call; transport failures and JSON-RPC error replies become RpcUnavailable."""
     with tracer.start_as_current_span(f"wallet.{operation}", attributes=attributes) as span:
         try:
             yield span
+        except NOT_FOUND:
+            raise
         except TRANSPORT_ERRORS + ANSWER_ERRORS as exc:
             span.set_attribute("error.type", type(exc).__name__)
             status = getattr(getattr(exc, "response", None), "status_code", None)
             raise RpcUnavailable(operation, type(exc).__name__ + (f" {status}" if status else "")) from None
+        except Web3RPCError as exc:
+            # The node answered, with an error: classified by its code; the daemon retries at the next run.
+            code, message = rpc_error(exc)
+            span.set_attribute("error.type", type(exc).__name__)
+            span.set_attribute("rpc.jsonrpc.error_code", code if code is not None else 0)
+            raise (RpcLimited if code == LIMIT_EXCEEDED else RpcErrorReply)(operation, code, message) from None
 
 
 def check_chain_id(w3: Web3, expected: int | None) -> int:

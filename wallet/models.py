@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import BigInteger, Column, Index, UniqueConstraint
+from sqlalchemy import BigInteger, Column, Index, Integer, UniqueConstraint
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
@@ -79,7 +79,7 @@ class Dust(WalletBase, table=True):
 
 
 class Payment(WalletBase, table=True):
-    """One settlement payment: written before signing, hash stored before sending."""
+    """One settlement payment: written before signing, hash stored before sending (see wallet.settlement)."""
 
     __tablename__ = "wallet_payment"
     __table_args__ = (UniqueConstraint("chain_id", "sender", "nonce"),)
@@ -95,13 +95,19 @@ class Payment(WalletBase, table=True):
     units: str = Field(max_length=80)
     nonce: int = Field(sa_column=Column(BigInteger, nullable=False))
     day: str = Field(max_length=10, index=True)  # UTC day, for the daily cap
-    status: str = Field(default="planned", max_length=16, index=True)  # planned|signed|sent|confirmed|failed
+    status: str = Field(default="planned", max_length=16, index=True)  # planned|signed|sent|mined|confirmed|failed
     tx_hash: str | None = Field(default=None, max_length=66)
     raw_tx: str | None = None  # the signed transaction (public once sent); re-broadcast as is
+    max_gas_wei: str | None = Field(default=None, max_length=80)  # gas limit x max fee: the most its gas can cost
     gas_used: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
     gas_wei: str | None = Field(default=None, max_length=80)
     block_number: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    block_hash: str | None = Field(default=None, max_length=66)  # the block its receipt was seen in (reorg check)
     ledger_txn_id: int | None = None
+    bookings: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default="0"))  # times booked
+    # "Not found" at a safe depth, counted once per new head: a payment is given up only after several.
+    absent_looks: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default="0"))
+    absent_head: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
     error: str = Field(default="", max_length=500)
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
