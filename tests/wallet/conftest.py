@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
+from eth_account import Account
 from sqlalchemy import Engine
 from web3 import Web3
 
@@ -104,15 +107,32 @@ class AnvilToken:
     def balance_of(self, address: str) -> int:
         return int(token_contract(self.w3, self.address).functions.balanceOf(address).call())
 
-    def wallet(self, journal: Journal, **overrides) -> ChainWallet:  # noqa: ANN003
+    def wallet(self, journal: Journal, w3: Web3 | None = None, **overrides) -> ChainWallet:  # noqa: ANN003
         settings = wallet_settings(
             **{"mode": "evm", "rpc_url": self.node.url, "chain_id": self.node.chain_id, "token_address": self.address,
                "address": self.agent, "allowlist": (self.payee,), "providers": {"cloud": self.payee}, **overrides}
         )
         return ChainWallet(
-            self.w3, journal, settings, token=self.address, address=self.agent,
+            w3 or self.w3, journal, settings, token=self.address, address=self.agent,
             signer=signer_from_key(self.agent_key), start_block=self.start_block,
         )
+
+    def config(self, root: Path, db_url: str, *, password: str = "settle-test") -> Path:
+        """A selfpub.toml for this token on `db_url`, with the agent's key in a keystore (for CLI and worker processes)."""
+        keystore, secret = root / "agent.keystore", root / "keystore-password"
+        keystore.write_text(json.dumps(Account.encrypt(self.agent_key, password, kdf="pbkdf2", iterations=1000)))
+        secret.write_text(password)
+        for f in (keystore, secret):
+            f.chmod(0o600)
+        path = root / "selfpub.toml"
+        path.write_text(
+            f'state_dir = "{root / "state"}"\n[database]\nurl = "{db_url}"\n[wallet]\nmode = "evm"\n'
+            f'rpc_url = "{self.node.url}"\nchain_id = {self.node.chain_id}\ntoken_address = "{self.address}"\n'
+            f'address = "{self.agent}"\nkeystore_file = "{keystore}"\nkeystore_password_file = "{secret}"\n'
+            f'confirmations = 0\nsettle_threshold = "1"\nallowlist = ["{self.payee}"]\n'
+            f'[wallet.providers]\ncloud = "{self.payee}"\n'
+        )
+        return path
 
 
 @pytest.fixture
