@@ -143,3 +143,45 @@ async def test_a_hold_whose_commit_never_lands_is_booked_at_its_worst_case_on_ex
     budget.evaluate()
     assert budget.open_reservations() == 0
     assert spent(budget) == WORST >= cost(FAKE_PRICE, 17, 9)
+
+
+@pytest.mark.postgres
+async def test_scenario_7_a_real_postgres_connection_killed_mid_commit_is_retried(pg_url, fake_openai, monkeypatch) -> None:
+    """The ledger write's own PostgreSQL backend is terminated halfway through the commit; the retry books it."""
+    from agents.calllog import CallLog
+    from agents.llm import MeteredLLM
+    from config.db import make_engine
+    from ledger import Journal
+    from ledger.funding import deposit
+    from tests.agents.conftest import FAKE_MODEL, FAKE_URL
+
+    engine = make_engine(pg_url)
+    admin = make_engine(pg_url, pool=False)
+    journal = Journal(engine)
+    journal.migrate()
+    CallLog(engine).migrate()
+    deposit(journal, 10_000_000)
+    budget = Budget(journal, BudgetSettings())
+    real_post = journal.post_cursor
+    killed: list[int] = []
+
+    def post_on_a_dying_connection(w, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        if not killed:
+            w.cursor.execute("SELECT pg_backend_pid()")
+            pid = w.cursor.fetchone()[0]
+            with admin.connect() as conn:
+                conn.exec_driver_sql(f"SELECT pg_terminate_backend({int(pid)})")
+            killed.append(pid)
+        return real_post(w, *args, **kwargs)
+
+    monkeypatch.setattr(journal, "post_cursor", post_on_a_dying_connection)
+    fake_openai.enqueue("billed", usage=(17, 9))
+    llm = MeteredLLM(agents_on(), {FAKE_MODEL: FAKE_PRICE}, budget, {FAKE_URL: fake_openai.client(FAKE_URL)},
+                     log_to=CallLog(engine))
+    done = await llm.complete("writer", MSG)
+    assert killed and done.text == "billed" and done.meta["booked"] is True
+    assert spent(budget) == cost(FAKE_PRICE, 17, 9)
+    assert budget.open_reservations() == 0
+    assert journal.verify() == []
+    engine.dispose()
+    admin.dispose()
