@@ -76,9 +76,9 @@ def test_scenario_1_overlapping_settles_pay_once(setup) -> None:  # noqa: ANN001
     a = finish(worker(config, barrier))  # run A, start to finish, while B holds its plan
     (barrier / "go").write_text("")
     b_report = finish(b)
+    assert token.balance_of(token.payee) == token.units(OWED)  # paid exactly once
     assert a["busy"] and "another settle is running" in a["note"] and a["paid"] == []
     assert [p[0] for p in b_report["paid"]] == ["confirmed"]
-    assert token.balance_of(token.payee) == token.units(OWED)  # paid exactly once
     assert journal.balance(provider_account("cloud")) == 0
 
 
@@ -89,8 +89,8 @@ def test_scenario_1_settle_by_hand_while_the_daemon_settles_pays_once(setup) -> 
     by_hand = cli_settle(config)
     (barrier / "go").write_text("")
     b_report = finish(b)
+    assert token.balance_of(token.payee) == token.units(OWED)  # paid exactly once
     assert by_hand.returncode == 0, by_hand.stderr[-3000:]
     assert "another settle is running" in by_hand.stdout and "Traceback" not in by_hand.stderr
     assert [p[0] for p in b_report["paid"]] == ["confirmed"]
-    assert token.balance_of(token.payee) == token.units(OWED)
     assert journal.balance(provider_account("cloud")) == 0
