@@ -1,7 +1,8 @@
 """The orchestrator: one cycle, read top to bottom.
 
-    run_cycle(now)
-      gate      budget.evaluate(): paused -> CycleReport(state=PAUSED, reason), stop
+    run_cycle(ctx)      ctx = the caller's CycleContext (agents.cycle): id, start, stop flag, deadline;
+                        the caller has passed the gate (agents.cycle.Gate, daemon.cycle.admit)
+      reclaim   claims this worker left behind (a killed cycle of the same persona) are given back
       expire    held drafts past approval.expire_hours -> expired
       plan      how many items (items_per_cycle, runway, budget headroom); resume
                 unfinished tasks first, then rank new candidates with the bandit
@@ -12,10 +13,20 @@
 
 Each step stores the task's new status and typed message before the next one
 starts (agents.tasks), so a crash resumes where it stopped without paying for
-a finished step again.
+a finished step again. Every task is worked on under its claim: a heartbeat
+renews the claim's lease while a step awaits its model (or the platform), and
+the step's write is fenced by the claim's token, so a step whose claim was
+taken over by another worker writes nothing (ClaimLost: its result is dropped).
+Between steps the cycle polls the context: a stop request (SIGTERM) or a
+passed deadline starts no further step (the deadline only after each task's
+first step of the cycle, so every cycle moves every task it took).
+
+Planning numbers come from the LLM room's pricing (the role's model for the
+runway tier now, and its fallbacks, at their configured prices).
 
 Errors, by type:
     BudgetExceeded                 stop starting new steps; the task waits for the next cycle
+    ClaimLost                      the step's result is dropped; the worker that took over goes on
     LLMError with .retryable       recorded; the task waits (no attempt counted)
     LLMError, ResearchError,       attempt counted; failed after max_attempts
       pydantic.ValidationError
@@ -27,13 +38,14 @@ Errors, by type:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from opentelemetry import trace
 from pydantic import ValidationError
@@ -41,6 +53,7 @@ from sqlalchemy import Engine, func, select
 
 from agents.bandit import Bandit, arm_of, arm_stats, ledger_history
 from agents.critic import Critic
+from agents.cycle import CycleContext
 from agents.llm.errors import LLMError
 from agents.messages import Brief, FeedItem
 from agents.research import ResearchError
@@ -54,13 +67,14 @@ from agents.tasks import (
     PUBLISHED,
     REJECTED,
     RESEARCHED,
+    ClaimLost,
     Task,
     TaskStore,
     post_key,
 )
 from agents.writer import Writer
 from config.money import format_credits
-from config.settings import Settings
+from config.settings import ModelPrice, Settings
 from ledger.budget import Budget, BudgetExceeded
 from ledger.journal import Journal
 from ledger.models import Posting, Transaction
@@ -70,8 +84,9 @@ log = logging.getLogger(__name__)
 tracer = trace.get_tracer("selfpub.agents")
 
 PROMPT_TOKENS_ESTIMATE = 2_000  # a generous prompt size of one agent call, for planning only
-RAN, PAUSED, DRY_RUN, BUDGET_LIMITED = "RAN", "PAUSED", "DRY_RUN", "BUDGET_LIMITED"
+RAN, PAUSED, DRY_RUN, BUDGET_LIMITED, STOPPED = "RAN", "PAUSED", "DRY_RUN", "BUDGET_LIMITED", "STOPPED"
 STEP_ERRORS = (LLMError, ResearchError, ValidationError)
+PER_MILLION = 1_000_000
 
 
 def utcnow() -> datetime:
@@ -99,6 +114,35 @@ class FeedSource(Protocol):
         ...
 
 
+@runtime_checkable
+class Pricing(Protocol):
+    """What the LLM room says a role's call costs: its model now (runway tiers) and that model's price."""
+
+    def model_for(self, role: str) -> str:
+        """The role's model now."""
+        ...
+
+    def price(self, model: str, role: str | None = None, task_id: str | None = None) -> ModelPrice:
+        """The model's price, or an LLMError (PriceMissing) when it has none."""
+        ...
+
+
+class _SettingsPricing:
+    """Pricing of an LLM that does not price itself (a test fake): the configured model and prices, no tiers."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+
+    def model_for(self, role: str) -> str:
+        return self.settings.agents.role(role).model
+
+    def price(self, model: str, role: str | None = None, task_id: str | None = None) -> ModelPrice:
+        try:
+            return self.settings.prices[model]
+        except KeyError:
+            raise LLMError(f"no price for model {model!r}") from None
+
+
 class Researcher(Protocol):
     """The research step: feed items -> Brief."""
 
@@ -124,8 +168,18 @@ class OrchestratorDeps:
     runway: Callable[[], float | None] = lambda: None  # days of runway, None when unknown
     clock: Callable[[], datetime] = utcnow
     rng: random.Random = field(default_factory=random.Random)
-    worker: str = field(default_factory=lambda: f"w-{uuid.uuid4().hex[:10]}")  # claims tasks; the daemon's is stable
+    worker: str = field(default_factory=lambda: f"w-{uuid.uuid4().hex[:10]}")  # claims tasks; a persona's cycle's is stable
     max_attempts: int = 3
+    heartbeat_seconds: float | None = None  # lease renewal while a step runs; default a third of the lease
+
+
+def cycle_worker(persona: str) -> str:
+    """The worker id of a persona's cycle, whoever runs it (the daemon or `selfpub cycle`).
+
+    A persona's cycles run one at a time under its cycle lock, so the next one may take back at
+    once what a killed one still held; the claim tokens fence a cycle that only seemed dead.
+    """
+    return f"daemon:{persona}"
 
 
 @dataclass
@@ -146,6 +200,7 @@ class CycleReport:
     rejected: int = 0
     failed: int = 0
     expired: int = 0
+    lost: int = 0  # steps whose claim another worker took over: their results were dropped
     cost: int = 0  # ucr committed under this cycle id
     tasks: list[str] = field(default_factory=list)
     explanations: list[str] = field(default_factory=list)
@@ -158,7 +213,9 @@ class CycleReport:
             f"cycle {self.cycle_id} {self.state}: planned {self.planned}, resumed {self.resumed}, "
             f"researched {self.researched}, drafted {self.drafted} (+{self.revised} revisions), "
             f"approved {self.approved}, held {self.held}, published {self.published}, rejected {self.rejected}, "
-            f"failed {self.failed}, expired {self.expired}; cost {format_credits(self.cost)} credits"
+            f"failed {self.failed}, expired {self.expired}"
+            + (f", claims lost {self.lost}" if self.lost else "")
+            + f"; cost {format_credits(self.cost)} credits"
         )
 
 
@@ -181,17 +238,28 @@ class Orchestrator:
         self.deps = deps
         self.settings = deps.settings
         self._stop: BudgetExceeded | None = None
+        self._ctx = CycleContext.start(deps.clock())
 
     # -- planning numbers ---------------------------------------------------------
 
+    def pricing(self) -> Pricing:
+        """The LLM's own pricing when it has one (the metered client), else the configured prices."""
+        llm = self.deps.llm
+        return llm if isinstance(llm, Pricing) else _SettingsPricing(self.settings)
+
     def call_estimate(self, role: str) -> int:
-        """Worst-case ucr of one call of a role (0 when its model has no price: the client refuses those)."""
+        """Worst-case ucr of one call of a role: the dearest of its model now and its fallbacks (0 if unpriced)."""
+        pricing = self.pricing()
         agent = self.settings.agents.role(role)
-        price = self.settings.prices.get(agent.model)
-        if price is None:
-            return 0
-        total = PROMPT_TOKENS_ESTIMATE * price.input_per_million + agent.max_tokens * price.output_per_million
-        return -(-total // 1_000_000)
+        worst = 0
+        for model in [pricing.model_for(role), *(f.model for f in agent.fallbacks)]:
+            try:
+                price = pricing.price(model, role=role)
+            except LLMError:
+                continue  # the client refuses a call to an unpriced model: it costs nothing
+            total = PROMPT_TOKENS_ESTIMATE * price.input_per_million + agent.max_tokens * price.output_per_million
+            worst = max(worst, -(-total // PER_MILLION))
+        return worst
 
     def item_estimate(self) -> int:
         """Worst-case ucr of one item: research, then write and review up to max_revisions more times."""
@@ -222,31 +290,24 @@ class Orchestrator:
 
     # -- the cycle -----------------------------------------------------------------
 
-    async def run_cycle(self, now: datetime | None = None, dry_run: bool = False) -> CycleReport:
-        """Run one cycle now; see the module docstring for the steps."""
+    async def run_cycle(self, ctx: CycleContext | None = None, *, dry_run: bool = False) -> CycleReport:
+        """Run one cycle the caller admitted (see the module docstring for the steps)."""
         d = self.deps
-        now = now or d.clock()
-        cycle_id = f"{now:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
+        ctx = ctx or CycleContext.start(d.clock())
+        cycle_id = ctx.cycle_id
         report = CycleReport(cycle_id)
         self._stop = None
+        self._ctx = ctx
         with tracer.start_as_current_span(
             "cycle", attributes={"cycle.id": cycle_id, "persona": self.settings.persona, "dry_run": dry_run}
         ) as span:
-            state = d.budget.evaluate()
-            if state.paused:
-                report.state, report.reason = PAUSED, state.reason
-                report.explanations.append(f"paused: {state.reason}")
-                span.set_attribute("cycle.state", PAUSED)
-                log.info("cycle paused", extra={"cycle_id": cycle_id, "reason": state.reason})
-                return report
             if dry_run:
                 return self._dry_run(report, cycle_id)
-
-            # A claim lasts one cycle (released below). Claims this worker holds now were left by an
-            # earlier process with the same worker id that died mid-cycle (the daemon's id is stable per
-            # persona, and its cycle lock runs one cycle at a time): take them back now, not after claim_ttl.
+            # Claims this worker holds now were left by an earlier cycle of this persona that died
+            # mid-way (the worker id is stable per persona, and the cycle lock runs one cycle at a
+            # time): take them back now rather than after their lease.
             d.tasks.release_all(d.worker)
-            expired = d.tasks.expire_held(now)
+            expired = d.tasks.expire_held(ctx.now)
             report.expired = len(expired)
             if expired:
                 report.explanations.append(f"{len(expired)} held draft(s) expired after {self.settings.approval.expire_hours} h")
@@ -257,17 +318,29 @@ class Orchestrator:
                 await self._publish_approved(report, cycle_id)
             finally:
                 for t in work:
-                    d.tasks.release(t.id, d.worker)
+                    if t.claim is not None:
+                        d.tasks.release(t.claim)
 
             report.cost = d.budget.cycle_spent(cycle_id)
             if self._stop is not None:
                 report.state = BUDGET_LIMITED
                 report.budget_limit = self._stop.limit
+            elif report.reason:
+                report.state = STOPPED
             span.set_attribute("cycle.state", report.state)
             span.set_attribute("cycle.cost_ucr", report.cost)
             span.set_attribute("cycle.published", report.published)
             log.info("cycle done", extra={"cycle_id": cycle_id, "summary": report.summary()})
             return report
+
+    def _halt(self, report: CycleReport, *, deadline: bool = True) -> bool:
+        """True when no further step may start (a stop request, or the deadline); says why once."""
+        why = self._ctx.halt_reason(self.deps.clock(), deadline=deadline)
+        if why is not None and not report.reason:
+            report.reason = f"{why}: the cycle stopped at a step boundary; unfinished tasks resume next cycle"
+            report.explanations.append(report.reason)
+            log.info("cycle stopping", extra={"cycle_id": report.cycle_id, "why": why})
+        return why is not None
 
     def _dry_run(self, report: CycleReport, cycle_id: str) -> CycleReport:
         """Say what a cycle would do, without calling a model, fetching feeds or publishing."""
@@ -293,6 +366,8 @@ class Orchestrator:
         with tracer.start_as_current_span("agent.plan", attributes={"cycle.id": cycle_id}) as span:
             n, why = self.target(cycle_id)
             report.explanations += why
+            if self._halt(report, deadline=False):
+                n = 0
             work: list[Task] = []
             while len(work) < n:
                 t = d.tasks.claim(IN_PROGRESS, d.worker)
@@ -347,20 +422,73 @@ class Orchestrator:
             raise eg.exceptions[0] from None
 
     async def _work(self, task: Task, report: CycleReport, cycle_id: str) -> None:
-        """research -> write -> critique/revise -> approval, persisting after each step."""
+        """research -> write -> critique/revise -> approval, persisting after each step, under the task's claim."""
+        steps = 0
         while task.status in IN_PROGRESS and self._stop is None:
+            if self._halt(report, deadline=steps > 0):
+                return
             try:
-                task = await self._step(task, report, cycle_id)
+                async with self._heartbeat(task):
+                    task = await self._step(task, report, cycle_id)
+                steps += 1
+            except ClaimLost as exc:
+                self._claim_lost(report, exc)
+                return
             except BudgetExceeded as exc:
                 self._stop = exc
                 msg = f"task {task.id[:8]} stopped at {task.status}: {exc}"
                 report.errors.append(msg)
-                self.deps.tasks.note(task, reason=f"budget: {exc.limit} reached; resumes next cycle")
                 log.warning("budget stop", extra={"cycle_id": cycle_id, "task_id": task.id, "limit": exc.limit})
+                try:
+                    self.deps.tasks.note(task, reason=f"budget: {exc.limit} reached; resumes next cycle")
+                except ClaimLost as lost:
+                    self._claim_lost(report, lost)
                 return
             except STEP_ERRORS as exc:
-                task = self._step_failed(task, exc, report)
+                try:
+                    self._step_failed(task, exc, report)
+                except ClaimLost as lost:
+                    self._claim_lost(report, lost)
                 return
+
+    def _claim_lost(self, report: CycleReport, exc: ClaimLost) -> None:
+        report.lost += 1
+        report.errors.append(f"task {exc.task_id[:8]}: {exc}")
+        log.warning("claim lost; step result dropped",
+                    extra={"cycle_id": report.cycle_id, "task_id": exc.task_id, "holder": exc.holder})
+
+    @contextlib.asynccontextmanager
+    async def _heartbeat(self, task: Task) -> AsyncIterator[None]:
+        """Renew the task's claim while the block awaits (a model call, a publish); stop when it ends."""
+        claim = task.claim
+        if claim is None:
+            yield
+            return
+        tasks = self.deps.tasks
+        every = self.deps.heartbeat_seconds or tasks.lease.total_seconds() / 3
+        done = asyncio.Event()
+
+        async def beat() -> None:
+            while True:
+                try:
+                    await asyncio.wait_for(done.wait(), every)
+                    return
+                except TimeoutError:
+                    pass
+                try:
+                    # In a thread: a busy database must not stall the step's own I/O on this loop.
+                    await asyncio.to_thread(tasks.renew, claim)
+                except ClaimLost:
+                    return  # the step's write will be refused by its token; nothing more to renew
+                except Exception:  # noqa: BLE001 - a failed renewal is retried at the next beat
+                    log.warning("lease renewal failed", exc_info=True, extra={"task_id": claim.task_id})
+
+        beater = asyncio.create_task(beat(), name=f"heartbeat-{claim.task_id[:8]}")
+        try:
+            yield
+        finally:
+            done.set()
+            await beater
 
     def _step_failed(self, task: Task, exc: Exception, report: CycleReport) -> Task:
         d = self.deps
@@ -372,8 +500,9 @@ class Orchestrator:
         attempts = task.attempts + 1
         if attempts >= d.max_attempts:
             task.attempts = attempts
+            task = d.tasks.advance(task, FAILED, reason=f"failed after {attempts} attempt(s): {what}", cost=cost)
             report.failed += 1
-            return d.tasks.advance(task, FAILED, reason=f"failed after {attempts} attempt(s): {what}", cost=cost)
+            return task
         return d.tasks.note(task, reason=f"attempt {attempts} failed: {what}", attempts=attempts, cost=cost)
 
     async def _step(self, task: Task, report: CycleReport, cycle_id: str) -> Task:
@@ -384,15 +513,17 @@ class Orchestrator:
             self._check_headroom(cycle_id, "research")
             with tracer.start_as_current_span("agent.research", attributes={"task.id": task.id}):
                 m.brief = await d.research.brief(list(m.items), task_id=task.id, cycle_id=cycle_id)
+            task = self._save(task, RESEARCHED)
             report.researched += 1
-            return self._save(task, RESEARCHED)
+            return task
         if task.status == RESEARCHED:
             self._check_headroom(cycle_id, "writer")
             with tracer.start_as_current_span("agent.write", attributes={"task.id": task.id}):
                 m.drafts = [await d.writer.draft(m.brief, task_id=task.id, cycle_id=cycle_id)]
             m.reviews = []
+            task = self._save(task, DRAFTED)
             report.drafted += 1
-            return self._save(task, DRAFTED)
+            return task
         # DRAFTED: review the latest draft, or act on its review.
         if len(m.reviews) < len(m.drafts):
             self._check_headroom(cycle_id, "critic")
@@ -408,23 +539,24 @@ class Orchestrator:
             return self._approve(task, report)
         revisions = len(m.drafts) - 1
         if revisions >= self.settings.review.max_revisions:
-            report.rejected += 1
             reasons = "; ".join(last.problems) or f"score {last.score}"
-            return self._save(
+            task = self._save(
                 task, REJECTED, reason=f"rejected after {revisions} revision(s): {reasons}"[:2000], release=True
             )
+            report.rejected += 1
+            return task
         self._check_headroom(cycle_id, "writer")
         with tracer.start_as_current_span("agent.revise", attributes={"task.id": task.id, "revision": revisions + 1}):
             m.drafts.append(await d.writer.draft(m.brief, task_id=task.id, cycle_id=cycle_id, fixes=last.fixes))
+        task = self._save(task, DRAFTED, reason=f"revision {revisions + 1}: " + "; ".join(last.problems)[:500])
         report.revised += 1
-        return self._save(task, DRAFTED, reason=f"revision {revisions + 1}: " + "; ".join(last.problems)[:500])
+        return task
 
     def _check_headroom(self, cycle_id: str, role: str) -> None:
-        """Refuse to start a step whose worst case no longer fits (the client would refuse it too)."""
+        """Refuse to start a step whose worst case no longer fits: the budget names the limit that bit."""
         need = self.call_estimate(role)
-        room = self.deps.budget.headroom(cycle_id)
-        if need and room < need:
-            raise BudgetExceeded("per_cycle_cap" if room >= 0 else "available", need, room, role)
+        if need:
+            self.deps.budget.check(need, cycle_id=cycle_id, agent=role)
 
     def _save(self, task: Task, status: str, *, reason: str | None = None, release: bool = False, **kw) -> Task:  # noqa: ANN003
         cost = task_spend(self.deps.journal.engine, task.id)
@@ -447,15 +579,17 @@ class Orchestrator:
                 risks.append(f"novelty {task.novelty:.2f} < risky_min_novelty {a.risky_min_novelty}")
         task.cost = cost
         if risks:
-            report.held += 1
             until = self.deps.clock() + timedelta(hours=a.expire_hours)
-            return self.deps.tasks.advance(
+            task = self.deps.tasks.advance(
                 task, HELD, reason="held for approval: " + "; ".join(risks), cost=cost, held_until=until, release=True
             )
-        report.approved += 1
-        return self.deps.tasks.advance(
+            report.held += 1
+            return task
+        task = self.deps.tasks.advance(
             task, APPROVED, reason=f"approved ({a.mode}), score {score}", cost=cost, release=True
         )
+        report.approved += 1
+        return task
 
     async def _publish_approved(self, report: CycleReport, cycle_id: str) -> None:
         """Publish every approved task once, through the channel's outbox."""
@@ -465,15 +599,25 @@ class Orchestrator:
             if waiting:
                 report.explanations.append(f"no publish channel: {waiting} approved draft(s) wait")
             return
-        retry_later: list[str] = []
+        # Every publish claim is given back when the loop ends, also on a crash: a task published or
+        # failed has none left; one to retry later keeps its claim until then, so the loop moves on.
+        taken: list[Task] = []
         try:
-            while (task := d.tasks.claim(APPROVED, d.worker)) is not None:
-                await self._publish(task, report, retry_later)
+            while not self._halt(report, deadline=bool(report.published)):
+                task = d.tasks.claim(APPROVED, d.worker)
+                if task is None:
+                    break
+                taken.append(task)
+                try:
+                    async with self._heartbeat(task):
+                        await self._publish(task, report)
+                except ClaimLost as exc:
+                    self._claim_lost(report, exc)
         finally:
-            for tid in retry_later:
-                d.tasks.release(tid, d.worker)
+            for t in taken:
+                d.tasks.release(t.claim)
 
-    async def _publish(self, task: Task, report: CycleReport, retry_later: list[str]) -> None:
+    async def _publish(self, task: Task, report: CycleReport) -> None:
         """Publish one claimed, approved task."""
         d = self.deps
         draft = task.messages.draft
@@ -485,14 +629,13 @@ class Orchestrator:
             try:
                 done = await d.channel.publish_all(post)
             except PermanentError as exc:
-                report.failed += 1
                 report.errors.append(f"task {task.id[:8]}: publish refused: {exc}")
                 d.tasks.advance(task, FAILED, reason=f"publish refused: {exc}"[:2000])
+                report.failed += 1
                 return
             except PublishError as exc:
                 report.errors.append(f"task {task.id[:8]}: publish will be retried: {exc}")
                 d.tasks.note(task, reason=f"publish will be retried: {exc}"[:2000])
-                retry_later.append(task.id)  # keep the claim: the loop moves on to the next task
                 return
             span.set_attribute("publish.platforms", len(done))
         task.messages.published = [
@@ -509,11 +652,14 @@ __all__ = [
     "DRY_RUN",
     "PAUSED",
     "RAN",
+    "STOPPED",
     "Candidate",
     "CycleReport",
     "FeedSource",
     "Orchestrator",
     "OrchestratorDeps",
+    "Pricing",
     "Researcher",
+    "cycle_worker",
     "task_spend",
 ]

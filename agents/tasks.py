@@ -7,15 +7,29 @@ Every step writes the new status and the message it produced in one database
 transaction before the next step starts, so a crashed cycle resumes from the
 stored status without redoing (or paying for) a finished step.
 
-Several workers share the table: `claim()` takes the next task of a status
-with SELECT ... FOR UPDATE SKIP LOCKED on PostgreSQL, and with an atomic
-UPDATE ... WHERE claimed_by IS NULL on SQLite; a claim is a lease that another
-worker may take over once it is older than `claim_ttl` (a crashed worker).
+Claims: several workers share the table, and a task is worked on by one at a time.
+
+    claim(status, worker) --> Claim(task, worker, token), lease_until = now + lease
+         |   SELECT ... FOR UPDATE SKIP LOCKED (PostgreSQL), a conditional UPDATE (SQLite)
+         |   free = no token, or lease_until passed (its worker died or hung: taken over)
+         v
+    renew(claim)          lease_until = now + lease  (a heartbeat while a step awaits its model)
+    advance/note(task)    UPDATE ... WHERE claim_token = task.claim.token: the token is a fence
+    release(claim)        token, worker and lease cleared
+
+A Task returned by claim() or create(claimed_by=...) carries its Claim, and
+every write through it is a conditional UPDATE on the token: once another
+worker has taken the task over, the old worker's write changes nothing and
+raises ClaimLost (its step's result is dropped). A Task read with get()
+carries no claim: writing through it (a person approving a draft) is refused
+while a live claim is held by a worker.
 
 Errors:
     TaskError
      +-- TaskNotFound          no task with that id (or prefix)
      +-- InvalidTransition     e.g. approving a task that is not held
+     +-- ClaimLost             the claim expired and another worker took the task over (or it was released)
+     +-- TaskBusy              a person's change to a task a worker holds right now
 """
 
 from __future__ import annotations
@@ -23,7 +37,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -43,7 +57,9 @@ PUBLISHED, REJECTED, FAILED, EXPIRED = "published", "rejected", "failed", "expir
 STATUSES = (PLANNED, RESEARCHED, DRAFTED, HELD, APPROVED, PUBLISHED, REJECTED, FAILED, EXPIRED)
 IN_PROGRESS = (PLANNED, RESEARCHED, DRAFTED)
 FINAL = (PUBLISHED, REJECTED, FAILED, EXPIRED)
-DEFAULT_CLAIM_TTL = timedelta(minutes=15)
+# A claim's lease: short, because the holder renews it while a step runs (every lease / 3); a worker
+# that died or hung loses its tasks this long after its last renewal.
+DEFAULT_LEASE = timedelta(minutes=2)
 
 tasks_registry = registry()
 metadata = tasks_registry.metadata
@@ -81,6 +97,8 @@ class TaskRow(TaskBase, table=True):
     attempts: int = 0
     claimed_by: str | None = Field(default=None, max_length=64)
     claimed_at: datetime | None = None
+    claim_token: str | None = Field(default=None, max_length=64)  # the fence: changes with every claim
+    lease_until: datetime | None = None  # the claim may be taken over after this
     held_until: datetime | None = None
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
@@ -109,6 +127,38 @@ class InvalidTransition(TaskError):
         self.status = status
         self.wanted = wanted
         super().__init__(f"task {task_id} is {status}; cannot make it {wanted}")
+
+
+class ClaimLost(TaskError):
+    """The claim on a task is no longer ours (expired and taken over, or released): nothing was written."""
+
+    def __init__(self, task_id: str, worker: str, holder: str | None):
+        self.task_id = task_id
+        self.worker = worker
+        self.holder = holder
+        now = f"held by {holder}" if holder else "no longer claimed"
+        super().__init__(f"task {task_id}: the claim of {worker} was lost ({now}); its step's result is dropped")
+
+
+class TaskBusy(TaskError):
+    """A change without a claim to a task a worker holds right now (e.g. rejecting a draft being published)."""
+
+    def __init__(self, task_id: str, holder: str | None, until: datetime | None):
+        self.task_id = task_id
+        self.holder = holder
+        self.until = until
+        super().__init__(
+            f"task {task_id} is being worked on by {holder or 'a worker'} right now; try again in a minute"
+        )
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One worker's claim on one task; `token` fences every write made under it."""
+
+    task_id: str
+    worker: str
+    token: str
 
 
 @dataclass
@@ -175,21 +225,29 @@ class Task:
     held_until: datetime | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
+    lease_until: datetime | None = None
+    claim: Claim | None = None  # set only on a task this process claimed: writes through it are fenced
 
     @classmethod
-    def from_row(cls, r: Any) -> Task:  # noqa: ANN401
-        """Build from a `task` row."""
+    def from_row(cls, r: Any, claim: Claim | None = None) -> Task:  # noqa: ANN401
+        """Build from a `task` row (with the caller's claim, when it holds one)."""
         return cls(
             id=r.id, persona=r.persona, cycle_id=r.cycle_id, status=r.status,
             messages=Messages.from_json(r.messages), feed_url=r.feed_url, item_url=r.item_url,
             content_hash=r.content_hash, arm=r.arm, novelty=r.novelty, score=r.score, cost=int(r.cost),
             explanation=r.explanation, reasons=list(json.loads(r.reasons or "[]")), attempts=r.attempts,
             claimed_by=r.claimed_by, held_until=r.held_until, created_at=r.created_at, updated_at=r.updated_at,
+            lease_until=r.lease_until, claim=claim,
         )
 
 
 def new_task_id() -> str:
     """A fresh task id."""
+    return uuid.uuid4().hex
+
+
+def new_token() -> str:
+    """A fresh claim token."""
     return uuid.uuid4().hex
 
 
@@ -202,7 +260,7 @@ class TaskStore:
         *,
         persona: str = "default",
         clock: Callable[[], datetime] = utcnow,
-        claim_ttl: timedelta = DEFAULT_CLAIM_TTL,
+        lease: timedelta = DEFAULT_LEASE,
     ):
         self.engine = engine
         # For transactions that read, then write: BEGIN IMMEDIATE on SQLite takes the write lock up
@@ -210,7 +268,7 @@ class TaskStore:
         self._writer = engine.execution_options(sqlite_begin="IMMEDIATE")
         self.persona = persona
         self.clock = clock
-        self.claim_ttl = claim_ttl
+        self.lease = lease
 
     def migrate(self) -> None:
         """Create or upgrade the task table."""
@@ -232,17 +290,19 @@ class TaskStore:
         """Store a planned task for one or more feed items (optionally claimed at once)."""
         now = self.clock()
         first = items[0]
+        claim = Claim(task_id or new_task_id(), claimed_by, new_token()) if claimed_by else None
         row = {
-            "id": task_id or new_task_id(), "persona": self.persona, "cycle_id": cycle_id, "status": PLANNED,
+            "id": claim.task_id if claim else (task_id or new_task_id()), "persona": self.persona, "cycle_id": cycle_id, "status": PLANNED,
             "feed_url": first.feed_url[:2000], "item_url": first.url[:2000], "content_hash": first.content_hash[:128],
             "arm": arm[:300], "novelty": float(novelty), "messages": Messages(items=list(items)).to_json(),
             "cost": 0, "explanation": explanation, "reasons": "[]", "attempts": 0,
-            "claimed_by": claimed_by, "claimed_at": now if claimed_by else None,
+            "claimed_by": claimed_by, "claimed_at": now if claim else None,
+            "claim_token": claim.token if claim else None, "lease_until": now + self.lease if claim else None,
             "created_at": now, "updated_at": now,
         }
         with self.engine.begin() as conn:
             conn.execute(TASK.insert().values(**row))
-        return self.get(row["id"])
+        return self._read(row["id"], claim)
 
     def advance(
         self,
@@ -256,7 +316,11 @@ class TaskStore:
         release: bool = False,
         **fields: Any,  # noqa: ANN401
     ) -> Task:
-        """Persist the task's messages and its new status together (only if it is still in `expect`)."""
+        """Persist the task's messages and its new status together (only if it is still in `expect`).
+
+        Through a claimed task the write is fenced by its token (ClaimLost when another worker
+        took it over); through an unclaimed one it is refused while a worker holds it (TaskBusy).
+        """
         if status not in STATUSES:
             raise TaskError(f"unknown status {status!r}")
         expected = (task.status,) if expect is None else ((expect,) if isinstance(expect, str) else tuple(expect))
@@ -269,22 +333,32 @@ class TaskStore:
             values["cost"] = cost
         if held_until is not None or status != HELD:
             values["held_until"] = held_until
-        if release or status in FINAL:
-            values["claimed_by"] = None
-            values["claimed_at"] = None
+        released = release or status in FINAL
+        if released:
+            values.update(_UNCLAIMED)
+        now = values["updated_at"]
+        claim = task.claim
+        if claim is not None:
+            mine = TASK.c.claim_token == claim.token
+        else:
+            mine = or_(TASK.c.claim_token.is_(None), TASK.c.lease_until < now)
         with self.engine.begin() as conn:
             done = conn.execute(
-                update(TASK).where(TASK.c.id == task.id, TASK.c.status.in_(expected)).values(**values)
+                update(TASK).where(TASK.c.id == task.id, TASK.c.status.in_(expected), mine).values(**values)
             ).rowcount
         if not done:
-            current = self.get(task.id)
+            current = self._row(task.id)
+            if claim is not None and current.claim_token != claim.token:
+                raise ClaimLost(task.id, claim.worker, current.claimed_by if current.claim_token else None)
+            if current.status in expected and claim is None:
+                raise TaskBusy(task.id, current.claimed_by, current.lease_until)
             raise InvalidTransition(task.id, current.status, status)
-        return self.get(task.id)
+        return self._read(task.id, None if released else claim)
 
     def note(self, task: Task, *, reason: str | None = None, attempts: int | None = None, cost: int | None = None) -> Task:
         """Record a reason / attempt count / cost without changing the status."""
         return self.advance(
-            task if attempts is None else _with(task, attempts=attempts), task.status, reason=reason, cost=cost,
+            task if attempts is None else replace(task, attempts=attempts), task.status, reason=reason, cost=cost,
             held_until=task.held_until,
         )
 
@@ -326,20 +400,21 @@ class TaskStore:
     # -- claiming ------------------------------------------------------------
 
     def claim(self, status: str | Sequence[str], worker: str) -> Task | None:
-        """Take the oldest unclaimed task in `status` for `worker`; None when there is none."""
+        """Take the oldest free task in `status` for `worker` (a Task carrying its Claim); None when none is free."""
         statuses = (status,) if isinstance(status, str) else tuple(status)
         now = self.clock()
-        stale = now - self.claim_ttl
-        free = or_(TASK.c.claimed_by.is_(None), TASK.c.claimed_at < stale)
+        free = or_(TASK.c.claim_token.is_(None), TASK.c.lease_until < now)
         base = select(TASK.c.id).where(TASK.c.persona == self.persona, TASK.c.status.in_(statuses), free)
         base = base.order_by(TASK.c.created_at, TASK.c.id)
+        token = new_token()
+        held = {"claimed_by": worker, "claimed_at": now, "claim_token": token, "lease_until": now + self.lease}
         if is_postgres(self.engine):
             with self.engine.begin() as conn:
                 tid = conn.execute(base.limit(1).with_for_update(skip_locked=True)).scalar()
                 if tid is None:
                     return None
-                conn.execute(update(TASK).where(TASK.c.id == tid).values(claimed_by=worker, claimed_at=now))
-            return self.get(tid)
+                conn.execute(update(TASK).where(TASK.c.id == tid).values(**held))
+            return self._read(tid, Claim(tid, worker, token))
         # SQLite has one writer at a time: an atomic conditional UPDATE is the claim.
         for _ in range(16):
             with self._writer.begin() as conn:
@@ -347,34 +422,54 @@ class TaskStore:
                 if tid is None:
                     return None
                 done = conn.execute(
-                    update(TASK).where(TASK.c.id == tid, TASK.c.status.in_(statuses), free).values(
-                        claimed_by=worker, claimed_at=now
-                    )
+                    update(TASK).where(TASK.c.id == tid, TASK.c.status.in_(statuses), free).values(**held)
                 ).rowcount
             if done:
-                return self.get(tid)
+                return self._read(tid, Claim(tid, worker, token))
         return None
 
-    def release(self, task_id: str, worker: str) -> None:
-        """Give a claim back (only the claiming worker's)."""
+    def renew(self, claim: Claim) -> datetime:
+        """Extend the claim's lease from now; returns the new end, or raises ClaimLost."""
+        until = self.clock() + self.lease
         with self.engine.begin() as conn:
-            conn.execute(
-                update(TASK).where(TASK.c.id == task_id, TASK.c.claimed_by == worker).values(claimed_by=None, claimed_at=None)
-            )
+            done = conn.execute(
+                update(TASK).where(TASK.c.id == claim.task_id, TASK.c.claim_token == claim.token).values(
+                    lease_until=until
+                )
+            ).rowcount
+        if not done:
+            row = self._row(claim.task_id)
+            raise ClaimLost(claim.task_id, claim.worker, row.claimed_by if row.claim_token else None)
+        return until
+
+    def release(self, claim: Claim) -> bool:
+        """Give a claim back (only while it is still this claim); True when it was."""
+        with self.engine.begin() as conn:
+            return bool(conn.execute(
+                update(TASK).where(TASK.c.id == claim.task_id, TASK.c.claim_token == claim.token).values(**_UNCLAIMED)
+            ).rowcount)
 
     def release_all(self, worker: str) -> int:
         """Give back every claim `worker` holds; returns how many."""
         with self.engine.begin() as conn:
             return conn.execute(
-                update(TASK).where(TASK.c.persona == self.persona, TASK.c.claimed_by == worker).values(
-                    claimed_by=None, claimed_at=None
-                )
+                update(TASK).where(TASK.c.persona == self.persona, TASK.c.claimed_by == worker).values(**_UNCLAIMED)
             ).rowcount
 
     # -- reading -------------------------------------------------------------
 
+    def _row(self, task_id: str) -> Any:  # noqa: ANN401 - a Row of `task`
+        with self.engine.connect() as conn:
+            row = conn.execute(select(TASK).where(TASK.c.id == task_id)).first()
+        if row is None:
+            raise TaskNotFound(task_id)
+        return row
+
+    def _read(self, task_id: str, claim: Claim | None) -> Task:
+        return Task.from_row(self._row(task_id), claim)
+
     def get(self, task_id: str) -> Task:
-        """One task by id, or by a unique id prefix of at least 6 characters."""
+        """One task by id, or by a unique id prefix of at least 6 characters (without a claim)."""
         with self.engine.connect() as conn:
             row = conn.execute(select(TASK).where(TASK.c.id == task_id)).first()
             if row is None and len(task_id) >= 6:
@@ -422,15 +517,12 @@ class TaskStore:
         return [(r.id, r.arm, [post_key(r.id)]) for r in rows]
 
 
+_UNCLAIMED = {"claimed_by": None, "claimed_at": None, "claim_token": None, "lease_until": None}
+
+
 def post_key(task_id: str) -> str:
     """The stable idempotency key of the post made from a task."""
     return f"selfpub-{task_id}"
-
-
-def _with(task: Task, **changes: Any) -> Task:  # noqa: ANN401
-    from dataclasses import replace
-
-    return replace(task, **changes)
 
 
 def _chunks(seq: list, n: int):  # noqa: ANN001, ANN202

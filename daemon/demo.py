@@ -2,7 +2,10 @@
 
 Funds the agent on the embedded chain, runs cycles until the balance falls
 under min_balance and the loop pauses, tips the agent on chain, shows the
-loop resume, then prints the ledger report and writes the chart. When the
+loop resume, then prints the ledger report and writes the chart. Every cycle
+goes through the daemon's door (daemon.cycle: the gate with the wallet's pause
+reason, then the persona's cycle lock), so the demo pauses and resumes exactly
+as the daemon would. When the
 Node peer is installed (build/node/pds, `make peers`), posts also go to a
 local Bluesky PDS on 127.0.0.1; otherwise the demo says Bluesky is skipped.
 """
@@ -22,6 +25,7 @@ from pathlib import Path
 import httpx
 from rich.console import Console
 
+from agents.cycle import CycleContext, Gate
 from agents.sample import sample_feed_bytes
 from config import format_credits, load_settings
 from config.db import make_engine
@@ -29,7 +33,9 @@ from config.settings import Settings
 from ledger import Budget, Journal
 from ledger.plot import render as render_chart
 from ledger.reports import build_report, render_table
+from daemon.cycle import run_admitted
 from daemon.localpds import DEFAULT_PDS_DIR, LocalPds, PdsError, find_pds, start_pds
+from daemon.lock import CycleLock
 
 # Demo prices are high on purpose so a few cycles move the balance visibly.
 DEMO_PRICE = {"input_per_million": "20", "output_per_million": "60", "provider": "embedded"}
@@ -208,7 +214,7 @@ async def run_demo(workdir: Path, console: Console | None = None, *, pds_dir: Pa
 async def _run(workdir: Path, feed_url: str, settings: Settings, journal: Journal, budget: Budget,  # noqa: PLR0913
                peer: DemoBluesky | str, console: Console, result: DemoResult) -> None:
     from daemon.wiring_agents import build_deps
-    from agents.orchestrator import Orchestrator
+    from agents.orchestrator import Orchestrator, cycle_worker
     from wallet.wallets import ChainWallet
     from daemon.wiring_wallet import build_wallet
 
@@ -226,18 +232,18 @@ async def _run(workdir: Path, feed_url: str, settings: Settings, journal: Journa
     closers: list = []
     with console.status("starting the embedded model (SmolLM2-135M) and wiring the agents"):
         deps = build_deps(settings, journal, budget, closers=closers)
+        deps.worker = cycle_worker(settings.persona)
         orchestrator = Orchestrator(deps)
+    door = Door(Gate(budget, wallet.pause_reason), CycleLock(journal.engine, settings.persona, settings.state_dir))
     try:
-        await _cycles_until_pause(orchestrator, budget, wallet, console, result)
+        await _cycles_until_pause(orchestrator, door, console, result)
         console.rule("[bold]tip arrives")
         chain.tip(_ucr(TIP))
         wallet.scan()
-        state = budget.evaluate(extra_reason=wallet.pause_reason())
-        result.resumed = not state.paused
-        console.print(f"tipped {TIP} credits on chain -> available {format_credits(budget.available())}; "
-                      f"{'[green]RESUMED[/]' if result.resumed else '[red]still paused: ' + state.reason + '[/]'}")
-        if result.resumed:
-            await _one_cycle(orchestrator, console, result)
+        console.print(f"tipped {TIP} credits on chain -> available {format_credits(budget.available())}")
+        result.resumed = await _one_cycle(orchestrator, door, console, result)
+        console.print("[green]RESUMED[/]: the gate let the cycle above run" if result.resumed
+                      else f"[red]still paused: {door.last_reason}[/]")
         with console.status("settling what the agent owes its compute provider, on chain"):
             settled = wallet.settle()
         for p in settled.paid:
@@ -270,22 +276,34 @@ async def _run(workdir: Path, feed_url: str, settings: Settings, journal: Journa
         console.print(f"bluesky: skipped ({result.bluesky_skipped})")
 
 
-async def _cycles_until_pause(orchestrator, budget: Budget, wallet, console: Console, result: DemoResult) -> None:  # noqa: ANN001
+@dataclass
+class Door:
+    """The demo's way into a cycle: the gate and the persona's cycle lock (daemon.cycle)."""
+
+    gate: Gate
+    lock: CycleLock
+    last_reason: str = ""
+
+
+async def _cycles_until_pause(orchestrator, door: Door, console: Console, result: DemoResult) -> None:  # noqa: ANN001
     for _ in range(MAX_CYCLES_BEFORE_TIP):
-        state = budget.evaluate(extra_reason=wallet.pause_reason())
-        if state.paused:
-            result.paused_reason = state.reason
-            console.print(f"[yellow]PAUSED[/]: {state.reason}")
+        if not await _one_cycle(orchestrator, door, console, result):
+            result.paused_reason = door.last_reason
+            console.print(f"[yellow]PAUSED[/]: {door.last_reason}")
             return
-        await _one_cycle(orchestrator, console, result)
-    state = budget.evaluate(extra_reason=wallet.pause_reason())
+    state = door.gate.check()
     result.paused_reason = state.reason if state.paused else ""
 
 
-async def _one_cycle(orchestrator, console: Console, result: DemoResult) -> None:  # noqa: ANN001
+async def _one_cycle(orchestrator, door: Door, console: Console, result: DemoResult) -> bool:  # noqa: ANN001
+    """One cycle through the door; False (and the reason in door.last_reason) when it was refused."""
     n = len(result.cycles) + 1
     with console.status(f"cycle {n}: research -> write -> critique -> publish on the embedded model"):
-        report = await orchestrator.run_cycle()
+        done = await run_admitted(door.gate, door.lock, orchestrator.run_cycle, CycleContext.start())
+    if not done.admission.admitted:
+        door.last_reason = done.admission.reason
+        return False
+    report = done.result
     result.cycles.append(report.summary())
     result.published += report.published
     console.print(f"[bold]cycle {n}[/] {report.summary()}; available {format_credits(orchestrator.deps.budget.available())}")
@@ -294,6 +312,7 @@ async def _one_cycle(orchestrator, console: Console, result: DemoResult) -> None
             console.print(f"  [dim]{why}[/]")
     for err in report.errors[:3]:
         console.print(f"  [red]error[/] {err}")
+    return True
 
 
 def _status(exc: Exception) -> str:

@@ -4,7 +4,8 @@ The cycle runs on a cron expression or an interval (with jitter), coalesced,
 one instance at a time, late by at most misfire_grace_seconds. When the
 runway falls under schedule.slow_below_days the cycle interval is multiplied
 by schedule.slow_factor (a cron schedule becomes an interval of its own gap
-times the factor); it goes back when the runway recovers.
+times the factor); it goes back when the runway recovers. The period between
+two cycles is also each cycle's deadline (a cycle starts no step past it).
 """
 
 from __future__ import annotations
@@ -125,6 +126,15 @@ class Cadence:
             return True  # not installed yet: install() picks up self.slow
         self.scheduler.reschedule_job(CYCLE, trigger=cycle_trigger(self.schedule, slow=slow, fast_seconds=self.fast_seconds))
         return True
+
+    def period(self) -> timedelta | None:
+        """The time between two cycles now (a cron schedule's gap, stretched when slow); None when unknown."""
+        interval = self.cycle_interval()
+        if interval is not None:
+            return interval
+        if self.schedule.cron:
+            return cron_gap(self.schedule.cron, self.schedule.timezone) * (self.schedule.slow_factor if self.slow else 1)
+        return None
 
     def cycle_interval(self) -> timedelta | None:
         """The current cycle interval (None for a plain cron schedule)."""

@@ -3,7 +3,13 @@
 State machine:
 
     STARTING -> RUNNING <-> PAUSED(reason) -> STOPPING
-                (budget.evaluate before every cycle and after every earnings pull)
+                (the one gate, agents.cycle.Gate: budget.evaluate with the wallet's pause
+                 reason, before every cycle (daemon.cycle.admit) and after every earnings pull)
+
+A cycle: the job makes its CycleContext (id, start, the stop flag, a deadline one
+cycle period away), passes the gate and takes the persona's cycle lock
+(daemon.cycle.admit, the same door `selfpub cycle` and the demo use), then runs
+the injected cycle with that context.
 
 Job error policy (one catch per job run):
 
@@ -15,7 +21,8 @@ Job error policy (one catch per job run):
      +-- anything else is a bug: logged with its traceback, the service stops with
                      exit code 1 and systemd restarts it (Restart=on-failure)
 
-SIGTERM: stop scheduling, let the cycle in flight finish for up to
+SIGTERM: stop scheduling, set the cycle's stop flag (the orchestrator starts no
+further step), let the cycle in flight finish for up to
 `stop_grace_seconds`, then cancel it (the orchestrator stores every step, so
 abandoning is safe and the next start resumes the task) and exit 0.
 SIGHUP: reload and validate the config file; on error keep the old settings.
@@ -35,7 +42,6 @@ import signal
 import socket
 import threading
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -44,9 +50,11 @@ from typing import Any
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy import update
 
+from agents.cycle import CycleContext, Gate
 from config.loader import ConfigError
 from config.money import format_credits
 from config.settings import Settings
+from daemon.cycle import LOCKED, PAUSED, admit
 from daemon.http import StatusServer
 from daemon.lock import CycleLock
 from daemon.models import ABANDONED, CRASHED, FAILED, OK, RETRY, RUNNING, SKIPPED, JobRun
@@ -95,15 +103,6 @@ class ErrorPolicy:
         return "bug"
 
 
-@dataclass
-class CycleContext:
-    """What a cycle callable gets: its id, the time, and a stop flag it may poll between steps."""
-
-    cycle_id: str
-    now: datetime
-    stop: threading.Event
-
-
 Job = Callable[[], Any]  # sync or async; a sync job runs in a worker thread
 
 
@@ -115,7 +114,7 @@ class Jobs:
     earnings: Job | None = None
     settle: Job | None = None
     reconcile: Job | None = None
-    stale_reason: Callable[[], str | None] | None = None  # e.g. "chain data too stale (...)"
+    pause_reason: Callable[[], str | None] | None = None  # the wallet's: "chain data too stale: ..." or None
     on_reload: Callable[[Settings], Any] | None = None  # rebuild what depends on the settings (may be async)
 
 
@@ -210,6 +209,7 @@ class Service:
         self.stop_grace_seconds = stop_grace_seconds
         self.instance = instance or f"{socket.gethostname()}:{os.getpid()}"
         self.on_settings = on_settings
+        self.gate = Gate(budget, jobs.pause_reason)
         self.state = State.STARTING
         self.reason = ""
         self.reload_note = ""
@@ -317,9 +317,10 @@ class Service:
             self.state, self.reason = state, reason
 
     def _evaluate(self) -> PauseState:
-        """budget.evaluate (with wallet staleness) and the matching service state."""
-        extra = self.jobs.stale_reason() if self.jobs.stale_reason else None
-        pause = self.budget.evaluate(extra_reason=extra)
+        """The gate (budget.evaluate with the wallet's pause reason) and the matching service state."""
+        return self._follow(self.gate.check())
+
+    def _follow(self, pause: PauseState) -> PauseState:
         self._set_state(State.PAUSED if pause.paused else State.RUNNING, pause.reason)
         return pause
 
@@ -428,31 +429,33 @@ class Service:
         return outcome
 
     async def cycle_job(self) -> None:
-        """The scheduled cycle: pause gate, per-persona lock, then the injected cycle."""
+        """The scheduled cycle: the gate and the per-persona lock (daemon.cycle.admit), then the injected cycle."""
         if self.state is State.STOPPING:
             return
-        pause = await in_thread(self._evaluate)
-        if pause.paused:
-            log.info("cycle skipped: paused", extra={"reason": pause.reason})
-            await in_thread(self._record_skip, "cycle", f"paused: {pause.reason}")
+        self.cycle_stop = threading.Event()
+        now = datetime.now(timezone.utc)
+        period = self.cadence.period()
+        ctx = CycleContext.start(now, stop=self.cycle_stop, deadline=now + period if period else None)
+        admission = await in_thread(admit, self.gate, self.lock)
+        self._follow(admission.pause)
+        if admission.outcome == PAUSED:
+            log.info("cycle skipped: paused", extra={"reason": admission.reason})
+            await in_thread(self._record_skip, "cycle", f"paused: {admission.reason}")
             await self._after_job()
             return
-        if not await in_thread(self.lock.acquire):
+        if admission.outcome == LOCKED:
             log.info("cycle skipped: another instance runs this persona's cycle",
                      extra={"persona": self.settings.persona})
             return
-        self.cycle_stop = threading.Event()
-        self.inflight = asyncio.get_running_loop().create_task(self._locked_cycle())
+        self.inflight = asyncio.get_running_loop().create_task(self._locked_cycle(ctx))
         # shield: a scheduler shutdown must not cancel the cycle; shutdown() decides.
         await asyncio.shield(self.inflight)
 
-    async def _locked_cycle(self) -> None:
-        cycle_id = uuid.uuid4().hex[:16]
-        ctx = CycleContext(cycle_id, datetime.now(timezone.utc), self.cycle_stop)
+    async def _locked_cycle(self, ctx: CycleContext) -> None:
         try:
-            with self._cycle_span(cycle_id):
+            with self._cycle_span(ctx.cycle_id):
                 outcome = await self._guarded("cycle", lambda: call_job(self.jobs.cycle, ctx))
-            log.info("cycle finished", extra={"cycle_id": cycle_id, "outcome": outcome})
+            log.info("cycle finished", extra={"cycle_id": ctx.cycle_id, "outcome": outcome})
         finally:
             await asyncio.shield(in_thread(self.lock.release))
         await self._after_job()
@@ -537,6 +540,7 @@ class Service:
         new = new.model_copy(update=keep)
         self.settings = new
         self.budget = Budget(self.journal, new.budget, persona=new.persona, clock=self.budget.clock)
+        self.gate = Gate(self.budget, self.jobs.pause_reason)
         if new.schedule != old.schedule:
             self.cadence.set_schedule(new.schedule)
         if self.on_settings is not None:

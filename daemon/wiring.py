@@ -21,6 +21,7 @@ from typing import Any
 
 from sqlalchemy import Engine, text
 
+from agents.cycle import CycleContext
 from config.db import is_postgres, make_engine
 from config.loader import load_settings
 from config.settings import Settings
@@ -30,7 +31,6 @@ from daemon.memory import trim_heap
 from daemon.notify import Notifier
 from daemon.service import (
     DEFAULT_STOP_GRACE_SECONDS,
-    CycleContext,
     ErrorPolicy,
     Jobs,
     PermanentJobError,
@@ -161,7 +161,7 @@ def real_jobs(settings: Settings, journal: Journal, budget: Budget) -> Jobs:
     wallet = WalletSlot(journal, settings, build_wallet) if build_wallet is not None else None
     if wallet is not None:
         jobs.earnings, jobs.settle, jobs.reconcile = wallet.scan, wallet.settle, wallet.reconcile
-        jobs.stale_reason = lambda: "chain data too stale" if wallet.is_too_stale() else None
+        jobs.pause_reason = wallet.pause_reason
         jobs.on_reload = wallet.reload
     try:
         from agents.orchestrator import Orchestrator  # noqa: F401
@@ -210,6 +210,10 @@ class WalletSlot:
 
     def is_too_stale(self) -> bool:
         return bool(self.current.is_too_stale())
+
+    def pause_reason(self) -> str | None:
+        """The wallet's reason to pause the loop (chain data too stale), or None: the gate's input."""
+        return self.current.pause_reason()
 
     def _rebuild(self, settings: Settings) -> Any:  # noqa: ANN401 - a Wallet
         old = self.current
@@ -270,7 +274,7 @@ class OrchestratorSlot:
         atexit.register(self._close_at_exit)
 
     def _build(self, settings: Settings, budget: Budget | None = None) -> Any:  # noqa: ANN401 - AgentsRuntime
-        from agents.orchestrator import Orchestrator
+        from agents.orchestrator import Orchestrator, cycle_worker
         from daemon.wiring_agents import AgentsRuntime, _close_sync, build_deps
 
         budget = budget or Budget(self.journal, settings.budget, persona=settings.persona)
@@ -282,7 +286,7 @@ class OrchestratorSlot:
             raise
         # Stable across restarts: the next start takes back the tasks a killed daemon had claimed
         # (Orchestrator.run_cycle releases this worker's claims under the persona's cycle lock).
-        deps.worker = f"daemon:{settings.persona}"
+        deps.worker = cycle_worker(settings.persona)
         return AgentsRuntime(Orchestrator(deps), deps, closers)
 
     @contextlib.asynccontextmanager
@@ -301,10 +305,10 @@ class OrchestratorSlot:
                     await self._close(runtime)
 
     async def cycle(self, ctx: CycleContext) -> Any:  # noqa: ANN401
-        """The orchestrator's run_cycle as the cycle job."""
+        """The orchestrator's run_cycle as the cycle job, with the job's own cycle context."""
         async with self.use() as runtime:
             try:
-                result = runtime.orchestrator.run_cycle(now=ctx.now)
+                result = runtime.orchestrator.run_cycle(ctx)
                 if asyncio.iscoroutine(result):
                     result = await result
                 return result
@@ -338,6 +342,20 @@ class OrchestratorSlot:
 
         _close_sync(self.current.closers)
         self.current.closers.clear()
+
+
+def wallet_pause_reason(settings: Settings, journal: Journal) -> Callable[[], str | None]:
+    """The wallet's pause reason for a gate outside the daemon (`selfpub cycle`): the same answer the daemon's gate gets.
+
+    Staleness is read from the database (wallet_sync), which the daemon's wallet keeps, so a
+    wallet built here agrees with the daemon's. The ledger wallet never pauses: nothing is built.
+    """
+    if settings.wallet.mode == "ledger":
+        return lambda: None
+    from daemon.wiring_wallet import build_wallet
+
+    wallet = build_wallet(settings, journal)
+    return wallet.pause_reason
 
 
 def _missing_orchestrator(ctx: CycleContext) -> None:

@@ -1,4 +1,11 @@
-"""`selfpub cycle [--dry-run]`: run one cycle now and print what it did and what it cost."""
+"""`selfpub cycle [--dry-run]`: run one cycle now and print what it did and what it cost.
+
+A cycle by hand goes through the same door as the daemon's (daemon.cycle):
+the gate with the wallet's pause reason, then the persona's cycle lock. It is
+refused, with the reason and exit code 1, while the loop is paused (a low
+balance, chain data too stale) or while another process runs the persona's
+cycle. A dry run passes the gate but takes no lock (it writes nothing).
+"""
 
 from __future__ import annotations
 
@@ -9,9 +16,11 @@ from rich.console import Console
 from rich.markup import escape
 
 from config import format_credits
-from daemon.context import app_context
+from daemon.context import app_context, err_console
 
 console = Console()
+
+REFUSED_EXIT = 1
 
 
 def print_report(report) -> None:  # noqa: ANN001
@@ -33,24 +42,63 @@ class _NoModel:
         raise RuntimeError("a dry run must not call a model")
 
 
+def _refuse(outcome: str, reason: str) -> None:
+    from daemon.cycle import PAUSED
+
+    if outcome == PAUSED:
+        err_console.print(f"[bold red]cycle refused: the loop is paused:[/] {escape(reason)}", highlight=False)
+        err_console.print("  the daemon's gate would not run a cycle now either; it resumes by itself when the "
+                          "reason clears (a deposit or tip, or chain data synced again)", highlight=False)
+    else:
+        err_console.print(f"[bold red]cycle refused:[/] {escape(reason)}", highlight=False)
+        err_console.print("  one cycle of a persona runs at a time (the daemon's, or another `selfpub cycle`); "
+                          "try again when it has finished", highlight=False)
+    raise typer.Exit(REFUSED_EXIT)
+
+
 def cycle(
     ctx: typer.Context,
     dry_run: bool = typer.Option(False, "--dry-run", help="Plan only: no model calls, no feed fetch, no publishing."),
 ) -> None:
     """Run one cycle now and print what it did and what it cost."""
+    from agents.cycle import CycleContext, Gate
+    from agents.orchestrator import cycle_worker
+    from daemon.cycle import run_admitted
+    from daemon.lock import CycleLock
+    from daemon.wiring import wallet_pause_reason
     from daemon.wiring_agents import build_orchestrator
+    from wallet.errors import WalletError
 
     app = app_context(ctx)
+    settings = app.settings
+    try:
+        pause_reason = wallet_pause_reason(settings, app.journal)
+    except WalletError as exc:
+        err_console.print(f"[red]cannot read the wallet's state for the gate: {escape(str(exc))}[/]", highlight=False)
+        raise typer.Exit(1) from None
+    gate = Gate(app.budget, pause_reason)
+    cycle_ctx = CycleContext.start()
 
-    async def run():  # noqa: ANN202
+    async def run(c: CycleContext):  # noqa: ANN202
         # A dry run never calls a model: no client (and no embedded server) is built for it.
         runtime = build_orchestrator(app, channel=None if dry_run else "auto", llm=_NoModel() if dry_run else None)
+        runtime.deps.worker = cycle_worker(settings.persona)
         try:
-            return await runtime.orchestrator.run_cycle(dry_run=dry_run)
+            return await runtime.orchestrator.run_cycle(c, dry_run=dry_run)
         finally:
             await runtime.aclose()
 
-    report = asyncio.run(run())
+    if dry_run:
+        pause = gate.check()
+        if pause.paused:
+            _refuse("paused", pause.reason)
+        report = asyncio.run(run(cycle_ctx))
+    else:
+        lock = CycleLock(app.engine, settings.persona, settings.state_dir)
+        done = asyncio.run(run_admitted(gate, lock, run, cycle_ctx))
+        if not done.admission.admitted:
+            _refuse(done.admission.outcome, done.admission.reason)
+        report = done.result
     print_report(report)
 
 

@@ -1,4 +1,4 @@
-"""Claims left by a killed daemon are taken back by its next cycle at once, not after claim_ttl."""
+"""Claims left by a killed daemon are taken back by its next cycle at once, not after their lease."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from datetime import timedelta
 
 import pytest
 
-from agents.tasks import PLANNED, PUBLISHED, RESEARCHED, TaskStore
-from daemon.service import CycleContext
+from agents.cycle import CycleContext
+from agents.tasks import PLANNED, PUBLISHED, RESEARCHED, ClaimLost, TaskStore
 from tests.agents.test_orchestrator_cycle import Rig
 from tests.fakes.scripted_llm import sample_brief, sample_item
 
@@ -21,8 +21,8 @@ def killed_mid_cycle(rig: Rig, worker: str) -> str:
     task.messages.brief = sample_brief()
     rig.tasks.advance(task, RESEARCHED)
     rig.feed.pending = []
-    rig.clock[0] += timedelta(minutes=1)  # the restart comes well inside claim_ttl
-    assert rig.clock[0] - task.created_at < rig.tasks.claim_ttl
+    rig.clock[0] += timedelta(minutes=1)  # the restart comes well inside the lease
+    assert rig.clock[0] - task.created_at < rig.tasks.lease
     assert rig.tasks.get(task.id).claimed_by == worker
     return task.id
 
@@ -41,6 +41,8 @@ def test_release_all_gives_back_only_this_workers_claims_of_this_persona(sqlite_
     assert store.get(theirs.id).claimed_by == "daemon:elsewhere"
     assert store.get(persona.id).claimed_by == DAEMON_WORKER
     assert store.claim(PLANNED, DAEMON_WORKER).id == mine.id
+    with pytest.raises(ClaimLost):  # the killed process's own claim was given back: it can write nothing more
+        store.advance(mine, RESEARCHED)
     engine.dispose()
 
 
@@ -49,7 +51,7 @@ async def test_the_next_cycle_of_the_same_worker_resumes_a_task_claimed_by_a_kil
     tid = killed_mid_cycle(rig, DAEMON_WORKER)
     orchestrator = rig.orchestrator()
     orchestrator.deps.worker = DAEMON_WORKER
-    report = await orchestrator.run_cycle(now=rig.clock[0])
+    report = await orchestrator.run_cycle(CycleContext.start(rig.clock[0]))
     assert report.resumed == 1 and report.published == 1
     assert rig.roles() == ["writer", "critic"]  # research was done before the kill
     task = rig.tasks.get(tid)
@@ -71,4 +73,5 @@ async def test_a_restarted_daemon_has_the_same_worker_id_and_takes_back_its_clai
     restarted = wiring.OrchestratorSlot(rig.journal, rig.settings, rig.budget)
     assert restarted.current.deps.worker == killed.current.deps.worker
     report = await restarted.cycle(CycleContext("c2", rig.clock[0], threading.Event()))
+    assert report.cycle_id == "c2"  # the caller's cycle id, not one of the orchestrator's own
     assert report.resumed == 1 and rig.tasks.get(tid).status == PUBLISHED

@@ -67,9 +67,10 @@ def test_a_claim_is_exclusive_until_released_or_stale(store):
     t = store.create(cycle_id="c1", items=[sample_item()])
     assert store.claim(PLANNED, "w1").id == t.id
     assert store.claim(PLANNED, "w2") is None
-    clock[0] += store.claim_ttl + timedelta(seconds=1)
-    assert store.claim(PLANNED, "w2").claimed_by == "w2"  # the first worker crashed: lease taken over
-    store.release(t.id, "w2")
+    clock[0] += store.lease + timedelta(seconds=1)
+    taken = store.claim(PLANNED, "w2")
+    assert taken.claimed_by == "w2"  # the first worker crashed: lease taken over
+    assert store.release(taken.claim)
     assert store.claim([PLANNED, DRAFTED], "w3").id == t.id
 
 

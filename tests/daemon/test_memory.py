@@ -12,7 +12,7 @@ import pytest
 
 from daemon import wiring
 from daemon.memory import trim_heap
-from daemon.service import CycleContext
+from agents.cycle import CycleContext
 
 glibc = pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="malloc_trim is glibc's")
 
@@ -42,10 +42,10 @@ class _Orchestrator:
     def __init__(self, fail: bool) -> None:
         self.fail = fail
 
-    async def run_cycle(self, now: datetime) -> str:
+    async def run_cycle(self, ctx: CycleContext) -> str:
         if self.fail:
             raise RuntimeError("cycle failed")
-        return f"report at {now:%H:%M}"
+        return f"report at {ctx.now:%H:%M}"
 
 
 def _slot(fail: bool) -> wiring.OrchestratorSlot:

@@ -119,9 +119,9 @@ async def test_a_reload_during_a_cycle_closes_the_old_clients_only_after_the_cyc
         old = slot.current
         run_cycle = old.orchestrator.run_cycle
 
-        async def slow_cycle(now=None):  # noqa: ANN001, ANN202
+        async def slow_cycle(ctx=None, **kw):  # noqa: ANN001, ANN003, ANN202
             await gate.wait()  # the reload happens while this cycle holds the old orchestrator
-            return await run_cycle(now=now)
+            return await run_cycle(ctx, **kw)
 
         old.orchestrator.run_cycle = slow_cycle
         cycle = asyncio.create_task(svc.cycle_job())

@@ -9,13 +9,14 @@ import pytest
 from opentelemetry import trace
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from agents.cycle import CycleContext
 from config.db import make_engine
 from config.loader import ConfigError, Problem
 from config.settings import Settings
 from daemon import models as daemon_models
 from daemon.lock import CycleLock
 from daemon.notify import Notifier
-from daemon.service import CycleContext, Jobs, PermanentJobError, RetryableJobError, Service, State
+from daemon.service import Jobs, PermanentJobError, RetryableJobError, Service, State
 from daemon.status import StatusReader
 from daemon.tracing import setup_tracing
 from daemon.wiring import error_policy
@@ -86,8 +87,7 @@ async def test_cycle_pauses_below_min_balance_and_resumes_at_resume_balance(db_u
 async def test_stale_chain_data_pauses_whatever_the_balance(db_url, tmp_path) -> None:
     stale = {"reason": "chain data too stale (2 days)"}
     cycle = Recorder([])
-    svc = make_service(db_url, tmp_path, cycle)
-    svc.jobs.stale_reason = lambda: stale["reason"]
+    svc = make_service(db_url, tmp_path, cycle, jobs=Jobs(cycle=cycle, pause_reason=lambda: stale["reason"]))
     deposit(svc.journal, 10 * CR)
     await svc.cycle_job()
     assert svc.state is State.PAUSED and svc.reason == "chain data too stale (2 days)" and not cycle.calls
