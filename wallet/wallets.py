@@ -27,7 +27,7 @@ from wallet.chain import check_chain_id, rpc, token_contract
 from wallet.errors import NotOnChain, RpcUnavailable
 from wallet.keystore import Signer
 from wallet.models import utcnow
-from wallet.scanner import ScanResult, TipScanner
+from wallet.scanner import LogRange, ScanResult, TipScanner
 from wallet.settlement import SettleReport, Settler
 from wallet.sync import Freshness, SyncClock
 from wallet.units import units_to_ucr
@@ -175,6 +175,7 @@ class ChainWallet:
         self._chain_id: int | None = None
         self._decimals: int | None = None
         self._migrated = False
+        self._log_range = LogRange(settings.scan_block_range)  # shrinks when the node refuses a log range
 
     # -- connection ----------------------------------------------------------
 
@@ -236,7 +237,8 @@ class ChainWallet:
         return TipScanner(
             self.w3, self.journal, chain_id=self.chain_id, token=self.token, address=self.address,
             decimals=self.decimals, confirmations=self.settings.confirmations,
-            block_range=self.settings.scan_block_range, start_block=self.start_block, clock=self.clock,
+            block_range=self.settings.scan_block_range, start_block=self.start_block, log_range=self._log_range,
+            clock=self.clock,
         )
 
     def settler(self) -> Settler:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from eth_account import Account
 from sqlalchemy import select
 
 from ledger.journal import TIPS, WALLET, Journal
@@ -71,3 +72,48 @@ def test_a_reorg_below_the_cursor_that_adds_a_transfer_is_found(anvil_token: Anv
     rpc_call(anvil_token.node.url, "anvil_reorg", [2, [[request, 0]]])  # same height, new block with a tip
     r = wallet.scan()
     assert r.counted == 1 and sqlite_journal.balance(WALLET) == 500_000
+
+
+
+def test_scenario_4_a_reorged_tip_whose_block_comes_back_counts_once(anvil_token: AnvilToken, journal: Journal) -> None:
+    """Fork A (with the tip) -> fork B (without) -> fork A again, with block for block the same hashes."""
+    tok, url, w3 = anvil_token, anvil_token.node.url, anvil_token.w3
+    wallet = tok.wallet(journal, confirmations=1)
+    parent = w3.eth.get_block("latest")
+    data = token_contract(w3, tok.address).encode_abi("transfer", [tok.agent, tok.units(2_000_000)])
+    raw = Account.from_key(tok.node.keys[0]).sign_transaction({
+        "to": tok.address, "data": data, "nonce": w3.eth.get_transaction_count(tok.funder), "gas": 100_000,
+        "gasPrice": 2 * 10**9, "chainId": tok.node.chain_id,
+    }).raw_transaction.to_0x_hex()
+
+    def fork(tip: bool, offset: int) -> list[str]:
+        """Two blocks on the fork point at fixed times and base fee: the same inputs make the same blocks."""
+        for i in (1, 2):
+            rpc_call(url, "evm_setNextBlockTimestamp", [hex(parent["timestamp"] + offset + 10 * i)])
+            rpc_call(url, "anvil_setNextBlockBaseFeePerGas", [hex(10**9)])
+            if tip and i == 1:
+                w3.eth.wait_for_transaction_receipt(rpc_call(url, "eth_sendRawTransaction", [raw]))
+            else:
+                rpc_call(url, "evm_mine")
+        return [w3.eth.get_block(parent["number"] + i)["hash"].to_0x_hex() for i in (1, 2)]
+
+    fork_point = rpc_call(url, "evm_snapshot")
+    fork_a = fork(True, 0)
+    assert wallet.scan().counted == 1
+
+    assert rpc_call(url, "evm_revert", [fork_point])
+    fork_point = rpc_call(url, "evm_snapshot")
+    fork_b = fork(False, 1)
+    assert fork_b[0] != fork_a[0]
+    assert wallet.scan().reversed == 1
+    assert journal.balance(WALLET) == 0
+
+    assert rpc_call(url, "evm_revert", [fork_point])
+    assert fork(True, 0) == fork_a  # fork A is canonical again: the tip back in its very block
+    r = wallet.scan()
+    assert (r.counted, r.counted_ucr) == (1, 2_000_000)
+    assert journal.balance(WALLET) == 2_000_000 and journal.balance(TIPS) == -2_000_000
+    (row,) = counted_rows(journal)
+    assert (row.status, row.block_hash) == ("counted", fork_a[0])
+    assert wallet.scan().counted == 0  # and it stays counted once
+    assert wallet.reconcile().drift_ucr == 0
