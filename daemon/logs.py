@@ -3,98 +3,28 @@
 Redaction happens twice: a logging.Filter scrubs the message, its args, extra
 fields and the exception text of each record, and the formatter scrubs the
 final line again, so nothing that reaches the stream can carry a secret.
-Secret values come from the settings (every SecretStr) plus patterns that
-look like credentials (bearer tokens, sk- keys, private keys, password=...).
+Both use the one Redactor of daemon/redact.py (known secret values from the
+settings, every URL taken apart, credential patterns), which `config show`,
+the job error records and the status page use too.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import re
 import sys
 import traceback
-from collections.abc import Iterable
 from datetime import datetime, timezone
 from typing import IO, Any
 
-from pydantic import BaseModel, SecretStr
-
 from config.settings import Settings
+from daemon.redact import MASK, Redactor, secret_values
 
-MASK = "[REDACTED]"
-# Secrets shorter than this would mask ordinary words; they are still caught by patterns.
-MIN_SECRET_LEN = 4
-
-# (pattern, replacement): the replacement keeps the label and masks the value.
-SECRET_PATTERNS = (
-    (re.compile(r"(?i)\b(bearer|token|basic)\s+[A-Za-z0-9._~+/=-]{12,}"), rf"\1 {MASK}"),
-    (re.compile(r"\bsk-[A-Za-z0-9_-]{12,}"), MASK),
-    (re.compile(r"\b0x[0-9a-fA-F]{64}\b"), MASK),  # a raw private key
-    (re.compile(r"(?i)\b(password|passwd|secret|api[_-]?key|app[_-]?password|private[_-]?key|authorization)"
-                r"(\s*[=:]\s*|\"\s*:\s*\")[^\s\"',;&]{3,}"), rf"\1\2{MASK}"),
-    (re.compile(r"(://[^/\s:@]+:)[^@\s/]+@"), rf"\1{MASK}@"),  # user:password@ in URLs
-)
+__all__ = ["MASK", "JsonFormatter", "LogfmtFormatter", "RedactingFilter", "Redactor", "apply_reload", "secret_values",
+           "setup_logging"]
 
 # LogRecord attributes that are not `extra` fields.
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
-
-
-def secret_values(settings: BaseModel) -> set[str]:
-    """Every SecretStr value anywhere in the settings tree."""
-    found: set[str] = set()
-
-    def walk(value: Any) -> None:
-        if isinstance(value, SecretStr):
-            raw = value.get_secret_value()
-            if raw and len(raw) >= MIN_SECRET_LEN:
-                found.add(raw)
-        elif isinstance(value, BaseModel):
-            for name in type(value).model_fields:
-                walk(getattr(value, name))
-        elif isinstance(value, dict):
-            for v in value.values():
-                walk(v)
-        elif isinstance(value, (list, tuple, set, frozenset)):
-            for v in value:
-                walk(v)
-
-    walk(settings)
-    return found
-
-
-class Redactor:
-    """Replaces known secret values and secret-looking patterns in text."""
-
-    def __init__(self, secrets: Iterable[str] = ()):
-        self.secrets: list[str] = []
-        self.update(secrets)
-
-    def update(self, secrets: Iterable[str]) -> None:
-        """Add secret values (longest first, so a secret containing another is masked whole)."""
-        merged = set(self.secrets) | {s for s in secrets if s and len(s) >= MIN_SECRET_LEN}
-        self.secrets = sorted(merged, key=len, reverse=True)
-
-    def redact(self, text: str) -> str:
-        """The text with every secret masked."""
-        for secret in self.secrets:
-            if secret in text:
-                text = text.replace(secret, MASK)
-        for pattern, replacement in SECRET_PATTERNS:
-            text = pattern.sub(replacement, text)
-        return text
-
-    def redact_value(self, value: Any) -> Any:
-        """A redacted copy of a log argument or extra field (strings, containers, objects)."""
-        if isinstance(value, str):
-            return self.redact(value)
-        if isinstance(value, (int, float, bool)) or value is None:
-            return value
-        if isinstance(value, dict):
-            return {k: self.redact_value(v) for k, v in value.items()}
-        if isinstance(value, (list, tuple)):
-            return type(value)(self.redact_value(v) for v in value)
-        return self.redact(str(value))
 
 
 class RedactingFilter(logging.Filter):

@@ -393,9 +393,13 @@ class Service:
             ).returning(RUNS.c.id)).scalar_one()
 
     def _record_end(self, run_id: int, outcome: str, detail: str = "") -> None:
+        from daemon.redact import redact, secret_values
+
+        # Redact before cutting: a cut could split a secret into a part no rule recognises.
+        detail = redact(detail, secret_values(self.settings))[:1000]
         with self.engine.begin() as conn:
             conn.execute(update(RUNS).where(RUNS.c.id == run_id).values(
-                finished_at=datetime.now(timezone.utc), outcome=outcome, detail=detail[:1000]))
+                finished_at=datetime.now(timezone.utc), outcome=outcome, detail=detail))
 
     def _record_skip(self, job: str, detail: str) -> None:
         self._record_end(self._record_start(job), SKIPPED, detail)

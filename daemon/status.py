@@ -1,6 +1,8 @@
 """What the status page, /metrics and the systemd STATUS line read: money over time, posts, errors, runway.
 
-Reads the ledger tables and the daemon's job runs; never writes.
+Reads the ledger tables and the daemon's job runs; never writes. Job error text is
+redacted on the way out (daemon/redact.py), so rows stored before redaction on
+write, or by an older version, never show a secret either.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from datetime import datetime, timedelta, timezone
 from sqlalchemy import Engine, func, select
 
 from daemon.models import ERROR_OUTCOMES, JobRun
+from daemon.redact import Redactor
 from ledger.journal import WALLET, Journal
 from ledger.models import Posting, Transaction
 
@@ -70,12 +73,14 @@ class StatusReader:
         *,
         posts_source: Callable[[int], list[PostRow]] | None = None,
         runway_source: Callable[[], float | None] | None = None,
+        redactor: Redactor | None = None,
     ):
         self.journal = journal
         self.engine: Engine = journal.engine
         self.persona = persona
         self.posts_source = posts_source
         self.runway_source = runway_source
+        self.redactor = redactor or Redactor()  # pass one that knows the settings' secret values
 
     def series(self, days: int = 30, now: datetime | None = None) -> list[Point]:
         """Balance, cumulative spend and cumulative income at each ledger transaction of the last `days`."""
@@ -172,14 +177,14 @@ class StatusReader:
         return dict(counts)
 
     def recent_errors(self, limit: int = 10) -> list[ErrorRow]:
-        """The latest failed job runs of this persona."""
+        """The latest failed job runs of this persona, their error text redacted."""
         with self.engine.connect() as conn:
             rows = conn.execute(
                 select(RUNS.c.started_at, RUNS.c.job, RUNS.c.outcome, RUNS.c.detail)
                 .where(RUNS.c.persona == self.persona, RUNS.c.outcome.in_(ERROR_OUTCOMES))
                 .order_by(RUNS.c.started_at.desc()).limit(limit)
             ).all()
-        return [ErrorRow(_aware(r.started_at), r.job, r.outcome, r.detail) for r in rows]
+        return [ErrorRow(_aware(r.started_at), r.job, r.outcome, self.redactor.redact(r.detail or "")) for r in rows]
 
     def error_counts(self) -> dict[str, int]:
         """Failed job runs per job."""

@@ -12,6 +12,7 @@ from rich.console import Console
 
 from config import ConfigError, find_config_path, load_settings
 from daemon.context import app_context, print_config_error
+from daemon.redact import Redactor, secret_values
 
 console = Console()
 config_app = typer.Typer(help="Check and show the configuration.", no_args_is_help=True)
@@ -37,9 +38,10 @@ def check(ctx: typer.Context) -> None:
 
 @config_app.command("show")
 def show(ctx: typer.Context) -> None:
-    """Print the effective settings as JSON (secrets are never shown)."""
+    """Print the effective settings as JSON, every secret-bearing part of every value masked."""
     settings = app_context(ctx).settings
-    console.print_json(json.dumps(settings.model_dump(mode="json"), default=str))
+    shown = Redactor(secret_values(settings)).redact_value(settings.model_dump(mode="json"))
+    console.print_json(json.dumps(shown, default=str))
 
 
 def init(

@@ -9,6 +9,8 @@ from __future__ import annotations
 import io
 import json
 import logging
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -16,7 +18,17 @@ import pytest
 from config import ConfigError, load_settings
 from daemon.logs import setup_logging
 from tests.agents.feeds_support import FeedServer, rss
-from tests.e2e.support import ForemServer, Secrets, cycle_config, fooled_model, leaks, run_cli, run_cli_many, run_one_cycle
+from tests.e2e.support import (
+    ForemServer,
+    Secrets,
+    cli_env,
+    cycle_config,
+    fooled_model,
+    leaks,
+    run_cli,
+    run_cli_many,
+    run_one_cycle,
+)
 from tests.fakes.openai import FakeOpenAI
 
 pytestmark = pytest.mark.timeout(240)
@@ -159,3 +171,49 @@ def test_a_logged_traceback_holding_the_settings_masks_every_secret(tmp_path, js
     line = json.loads(buf.getvalue().splitlines()[-1])
     assert line["msg"] == "cycle crashed" and "RuntimeError" in line["exc"] and "[REDACTED]" in line["exc"]
     assert not leaks(buf.getvalue(), secrets.values())
+
+
+INFURA_KEY = "9aa3d95b3bc440fa88ea12eaa4456161"
+ANKR_KEY = "4d1c9e7b2a3f5e6d8c0b1a2f3e4d5c6b7a8f9e0d1c2b3a4f5e6d7c8b9a0f1e2d"
+AZURE_KEY = "b7e2c9a41f0d4e8a9c3b6d5e2f1a0b9c"
+FEED_TOKEN = "Kq8Y3xjXq7Z-2bX_hO3Lq9sHk4yLmN0p"
+OTLP_PASSWORD = "otel-Pa55-w0rd-9f8e7d"
+
+
+def test_scenario_14_config_show_redacts_keys_in_urls(tmp_path):
+    """`selfpub config show`: an RPC key in the path, API keys in a query, a token in a feed URL and a password
+    in userinfo are masked; the hosts stay, so the output still says where things point."""
+    config = tmp_path / "selfpub.toml"
+    config.write_text(f"""state_dir = "{tmp_path / 'state'}"
+[wallet]
+rpc_url = "https://mainnet.infura.io/v3/{INFURA_KEY}"
+[agents.writer]
+model = "gpt-4o-mini"
+base_url = "https://rpc-llm.openai.azure.com/openai/deployments/w?api-version=2024-06-01&api-key={AZURE_KEY}"
+[[agents.writer.fallbacks]]
+base_url = "https://rpc.ankr.com/multichain/{ANKR_KEY}"
+model = "gpt-4o-mini"
+[prices."gpt-4o-mini"]
+input_per_million = "0.15"
+output_per_million = "0.6"
+provider = "openai"
+[prices."smollm2-135m-instruct"]
+input_per_million = "0.5"
+output_per_million = "1.5"
+[[feeds]]
+url = "https://members.example.com/feed.xml?token={FEED_TOKEN}"
+[tracing]
+otlp_endpoint = "https://collector:{OTLP_PASSWORD}@otel.example.com/v1/traces"
+""")
+    proc = subprocess.run([sys.executable, "-m", "daemon.cli", "--config", str(config), "config", "show"],
+                          cwd=tmp_path, env=cli_env(), capture_output=True, text=True, timeout=120)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out
+    shown = json.loads(proc.stdout)
+    leaked = [s for s in (INFURA_KEY, ANKR_KEY, AZURE_KEY, FEED_TOKEN, OTLP_PASSWORD) if s in out]
+    assert leaked == [], out
+    assert shown["wallet"]["rpc_url"] == "https://mainnet.infura.io/v3/[REDACTED]"
+    assert shown["feeds"][0]["url"] == "https://members.example.com/feed.xml?token=[REDACTED]"
+    assert shown["tracing"]["otlp_endpoint"] == "https://collector:[REDACTED]@otel.example.com/v1/traces"
+    assert "api-version=2024-06-01&api-key=[REDACTED]" in shown["agents"]["writer"]["base_url"]
+    assert shown["agents"]["writer"]["fallbacks"][0]["base_url"] == "https://rpc.ankr.com/multichain/[REDACTED]"
