@@ -1,4 +1,4 @@
-"""The rooms import only what ../shared/DESIGN.md allows."""
+"""The rooms import only what docs/DESIGN.md allows."""
 
 from __future__ import annotations
 

@@ -1,8 +1,7 @@
 """Agents fixtures: the fake OpenAI server, a funded ledger, the metered client, the embedded model.
 
-A switch forbids real LLM endpoints: any chat/completions request sent over a
-real transport fails unless the test is marked `@pytest.mark.real_llm` (or
-goes to a FakeOpenAI server started by the test).
+The switch that forbids real LLM endpoints in unit tests covers the whole suite:
+it is in tests/conftest.py (opt in with `@pytest.mark.real_llm`).
 """
 
 from __future__ import annotations
@@ -10,8 +9,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import httpx
-import httpx2
 import pytest
 
 from agents.calllog import CallLog
@@ -21,46 +18,12 @@ from config.db import make_engine
 from config.settings import AgentSettings, AgentsSettings, BudgetSettings, ModelPrice
 from ledger import Budget, Journal
 from ledger.funding import deposit
-from tests.fakes.openai import SERVING, FakeOpenAI
+from tests.fakes.openai import FakeOpenAI
 
 FAKE_URL = "http://fake-llm.test/v1"
 FAKE_MODEL = "fake-model"
 # 2 and 6 credits per 1M tokens: 10 prompt + 5 completion tokens cost 20 + 30 = 50 ucr.
 FAKE_PRICE = ModelPrice(input_per_million="2", output_per_million="6", provider="fake")
-LLM_PATHS = ("/chat/completions", "/completions", "/embeddings")
-
-
-# -- the switch --------------------------------------------------------------------
-
-
-def _guard(url: Any, allowed: bool) -> None:
-    if allowed or not str(url.path).endswith(LLM_PATHS):
-        return
-    if f"{url.host}:{url.port}" in SERVING:
-        return
-    raise RuntimeError(
-        f"a unit test tried a real LLM endpoint ({url.scheme}://{url.host}:{url.port}{url.path}); "
-        "use tests.fakes.openai.FakeOpenAI or mark the test @pytest.mark.real_llm"
-    )
-
-
-@pytest.fixture(autouse=True)
-def _forbid_real_llm(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
-    allowed = request.node.get_closest_marker("real_llm") is not None
-    for module in (httpx, httpx2):
-        real_async = module.AsyncHTTPTransport.handle_async_request
-        real_sync = module.HTTPTransport.handle_request
-
-        async def guarded_async(self, req, _real=real_async):  # noqa: ANN001, ANN202
-            _guard(req.url, allowed)
-            return await _real(self, req)
-
-        def guarded_sync(self, req, _real=real_sync):  # noqa: ANN001, ANN202
-            _guard(req.url, allowed)
-            return _real(self, req)
-
-        monkeypatch.setattr(module.AsyncHTTPTransport, "handle_async_request", guarded_async)
-        monkeypatch.setattr(module.HTTPTransport, "handle_request", guarded_sync)
 
 
 # -- the ledger and the call log ------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Every file of the bad-input corpus (../shared/corpus/feeds) through the parse path: no crash, readable items kept, bozo reported."""
+"""Every file of the bad-input corpus (tests/data/corpus/feeds) through the parse path: no crash, readable items kept, bozo reported."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ import pytest
 from agents.dedupe import canonical_url
 from agents.feeds import FeedFetcher, parse_feed
 from tests.agents.feeds_support import FeedServer, feed, feed_server, research_settings  # noqa: F401
-from tests.conftest import SHARED
+from tests.conftest import DATA
 
-CORPUS = SHARED / "corpus" / "feeds"
+CORPUS = DATA / "corpus" / "feeds"
 FILES = sorted(p for p in CORPUS.rglob("*.xml") if p.is_file())
 FEED_URL = "http://127.0.0.1:8000/feed.xml"
 

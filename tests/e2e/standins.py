@@ -105,7 +105,7 @@ class _Forem(FakeForem):
 
 
 class DevtoStandIn:
-    """Dev.to on 127.0.0.1: every API request validated against ../shared/specs/forem-api-v1.json.
+    """Dev.to on 127.0.0.1: every API request validated against tests/data/specs/forem-api-v1.json.
 
     Limits (per API key, like Forem's): one write per `write_interval` seconds and `publish_limit`
     published articles per `publish_window` seconds; past them a 429 with Retry-After in seconds.

@@ -176,7 +176,7 @@ async def test_huge_items_and_huge_feeds_are_capped(tmp_path, feed_server: FeedS
 
 
 async def test_the_whole_feed_corpus_in_one_cycle(tmp_path, feed_server: FeedServer, stand_ins, caplog):
-    """Every file of ../shared/corpus/feeds served as a feed of one cycle (parse-level cases: tests/agents)."""
+    """Every file of tests/data/corpus/feeds served as a feed of one cycle (parse-level cases: tests/agents)."""
     _, files, forem = stand_ins
     feeds = []
     for i, path in enumerate(FILES):

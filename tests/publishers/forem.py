@@ -1,7 +1,7 @@
 """A fake Forem server for Dev.to adapter tests: every request is checked against the spec.
 
 `ForemSpec.validate(request)` raises when an httpx.Request does not match
-../shared/specs/forem-api-v1.json (path, method, parameters, api-key, body).
+tests/data/specs/forem-api-v1.json (path, method, parameters, api-key, body).
 `FakeForem` is a stateful MockTransport handler: it remembers the articles it
 created and serves them from /api/articles/me and /api/articles/me/all, so a
 lost response can be recovered by looking the article up.
@@ -19,7 +19,7 @@ from openapi_core import Config, OpenAPI
 from openapi_core.datatypes import RequestParameters
 from werkzeug.datastructures import Headers, ImmutableMultiDict
 
-SPEC_PATH = Path(__file__).resolve().parents[3] / "shared" / "specs" / "forem-api-v1.json"
+SPEC_PATH = Path(__file__).resolve().parents[1] / "data" / "specs" / "forem-api-v1.json"
 BASE = "https://dev.to"
 
 
