@@ -2,7 +2,8 @@
 
 Errors (wallet.errors):
     WalletError
-     +-- RpcUnavailable | ChainMismatch | PaymentRefused | KeystoreError | NotOnChain
+     +-- RpcUnavailable (+ RpcErrorReply, RpcLimited) | ChainMismatch
+     +-- PaymentRefused (+ InsufficientGas, TransactionRejected) | KeystoreError | NotOnChain
 """
 
 from wallet.earnings import accrue_engagement

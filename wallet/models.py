@@ -108,6 +108,7 @@ class Payment(WalletBase, table=True):
     # "Not found" at a safe depth, counted once per new head: a payment is given up only after several.
     absent_looks: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default="0"))
     absent_head: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    sign_head: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))  # no block up to it holds ours
     error: str = Field(default="", max_length=500)
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)

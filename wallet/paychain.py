@@ -12,6 +12,7 @@ settler never concludes anything from one "not found" (see settlement.py).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -54,6 +55,7 @@ class PayChain(Protocol):
     def send_raw(self, raw: bytes) -> None: ...
     def receipt(self, tx_hash: str) -> Receipt | None: ...
     def knows(self, tx_hash: str) -> bool: ...
+    def sender_tx(self, number: int, sender: str, nonce: int) -> str | None: ...
 
 
 class Web3PayChain:
@@ -136,3 +138,15 @@ class Web3PayChain:
                 return self.w3.eth.get_transaction(tx_hash) is not None
             except TransactionNotFound:
                 return False
+
+    def sender_tx(self, number: int, sender: str, nonce: int) -> str | None:
+        """The hash of the transaction from `sender` with `nonce` in block `number`, or None (no such block or transaction)."""
+        with rpc("get_block", block=number, full_transactions=True):
+            try:
+                block = self.w3.eth.get_block(number, full_transactions=True)
+            except BlockNotFound:
+                return None
+        for tx in (block or {}).get("transactions", ()):
+            if isinstance(tx, Mapping) and str(tx.get("from", "")).lower() == sender.lower() and int(tx["nonce"]) == nonce:
+                return hexstr(tx["hash"])
+        return None

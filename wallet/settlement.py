@@ -32,9 +32,11 @@ Looking an open payment up (each run's recovery, and the wait after sending):
   the node has the transaction               -> wait
   its nonce is still free                    -> re-send the very same bytes (same hash: it cannot pay twice)
   nonce used, not yet at a safe depth        -> wait
-  nonce used at head - confirmations, our hash unseen -> one "look"; failed only after ABSENT_LOOKS looks
-      at rising heads. A used nonce with an open payment is presumed ours: a node a block behind
-      answers "not found" for our own mined payment.
+  nonce used at head - confirmations, our hash unseen -> the block that used the nonce is found (binary
+      search on the nonce count between the head at signing and the safe block) and read: our hash there
+      means ours, mined (wait for its receipt); another hash is one "look"; failed only after ABSENT_LOOKS
+      such looks at rising heads. A used nonce with an open payment is presumed ours until then: a node
+      a block behind answers "not found" for our own mined payment.
 While any payment is open nothing new is paid (settle reports "pending" and why).
 
 Booked payments whose block is within REORG_WINDOW of the head are checked first:
@@ -285,6 +287,7 @@ class Settler:
         native = self.chain.native_balance(sender)
         if native < unsigned.max_gas_wei:
             raise InsufficientGas(native, unsigned.max_gas_wei, sender, plan.provider)
+        sign_head = self.chain.head()  # no block up to this one can hold a transaction not yet signed
         self.lock.check()
         signed = self.signer.sign_transaction(unsigned.tx)
         tx_hash = hexstr(signed.hash)
@@ -297,7 +300,7 @@ class Settler:
                         idempotency_key=key, chain_id=self.chain_id, provider=plan.provider, sender=sender,
                         payee=plan.payee, amount_ucr=plan.amount_ucr, cost_ucr=plan.cost_ucr, units=str(plan.units),
                         nonce=nonce, day=f"{now:%Y-%m-%d}", status="signed", tx_hash=tx_hash,
-                        raw_tx=hexstr(signed.raw_transaction), max_gas_wei=str(unsigned.max_gas_wei),
+                        raw_tx=hexstr(signed.raw_transaction), max_gas_wei=str(unsigned.max_gas_wei), sign_head=sign_head,
                         created_at=now, updated_at=now,
                     ).returning(PAYMENT.c.id)
                 ).scalar_one()
@@ -381,6 +384,11 @@ class Settler:
             return self._record(row, receipt)
         if chain.knows(row.tx_hash):
             self._update(row.id, status="sent", block_number=None, block_hash=None, absent_looks=0, absent_head=None)
+            used = chain.nonce(row.sender, "latest")
+            if used < int(row.nonce):
+                # Not ours to fill: signing another transfer for that nonce could let both be mined.
+                return self._outcome(self._row(row.id), f"the node holds it behind a nonce gap: nonce {used} is unused "
+                                     "(a transaction from this key elsewhere was dropped); it is mined once that nonce is")
             return self._outcome(self._row(row.id), "the node holds it; not mined yet")
         nonce = int(row.nonce)
         if chain.nonce(row.sender, "latest") <= nonce:
@@ -395,7 +403,13 @@ class Settler:
         if safe < 0 or chain.nonce(row.sender, safe) <= nonce:
             return self._outcome(row, f"nonce {nonce} is used by a transaction less than {conf} blocks deep; waiting")
         # Nonce used at a safe depth and our hash not found: presumed ours (a node behind says "not found"
-        # too) until enough looks, each at a higher head, agree.
+        # too) until the block that used the nonce shows another transaction, on enough looks at rising heads.
+        user = self._nonce_user(row, safe)
+        if user != "other":
+            self._update(row.id, absent_looks=0, absent_head=None)
+            why = (f"the block that used nonce {nonce} holds our transaction; its receipt is not served yet" if user == "ours"
+                   else f"the block that used nonce {nonce} cannot be read yet; presumed ours")
+            return self._outcome(self._row(row.id), why)
         looks, last = int(row.absent_looks), row.absent_head
         if last is None or head > int(last):
             looks, last = looks + 1, head
@@ -410,6 +424,31 @@ class Settler:
             self._row(row.id), f"nonce {nonce} is used but our transaction is not found (look {looks} of {ABSENT_LOOKS}); "
                                "presumed ours until a later block confirms it is absent",
         )
+
+    def _nonce_user(self, row, safe: int) -> str | None:  # noqa: ANN001
+        """Whose transaction used the row's nonce at or below block `safe`: "ours", "other", or None (cannot tell yet).
+
+        Binary search for the first block whose nonce count passes ours, then read that block: proof by
+        the chain's own content, not by a look-up that a node behind answers "not found".
+        """
+        chain, sender, nonce = self.chain, row.sender, int(row.nonce)
+        if row.sign_head is None:
+            return "other"  # a payment from before sign_head was kept: the count at a safe depth is all there is
+        # A block already `confirmations` deep when we signed is final and cannot hold our transaction.
+        lo, hi = int(row.sign_head) - self.settings.confirmations - 1, safe
+        if lo >= 0 and chain.nonce(sender, lo) > nonce:
+            return "other"  # used in a final block before our transaction was signed
+        lo = min(lo, hi - 1)
+        while hi - lo > 1:  # count(lo) <= nonce < count(hi)
+            mid = (lo + hi) // 2
+            if chain.nonce(sender, mid) > nonce:
+                hi = mid
+            else:
+                lo = mid
+        found = chain.sender_tx(hi, sender, nonce)
+        if found is None:
+            return None
+        return "ours" if found.lower() == row.tx_hash.lower() else "other"
 
     def _entries(self, provider: str, amount: int, cost: int, ok: bool, gas: int) -> list[Entry]:
         entries = [Entry(GAS_EXPENSE, gas, GAS_COMMODITY), Entry(NATIVE, -gas, GAS_COMMODITY)] if gas else []

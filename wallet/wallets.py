@@ -287,10 +287,11 @@ class ChainWallet:
             return result
 
     def settle(self, *, dry_run: bool = False) -> SettleReport:
-        """Pay provider liabilities over the threshold (recovering unfinished payments first)."""
+        """Pay provider liabilities over the threshold (recovering unfinished payments first); one run at a time per database."""
         with tracer.start_as_current_span("wallet.settle", attributes={"wallet.mode": self.mode, "dry_run": dry_run}) as span:
             report = self._guarded(lambda: self.settler().settle(dry_run=dry_run))
             span.set_attribute("wallet.payments", len(report.paid))
+            span.set_attribute("wallet.settle_busy", report.busy)
             return report
 
     def reconcile(self) -> recon.ReconcileResult:

@@ -246,3 +246,9 @@ class ChainModel:
         if self._blinded():
             return False
         return tx_hash in self.pool or any(t.hash == tx_hash for b in self._view() for t in b.txs)
+
+    def sender_tx(self, number: int, sender: str, nonce: int) -> str | None:
+        view = self._view()
+        if not 0 <= number < len(view):
+            return None
+        return next((t.hash for t in view[number].txs if t.sender == sender and t.nonce == nonce), None)

@@ -1,4 +1,4 @@
-"""settlement: block hash, bookings and absence looks of a payment (confirmations, reorgs, recovery)
+"""settlement: block hash, bookings, head at signing and absence looks of a payment (confirmations, reorgs, recovery)
 
 Revision ID: 0002
 Revises: 0001
@@ -21,12 +21,14 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('bookings', sa.Integer(), server_default='0', nullable=False))
         batch_op.add_column(sa.Column('absent_looks', sa.Integer(), server_default='0', nullable=False))
         batch_op.add_column(sa.Column('absent_head', sa.BigInteger(), nullable=True))
+        batch_op.add_column(sa.Column('sign_head', sa.BigInteger(), nullable=True))
     # A payment booked before this revision was booked once.
     op.execute("UPDATE wallet_payment SET bookings = 1 WHERE ledger_txn_id IS NOT NULL")
 
 
 def downgrade() -> None:
     with op.batch_alter_table('wallet_payment', schema=None) as batch_op:
+        batch_op.drop_column('sign_head')
         batch_op.drop_column('absent_head')
         batch_op.drop_column('absent_looks')
         batch_op.drop_column('bookings')
