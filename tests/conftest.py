@@ -129,13 +129,17 @@ _install_llm_guard()
 BESIDE = str(REPO.parent).rstrip(os.sep) + os.sep  # outside-ok: the place this guard watches
 INSIDE = str(REPO) + os.sep
 OUTSIDE: list[str] = []  # what was opened beside the repository, in order (the guard's findings)
-_ALLOWED = tuple(sorted({
+_PLACES = {
     os.path.join(p, "") for p in (
         tempfile.gettempdir(), "/tmp", "/var/tmp", "/dev", "/proc", "/sys", "/usr", "/etc", "/run",
         sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix,
         *site.getsitepackages(), site.getusersitepackages(),
     ) if p
-}))
+}
+# A clone inside /tmp/x/ is still watched beside it: a place that holds the repository's folder is no excuse.
+_ALLOWED = tuple(sorted(p for p in _PLACES if p == BESIDE or not BESIDE.startswith(p)))
+# False when the repository sits right in such a place (/tmp/selfpub): then nothing beside it can be told apart.
+WATCHING = BESIDE != os.sep and not BESIDE.startswith(_ALLOWED)
 _WATCHED = {"open", "os.listdir", "os.scandir"}
 
 
