@@ -67,7 +67,9 @@ def test_scenario_2_a_node_behind_never_makes_our_mined_payment_failed(
 
     behind = Web3(BehindOnLookups(anvil_token.node.url, {row.tx_hash.lower()}))
     for _ in range(2):  # the restarted process asks, twice, a node that cannot see the block yet
-        report = anvil_token.wallet(journal, w3=behind).settle()
+        restarted = anvil_token.wallet(journal, w3=behind)
+        restarted.receipt_timeout = 0.3  # the wait for a receipt that this node will not serve
+        report = restarted.settle()
         assert report.paid == () and [r.reason for r in report.refused] == ["pending"]
         assert "our transaction" in str(report.refused[0])  # the block that used the nonce holds it
         (still,) = payments(journal)
