@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 
 import httpx
 from atproto import Client
@@ -14,10 +14,11 @@ from publishers.bluesky import BlueskyPublisher
 from publishers.devto import DevtoPublisher
 from publishers.dispatch import Dispatcher
 from publishers.local import LocalPublisher
-from publishers.outbox import Outbox
+from publishers.outbox import DEFAULT_LEASE_SECONDS, Outbox
 
 PLATFORMS = ("devto", "bluesky", "local")
 USER_AGENT = "selfpub (+https://github.com/selfpub)"
+LEASE_PER_TIMEOUT = 4  # an outbox lease lasts at least this many HTTP timeouts
 
 
 class PublisherConfigError(ValueError):
@@ -45,11 +46,23 @@ def check_platforms(settings: Settings, platforms: Collection[str] | None = None
     return wanted
 
 
-def build_channel(settings: Settings, engine: Engine, *, platforms: Collection[str] | None = None) -> Dispatcher:
-    """A Dispatcher over the enabled (or the requested) platforms; call `await .aclose()` when done."""
+def build_channel(
+    settings: Settings,
+    engine: Engine,
+    *,
+    platforms: Collection[str] | None = None,
+    on_wait: Callable[[str, str, str], None] | None = None,
+) -> Dispatcher:
+    """A Dispatcher over the enabled (or the requested) platforms; call `await .aclose()` when done.
+
+    `on_wait(platform, key, holder)` is told when a post waits for another process that is sending it.
+    """
     wanted = check_platforms(settings, platforms)
     p = settings.publishers
-    outbox = Outbox(engine)
+    # A claim's lease must outlast any one remote call (renewals keep it alive meanwhile).
+    timeouts = [p.devto.timeout_seconds, p.bluesky.timeout_seconds]
+    outbox = Outbox(engine, lease_seconds=max(DEFAULT_LEASE_SECONDS, LEASE_PER_TIMEOUT * max(timeouts)),
+                    on_wait=on_wait)
     outbox.migrate()
     devto = bluesky = local = None
     closers = []

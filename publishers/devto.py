@@ -7,8 +7,14 @@ Errors (classified by status code / exception type):
      +-- PermanentError   400, 401, 403, 404, 422 and any other 4xx
 
 Every article carries a hidden marker comment `<!-- selfpub:KEY -->` at the end
-of its Markdown so `find_existing` can recognise it in /api/articles/me/all;
-canonical_url and then the exact title are matched when the marker is absent.
+of its Markdown (KEY percent-encoded beyond [A-Za-z0-9:._/-], so distinct keys
+never share a marker and `-->` cannot end the comment early). `find_existing`
+recognises an article in /api/articles/me/all by that marker only: a title or
+canonical_url is not ours to match on (an older article with the same title
+would be taken for the new post, which then never appears).
+
+Published.extra["published"] is always "true" or "false": a draft's URL is a
+404 for readers, and the dispatcher must know not to link to it.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import re
 import time
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 from opentelemetry import trace
@@ -34,12 +41,12 @@ PLATFORM = "devto"
 MAX_TAGS = 4
 PER_PAGE = 100
 MAX_PAGES = 50  # /me/all is scanned at most this deep (5,000 articles)
+MARKER_SAFE = ":./-_"  # with letters and digits: kept as they are (the markers of keys made of these never changed)
 
 
 def marker(key: str) -> str:
-    """The hidden comment that identifies an article made for idempotency key `key`."""
-    safe = re.sub(r"[^A-Za-z0-9:._/-]", "_", key)
-    return f"<!-- selfpub:{safe} -->"
+    """The hidden comment that identifies an article made for idempotency key `key` (one key, one marker)."""
+    return f"<!-- selfpub:{quote(key, safe=MARKER_SAFE)} -->"
 
 
 def clean_tags(tags: Sequence[str]) -> list[str]:
@@ -134,17 +141,12 @@ class DevtoPublisher:
         return _published(_json(resp, "POST /api/articles"))
 
     async def find_existing(self, idempotency_key: str, post: Post) -> Published | None:
-        """Look through /api/articles/me/all for the marker, canonical_url or exact title."""
+        """The article of /api/articles/me/all that carries this key's hidden marker, or None."""
         mark = marker(idempotency_key)
-        by_other: Published | None = None
         async for article in self._pages("/api/articles/me/all"):
             if mark in (article.get("body_markdown") or ""):
                 return _published(article)
-            if by_other is None and (
-                (post.canonical_url and article.get("canonical_url") == post.canonical_url) or article.get("title") == post.title
-            ):
-                by_other = _published(article)
-        return by_other
+        return None
 
     async def metrics(self, published: Sequence[Published]) -> list[Metrics]:
         """Views, reactions and comments from /api/articles/me (published articles, paged)."""
@@ -185,7 +187,9 @@ def _json(resp: httpx.Response, what: str) -> Any:  # noqa: ANN401
 
 
 def _published(article: dict[str, Any]) -> Published:
-    extra = {k: str(article[k]) for k in ("path", "slug", "published") if article.get(k) is not None}
+    extra = {k: str(article[k]) for k in ("path", "slug") if article.get(k) is not None}
+    # Only an explicit true is public: an answer that does not say is treated as a draft.
+    extra["published"] = "true" if article.get("published") is True else "false"
     return Published(PLATFORM, str(article["id"]), str(article.get("url") or ""), extra)
 
 

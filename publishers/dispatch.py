@@ -1,13 +1,22 @@
 """The PublishChannel: every enabled platform, in order, through the outbox.
 
 Order: Dev.to first; then the local folder; then Bluesky, whose post links
-(link card + link facet) to the Dev.to article URL. Without Dev.to, the
-Bluesky post links to `post.canonical_url`, or to nothing: a local file's
-file:// URI is never put in a public post (it means nothing to readers and
-would leak a local path; see DESIGN invariant 7). When Dev.to is enabled but
-failed *retryably*, the Bluesky post waits (a Bluesky record cannot be edited
-to add the link later); when Dev.to failed permanently, Bluesky falls back as
-if Dev.to were not enabled.
+(link card + link facet) to the Dev.to article URL. A post links only to what
+a reader can open:
+
+    Dev.to article public (publish = true)     -> its URL
+    Dev.to article a draft (publish = false)   -> post.canonical_url if the author named
+      or Dev.to not enabled / refused             a public original, else no link and no
+                                                  card: the text stands on its own
+    a local file's file:// URI                 -> never (it means nothing to readers and
+                                                  would leak a local path; DESIGN invariant 7)
+
+A draft's URL is a 404 for everyone but its author, and a Bluesky record
+cannot be edited to add the link once the draft goes public; a source page
+is not used instead, since a card for someone else's article would pass it
+off as ours. When Dev.to is enabled but failed *retryably*, the Bluesky post
+waits (same reason); when Dev.to failed permanently, Bluesky falls back as if
+Dev.to were not enabled.
 
 One platform failing does not stop the others. After trying all of them,
 publish_all raises:
@@ -91,7 +100,11 @@ class Dispatcher:
             try:
                 article = await self.outbox.deliver(self.devto, post)
                 published.append(article)
-                link = article.url or link
+                if article.public and article.url:
+                    link = article.url
+                else:
+                    log.info("Dev.to article is a draft: the other posts do not link to it",
+                             extra={"key": post.key, "remote_id": article.remote_id})
             except PublishError as exc:
                 errors.append(exc)
                 devto_failed_retryably = isinstance(exc, RetryableError)

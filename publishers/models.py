@@ -3,6 +3,11 @@
 Status: pending (committed, not sent) -> sent (a remote call was started; the
 outcome is unknown until it returns) -> done | failed. A row left in `sent`
 is ambiguous and is resolved with the adapter's find_existing.
+
+Claim (orthogonal to status): claim_token is the fencing token of the one
+process working on the row (NULL: nobody), claim_owner says which process
+(publishers.lease), lease_until when the claim lapses unless renewed. Every
+write of a claimed row is conditional on claim_token (see publishers.outbox).
 """
 
 from __future__ import annotations
@@ -47,3 +52,6 @@ class OutboxRow(PublishersBase, table=True):
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
     published_at: datetime | None = None
+    claim_token: str | None = Field(default=None, max_length=64)
+    claim_owner: str | None = Field(default=None, max_length=200)
+    lease_until: datetime | None = None

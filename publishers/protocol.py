@@ -55,6 +55,11 @@ class Published:
     url: str
     extra: dict[str, str] = field(default_factory=dict)  # e.g. at-uri, cid
 
+    @property
+    def public(self) -> bool:
+        """Whether a reader can open `url`: False for a post its adapter marks extra["published"] = "false" (a draft)."""
+        return self.extra.get("published", "true").lower() != "false"
+
 
 @dataclass(frozen=True)
 class Metrics:

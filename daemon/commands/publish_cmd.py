@@ -53,7 +53,15 @@ def _show(published: list[Published]) -> None:
         line = f"[bold]{p.platform}[/]: {escape(p.url)}"
         if uri and uri != p.url:
             line += f"  ({escape(uri)})"
+        if not p.public:
+            # a draft's URL opens only for its author: say so, and why nothing links to it
+            line += "  (a draft: only you can open it, so no other post links to it; set publishers.devto.publish = true)"
         console.print(line, highlight=False)
+
+
+def _waiting(platform: str, key: str, holder: str) -> None:
+    err_console.print(f"{escape(platform)}: {escape(holder)} is publishing this post right now; waiting for it",
+                      highlight=False)
 
 
 def register(app: typer.Typer) -> None:
@@ -76,7 +84,7 @@ def register(app: typer.Typer) -> None:
         try:
             # Refuse a bad --to before app_ctx.engine creates the state dir and database.
             check_platforms(app_ctx.settings, platforms)
-            channel = build_channel(app_ctx.settings, app_ctx.engine, platforms=platforms)
+            channel = build_channel(app_ctx.settings, app_ctx.engine, platforms=platforms, on_wait=_waiting)
         except PublisherConfigError as exc:
             err_console.print(f"[bold red]cannot publish:[/] {escape(str(exc))}")
             raise typer.Exit(2) from None

@@ -60,7 +60,7 @@ async def test_create_article_request_matches_the_spec_and_config(forem):
     assert body["tags"] == "rust, asyncio, webdev, more"
     assert body["series"] == "Weekly"
     assert marker(POST.key) in body["body_markdown"]
-    assert published == Published("devto", "1001", f"{BASE}/someone/article-1", {"path": "/someone/article-1", "slug": "article-1", "published": "False"})
+    assert published == Published("devto", "1001", f"{BASE}/someone/article-1", {"path": "/someone/article-1", "slug": "article-1", "published": "false"})
     assert forem.spec.validated == ["POST /api/articles"]
 
 

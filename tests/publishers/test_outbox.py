@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+from datetime import datetime, timedelta, timezone
+
 import pytest
 from sqlalchemy import inspect
 
 from publishers.models import DONE, FAILED, SENT
-from publishers.outbox import Outbox
-from publishers.protocol import PermanentError, Post, RetryableError
+from publishers.outbox import Outbox, OutboxBusy
+from publishers.protocol import PermanentError, Post, Published, RetryableError
 from tests.publishers.fakes import ScriptedPublisher
 
 POST = Post(key="task-1:post", title="T", body_markdown="B", bsky_text="S", task_id="task-1")
@@ -99,15 +102,91 @@ async def test_permanent_error_marks_the_row_failed_with_the_platform_message(ou
     assert outbox.get(POST.key, "devto").status == DONE
 
 
-async def test_a_row_claimed_by_another_worker_is_not_sent_twice(outbox, engine):
+class Clock:
+    """A settable UTC clock shared by several Outbox instances (several processes)."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2026, 6, 1, tzinfo=timezone.utc)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def _process(engine, clock: Clock, owner: str, *, dead: set[str] = frozenset(), **kw) -> Outbox:
+    return Outbox(engine, sleep=_no_sleep, clock=clock, owner=owner, is_dead=lambda o: o in dead, lease_seconds=60,
+                  busy_wait=0, **kw)
+
+
+async def test_a_live_claim_is_never_taken_and_its_holder_is_waited_for(outbox, engine):
+    clock = Clock()
+    a, b = _process(engine, clock, "host/b/ns/1/1"), _process(engine, clock, "host/b/ns/2/1")
+    held = a.claim(a._ensure_row(POST, "devto"))
+    assert held is not None and a.mark_sent(held)
+    clock.now += timedelta(seconds=59)
+    assert b.claim(b._ensure_row(POST, "devto")) is None  # a is sending: not a crash leftover
     pub = ScriptedPublisher("devto")
-    row = outbox._ensure_row(POST, "devto")
-    outbox._claim(row)  # another worker is sending
-    stale = Outbox(engine, sleep=_no_sleep)
-    stale_row = row.model_copy(update={"status": "pending", "attempts": 0})
+    with pytest.raises(OutboxBusy) as info:
+        await b.deliver(pub, POST)
+    assert pub.publish_calls == [] and pub.lookups == 0
+    assert "pid 1 on host" in info.value.message and info.value.retry_after == pytest.approx(1.0)
+
+
+async def test_an_expired_lease_is_taken_over_through_the_lookup_and_fences_the_old_holder(outbox, engine):
+    clock = Clock()
+    a, b = _process(engine, clock, "host/b/ns/1/1"), _process(engine, clock, "host/b/ns/2/1")
+    pub = ScriptedPublisher("devto")
+    stale = a.claim(a._ensure_row(POST, "devto"))
+    assert a.mark_sent(stale)
+    await pub.publish(POST)  # a's request reached the platform; then a stalled past its lease
+    clock.now += timedelta(seconds=61)
+    published = await b.deliver(pub, POST)
+    assert len(pub.remote) == 1 and len(pub.publish_calls) == 1 and pub.lookups == 1
+    assert published == pub.remote[POST.key]
+    # a wakes up: every write it tries is fenced out, and the row stays as b left it
+    assert not a.renew(stale) and not a.complete(stale, Published("devto", "other", "")) and not a.release(stale)
+    assert outbox.get(POST.key, "devto").published == published
+
+
+async def test_a_dead_holder_on_this_host_is_taken_over_at_once(outbox, engine):
+    clock = Clock()
+    dead = {"host/b/ns/1/1"}
+    a, b = _process(engine, clock, "host/b/ns/1/1"), _process(engine, clock, "host/b/ns/2/1", dead=dead)
+    pub = ScriptedPublisher("devto", ["lost"])
+    held = a.claim(a._ensure_row(POST, "devto"))
+    assert a.mark_sent(held)
     with pytest.raises(RetryableError):
-        stale._claim(stale_row)
-    assert pub.publish_calls == []
+        await pub.publish(POST)  # created remotely; then a was SIGKILLed
+    published = await b.deliver(pub, POST)  # well inside a's lease
+    assert published == pub.remote[POST.key] and pub.lookups == 1 and len(pub.publish_calls) == 1
+
+
+async def test_the_lease_is_renewed_while_the_remote_call_is_in_flight(outbox, engine):
+    clock = Clock()
+    ticks: list[float] = []
+    release = asyncio.Event()
+
+    async def tick(seconds: float) -> None:
+        ticks.append(seconds)
+        clock.now += timedelta(seconds=seconds)
+        if len(ticks) >= 6:
+            release.set()
+        await asyncio.sleep(0)
+
+    class Slow(ScriptedPublisher):
+        async def publish(self, post):
+            await release.wait()  # a send that takes 1.5 leases
+            return await super().publish(post)
+
+    a = _process(engine, clock, "host/b/ns/1/1", renew_sleep=tick)
+    b = _process(engine, clock, "host/b/ns/2/1")
+    pub = Slow("devto")
+    sending = asyncio.create_task(a.deliver(pub, POST))
+    while len(ticks) < 5:
+        await asyncio.sleep(0)
+    assert b.claim(b._ensure_row(POST, "devto")) is None  # 75 s into a 60 s lease: still a's
+    await sending
+    assert ticks == [15.0] * len(ticks) and len(pub.remote) == 1
+    assert outbox.get(POST.key, "devto").status == DONE
 
 
 async def test_published_lists_done_posts_with_task_ids(outbox):
