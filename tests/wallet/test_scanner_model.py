@@ -9,6 +9,7 @@ any of these striking in the middle of a scan. The scanner sees it only through 
 Invariants:
   always      ledger = live counted rows (assets:wallet, income:tips, equity:opening), double entry
               holds, and no transaction is live in two blocks at once;
+  each scan   by a node that is only behind (its view a prefix of the chain) reverses no canonical log;
   once stable (the node caught up and the chain grew past every height it had): one scan makes
               income:tips = the tips to the agent in canonical blocks at depth >= confirmations,
               equity:opening = the mints likewise, each counted once, and the dust agrees.
@@ -46,6 +47,7 @@ MACHINE_SETTINGS = settings(
 
 KINDS = st.sampled_from(["tip", "tip", "funding", "stranger"])
 TRANSFERS = st.lists(st.tuples(KINDS, st.integers(1, 50_000)), max_size=3)
+SOME_TRANSFERS = st.lists(st.tuples(KINDS, st.integers(1, 50_000)), min_size=1, max_size=3)
 EVENTS = st.sampled_from(["lag", "catch_up", "mixed", "reorg", "restore", "mine"])
 
 
@@ -72,9 +74,11 @@ def machine_for(journal: Journal) -> type[RuleBasedStateMachine]:
         def _grew(self) -> None:
             self.top = max(self.top, self.chain.head)
 
-        @rule(transfers=TRANSFERS)
-        def mine(self, transfers: list[tuple[str, int]]) -> None:
+        @rule(transfers=SOME_TRANSFERS, confirm=st.booleans())
+        def mine(self, transfers: list[tuple[str, int]], confirm: bool) -> None:
             self.chain.mine(tuple(self._transfer(k, u) for k, u in transfers))
+            for _ in range(CONFIRMATIONS if confirm else 0):
+                self.chain.mine()
             self._grew()
 
         @rule(blocks=st.integers(1, 3))
@@ -86,6 +90,19 @@ def machine_for(journal: Journal) -> type[RuleBasedStateMachine]:
         @rule(depth=st.integers(1, 5), data=st.data())
         def reorg(self, depth: int, data: st.DataObject) -> None:
             """Replace the top blocks: their transactions dropped, moved, or re-included; new ones too."""
+            self._reorg(depth, data)
+
+        @rule(depth=st.integers(1, 5), flips=st.integers(1, 3), data=st.data())
+        def flap(self, depth: int, flips: int, data: st.DataObject) -> None:
+            """A -> B -> A (-> B ...): a fork wins, is scanned, and the old chain wins back, block for block."""
+            forks = [len(self.chain.history) - 1]
+            self._reorg(depth, data)
+            forks.append(len(self.chain.history) - 1)
+            for i in range(flips):
+                self.scanner().scan()
+                self.chain.restore(forks[i % 2])
+
+        def _reorg(self, depth: int, data: st.DataObject) -> None:
             dropped = self.chain.top_transfers(depth)
             length = data.draw(st.integers(0, depth + 2), label="new blocks")
             blocks: list[list[Transfer]] = [[] for _ in range(length)]
@@ -130,7 +147,17 @@ def machine_for(journal: Journal) -> type[RuleBasedStateMachine]:
 
         @rule(max_blocks=st.none() | st.integers(1, 8))
         def scan(self, max_blocks: int | None) -> None:
+            lag = self.node.lag
+            behind_only = lag is None or self.chain.canonical[: len(lag)] == lag  # not on a replaced fork
+            before = {r.id for r in self.live()}
             self.scanner().scan(max_blocks)
+            if behind_only:  # nothing it said contradicts the chain: no canonical log may be reversed
+                canonical = set(self.chain.canonical)
+                with journal.engine.connect() as conn:
+                    undone = conn.execute(select(COUNTED).where(
+                        COUNTED.c.chain_id == self.chain_id, COUNTED.c.status == "reversed")).all()
+                assert not [r for r in undone if r.id in before and r.block_hash in canonical], \
+                    "a node that was only behind made the scanner reverse a canonical log"
 
         @rule(at=st.integers(0, 8), event=EVENTS, n=st.integers(0, 50))
         def scan_interrupted(self, at: int, event: str, n: int) -> None:
