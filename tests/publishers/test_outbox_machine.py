@@ -54,7 +54,7 @@ LEASE_SECONDS = 60.0
 T0 = datetime(2026, 6, 1, tzinfo=timezone.utc)
 SLOTS = (("a", "host-1"), ("b", "host-1"), ("c", "host-2"))
 OUTCOMES = ("ok", "timeout_after", "timeout_before", "refused")
-MACHINE_SETTINGS = settings(max_examples=40, stateful_step_count=30, deadline=None, derandomize=True,
+MACHINE_SETTINGS = settings(max_examples=60, stateful_step_count=30, deadline=None, derandomize=True,
                             suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 _pids = itertools.count(100)
 PICK = st.integers(0, len(SLOTS) - 1)  # which of the processes a rule applies to (among those it can apply to)
