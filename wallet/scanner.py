@@ -36,8 +36,8 @@ eth_getLogs refusals ("query returned more than N results", "block range too lar
 (down to one block) and the smaller size stays in LogRange for the next calls. Errors:
 
     RpcUnavailable (wallet.errors)          retryable: the daemon goes on and scans at the next run
-     +-- NodeRefused       the node answered a JSON-RPC error (code, message)
-          +-- LogRangeRefused   eth_getLogs refused even a one-block range
+     +-- RpcErrorReply     the node answered a JSON-RPC error (code, message), classified by wallet.chain.rpc
+          +-- LogRangeRefused   (here) eth_getLogs refused even a one-block range
 """
 
 from __future__ import annotations
@@ -52,12 +52,12 @@ from typing import Any
 
 from sqlalchemy import Connection, select, text, update
 from web3 import Web3
-from web3.exceptions import BlockNotFound, Web3RPCError
+from web3.exceptions import BlockNotFound
 
 from config.db import is_postgres
 from ledger.journal import OPENING, TIPS, WALLET, Entry, Journal
 from wallet.chain import TRANSFER_TOPIC, ZERO_ADDRESS, address_topic, hexstr, rpc, topic_address
-from wallet.errors import RpcUnavailable
+from wallet.errors import RpcErrorReply
 from wallet.models import CountedLog, Dust, ScanCursor, utcnow
 from wallet.units import units_to_ucr
 
@@ -83,26 +83,8 @@ LOG_RANGE_MESSAGES = (
 BEHIND_MESSAGES = ("beyond current head", "after last accepted block", "header not found", "unknown block")
 
 
-class NodeRefused(RpcUnavailable):
-    """The node answered a JSON-RPC error; retryable, like a node that did not answer."""
-
-    def __init__(self, operation: str, code: int | None, message: str):
-        self.code = code
-        self.message = message
-        super().__init__(operation, f"JSON-RPC error {code}: {message[:200]}")
-
-
-class LogRangeRefused(NodeRefused):
-    """eth_getLogs refused a one-block range as too large: nothing smaller to ask."""
-
-
-def rpc_error(exc: Web3RPCError) -> tuple[int | None, str]:
-    """(code, message) of a JSON-RPC error reply."""
-    error = (getattr(exc, "rpc_response", None) or {}).get("error")
-    if isinstance(error, dict):
-        code = error.get("code")
-        return (code if isinstance(code, int) else None), str(error.get("message") or exc)
-    return None, str(getattr(exc, "message", None) or exc)
+class LogRangeRefused(RpcErrorReply):
+    """eth_getLogs refused a one-block range as too large: nothing smaller to ask; retry later."""
 
 
 def is_range_refusal(message: str) -> bool:
@@ -238,14 +220,9 @@ class TipScanner:
     # -- chain reads ---------------------------------------------------------
 
     def _call(self, operation: str, fn: Callable[[], Any], **attributes: Any) -> Any:  # noqa: ANN401
-        """One node call: transport failures and JSON-RPC error replies become RpcUnavailable."""
+        """One node call: transport failures and JSON-RPC error replies become RpcUnavailable (wallet.chain)."""
         with rpc(operation, **attributes):
-            try:
-                return fn()
-            except BlockNotFound:
-                raise
-            except Web3RPCError as exc:
-                raise NodeRefused(operation, *rpc_error(exc)) from None
+            return fn()
 
     def _head(self) -> int:
         return int(self._call("block_number", lambda: self.w3.eth.block_number))
@@ -256,8 +233,8 @@ class TipScanner:
             block = self._call("get_block", lambda: self.w3.eth.get_block(number), block=number)
         except BlockNotFound:
             block = None
-        except NodeRefused as exc:
-            if not is_behind_refusal(exc.message):
+        except RpcErrorReply as exc:
+            if not is_behind_refusal(exc.node_message):
                 raise
             block = None
         if block is None:
@@ -272,13 +249,13 @@ class TipScanner:
         }
         try:
             return self._call("get_logs", lambda: self.w3.eth.get_logs(query), from_block=start, to_block=end)
-        except NodeRefused as exc:
-            if is_behind_refusal(exc.message):
-                raise _Stop(f"node behind: it refused logs up to block {end} ({exc.message[:120]}); waiting") from None
-            if not is_range_refusal(exc.message):
+        except RpcErrorReply as exc:
+            if is_behind_refusal(exc.node_message):
+                raise _Stop(f"node behind: it refused logs up to block {end} ({exc.node_message[:120]}); waiting") from None
+            if not is_range_refusal(exc.node_message):
                 raise
             if start == end:
-                raise LogRangeRefused("get_logs", exc.code, exc.message) from None
+                raise LogRangeRefused("get_logs", exc.code, exc.node_message) from None
             return None
 
     def _read_range(self, start: int, end: int) -> tuple[int, str, list]:
