@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from agents.calllog import CallLog  # noqa: E402
+from agents.llm.calllog import CallLog  # noqa: E402
 from agents.critic import Critic  # noqa: E402
 from agents.llm import MeteredLLM  # noqa: E402
 from agents.messages import FeedItem  # noqa: E402
@@ -118,7 +118,7 @@ async def overhead(cycles: int) -> tuple[list[float], float]:
 
 async def real_cycle() -> tuple[float, float]:
     """Seconds and tokens per published (or drafted) post of one cycle on the embedded model."""
-    from agents.embedded import EmbeddedServer, embedded_json_modes, resolve_embedded
+    from agents.llm.embedded import EmbeddedServer, embedded_json_modes, resolve_embedded
     from agents.llm import clients_for
 
     with tempfile.TemporaryDirectory() as d, EmbeddedServer(n_threads=2, seed=0) as server:

@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import openai  # noqa: E402
 
-from agents.calllog import CallLog  # noqa: E402
+from agents.llm.calllog import CallLog  # noqa: E402
 from agents.llm import MeteredLLM  # noqa: E402
 from config.db import make_engine  # noqa: E402
 from config.settings import AgentSettings, AgentsSettings, BudgetSettings, ModelPrice  # noqa: E402

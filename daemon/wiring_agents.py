@@ -83,8 +83,8 @@ def _runway(journal: Journal, budget: Budget, persona: str) -> Callable[[], floa
 
 def build_llm(settings: Settings, journal: Journal, budget: Budget, closers: list, runway=None):  # noqa: ANN001, ANN201
     """The metered client, starting the embedded model server when a role asks for it."""
-    from agents.calllog import CallLog
-    from agents.embedded import EmbeddedServer, embedded_json_modes, embedded_roles, resolve_embedded
+    from agents.llm.calllog import CallLog
+    from agents.llm.embedded import EmbeddedServer, embedded_json_modes, embedded_roles, resolve_embedded
     from agents.llm import MeteredLLM, clients_for
 
     agents = settings.agents

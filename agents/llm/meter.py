@@ -36,8 +36,8 @@ from urllib.parse import urlsplit
 from opentelemetry import trace
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from agents.calllog import AMBIGUOUS as LOG_AMBIGUOUS
-from agents.calllog import ERROR, INVALID, OK, REFUSED, CallLog, CallRecord
+from agents.llm.calllog import AMBIGUOUS as LOG_AMBIGUOUS
+from agents.llm.calllog import ERROR, INVALID, OK, REFUSED, CallLog, CallRecord
 from agents.llm.pricing import cost, estimate_prompt_tokens, max_output_within
 from agents.llm.provider import AMBIGUOUS, ANSWERED, NOT_SENT, REJECTED, Provider, Reply, Request, public_url
 from agents.protocol import Usage

@@ -13,6 +13,10 @@
                                           Reply(not_sent | answered | rejected | ambiguous, ...)
     structured  agents/llm/structured.py  the schema sent, validation, the one repair call
 
+Beside the layers: agents/llm/calllog.py (one row per request, its own migrations in
+agents/llm/migrations, version table alembic_version_agents_llm) and agents/llm/embedded.py (the
+bundled local model served as an OpenAI-compatible child process).
+
 A reply that does not match response_model gets one repair call (the bad reply and the errors shown
 to the model); still wrong: StructuredOutputError carrying what both calls cost.
 """
@@ -27,7 +31,7 @@ from typing import Any
 from opentelemetry import trace
 from pydantic import BaseModel
 
-from agents.calllog import CallLog
+from agents.llm.calllog import CallLog
 from agents.llm.breaker import Breaker
 from agents.llm.errors import PriceMissing, StructuredOutputError
 from agents.llm.meter import MIN_MAX_TOKENS, ROLE_USAGE_CYCLES, Meter, Metered, Route

@@ -180,7 +180,7 @@ def clients_for(agents: AgentsSettings, **client_kwargs: Any) -> dict[str, opena
     """One AsyncOpenAI per base_url of every role and fallback (keyed by base_url), SDK retries off.
 
     Called by daemon/ only, with settings whose "embedded" base_urls were already rewritten
-    (agents.embedded.resolve_embedded). An endpoint's key is the first one configured for it.
+    (agents.llm.embedded.resolve_embedded). An endpoint's key is the first one configured for it.
     """
     keys: dict[str, str | None] = {}
     for role in ROLES:
@@ -196,7 +196,7 @@ def clients_for(agents: AgentsSettings, **client_kwargs: Any) -> dict[str, opena
 
 def _add(keys: dict[str, str | None], url: str, secret: Any) -> None:
     if url == EMBEDDED:
-        raise ValueError('base_url "embedded" must be resolved first (agents.embedded.resolve_embedded)')
+        raise ValueError('base_url "embedded" must be resolved first (agents.llm.embedded.resolve_embedded)')
     value = secret.get_secret_value() if secret is not None else None
     if keys.get(url) is None:
         keys[url] = value

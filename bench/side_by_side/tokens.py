@@ -89,7 +89,7 @@ def _load_vocab() -> Any:  # noqa: ANN401
     try:
         import llama_cpp
 
-        from agents.embedded import locate_model
+        from agents.llm.embedded import locate_model
 
         path = locate_model()
     except Exception:  # noqa: BLE001 - any missing piece means: use the estimate

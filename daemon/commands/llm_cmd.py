@@ -23,7 +23,7 @@ def serve(
     threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for the model."),  # noqa: UP007
 ) -> None:
     """Serve the embedded SmolLM2 model (OpenAI-compatible) in the foreground until Ctrl-C or SIGTERM."""
-    from agents.embedded import EmbeddedError, EmbeddedServer  # pulls in openai: imported only when serving
+    from agents.llm.embedded import EmbeddedError, EmbeddedServer  # pulls in openai: imported only when serving
 
     server = EmbeddedServer(host=host, port=port, n_threads=threads)
 
@@ -53,7 +53,7 @@ def calls(
     limit: int = typer.Option(50, "--limit", help="Show the last N rows."),
 ) -> None:
     """List logged LLM calls with tokens, cost and outcome."""
-    from agents.calllog import CallLog
+    from agents.llm.calllog import CallLog
 
     log = CallLog(app_context(ctx).engine)
     log.migrate()

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from agents.calllog import CallLog
-from agents.embedded import EmbeddedError, EmbeddedServer
+from agents.llm.calllog import CallLog
+from agents.llm.embedded import EmbeddedError, EmbeddedServer
 from agents.llm import MeteredLLM
 from config.db import make_engine
 from config.settings import AgentSettings, AgentsSettings, BudgetSettings, ModelPrice

@@ -12,7 +12,7 @@ import sys
 
 import openai
 
-from agents.calllog import CallLog
+from agents.llm.calllog import CallLog
 from agents.llm import MeteredLLM
 from config.db import make_engine
 from config.settings import AgentSettings, AgentsSettings, BudgetSettings, ModelPrice

@@ -8,7 +8,7 @@ from functools import partial
 
 import pytest
 
-from agents.calllog import CallLog
+from agents.llm.calllog import CallLog
 from agents.llm.pricing import cost
 from agents.orchestrator import Orchestrator
 from agents.tasks import TaskStore

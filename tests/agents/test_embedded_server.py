@@ -13,7 +13,7 @@ import openai
 import pytest
 from pydantic import BaseModel
 
-from agents.embedded import (
+from agents.llm.embedded import (
     EmbeddedServer,
     ModelNotInstalled,
     embedded_json_modes,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import inspect
 
-from agents.calllog import ERROR, OK, REFUSED, VERSION_TABLE, CallLog, CallRecord
+from agents.llm.calllog import ERROR, OK, REFUSED, VERSION_TABLE, CallLog, CallRecord
 
 
 def test_the_call_log_migrates_on_its_own_version_table_and_sums_by_cycle(engine) -> None:

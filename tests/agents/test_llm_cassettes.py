@@ -18,7 +18,7 @@ import vcr
 import yaml
 from pydantic import BaseModel
 
-from agents.embedded import embedded_json_modes, resolve_embedded
+from agents.llm.embedded import embedded_json_modes, resolve_embedded
 from agents.llm import MeteredLLM, cost
 from config.settings import EMBEDDED_MODEL, AgentsSettings, Settings
 

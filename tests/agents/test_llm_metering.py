@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from agents.calllog import ERROR, OK, REFUSED
+from agents.llm.calllog import ERROR, OK, REFUSED
 from agents.llm import PriceMissing, cost, estimate_prompt_tokens
 from config.settings import BudgetSettings, ModelPrice
 from ledger import Budget, BudgetExceeded

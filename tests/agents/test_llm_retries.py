@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from agents.calllog import ERROR, OK
+from agents.llm.calllog import ERROR, OK
 from agents.llm import LLMRequestRejected, LLMUnavailable, cost
 from config.settings import Endpoint
 from tests.agents.conftest import FAKE_MODEL, FAKE_PRICE, FAKE_URL, agents_on

@@ -7,7 +7,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from agents.calllog import REFUSED
+from agents.llm.calllog import REFUSED
 from agents.llm import UnknownRole
 from config.settings import AgentSettings, AgentsSettings, Tier
 from ledger import BudgetExceeded
@@ -106,7 +106,7 @@ async def test_every_call_is_a_span_with_gen_ai_attributes(make_llm, fake_openai
 def test_clients_for_builds_one_client_per_endpoint_without_sdk_retries() -> None:
     from pydantic import SecretStr
 
-    from agents.embedded import resolve_embedded
+    from agents.llm.embedded import resolve_embedded
     from agents.llm import clients_for
     from config.settings import Endpoint
 

@@ -12,7 +12,7 @@ import sqlite3
 import pytest
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from agents.calllog import ERROR, OK
+from agents.llm.calllog import ERROR, OK
 from agents.llm import LLMUnavailable, cost, estimate_prompt_tokens
 from config.settings import BudgetSettings
 from ledger import Budget, BudgetExceeded
@@ -148,7 +148,7 @@ async def test_a_hold_whose_commit_never_lands_is_booked_at_its_worst_case_on_ex
 @pytest.mark.postgres
 async def test_scenario_7_a_real_postgres_connection_killed_mid_commit_is_retried(pg_url, fake_openai, monkeypatch) -> None:
     """The ledger write's own PostgreSQL backend is terminated halfway through the commit; the retry books it."""
-    from agents.calllog import CallLog
+    from agents.llm.calllog import CallLog
     from agents.llm import MeteredLLM
     from config.db import make_engine
     from ledger import Journal

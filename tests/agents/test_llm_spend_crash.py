@@ -16,7 +16,7 @@ import time
 import openai
 import pytest
 
-from agents.calllog import CallLog
+from agents.llm.calllog import CallLog
 from agents.llm import LLMUnavailable, MeteredLLM, cost, estimate_prompt_tokens
 from config.db import make_engine
 from config.settings import BudgetSettings

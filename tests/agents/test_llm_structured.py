@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import BaseModel, Field
 
-from agents.calllog import INVALID, OK
+from agents.llm.calllog import INVALID, OK
 from agents.llm import JSON_OBJECT, StructuredOutputError, cost
 from tests.agents.conftest import FAKE_PRICE, FAKE_URL
 

@@ -17,7 +17,7 @@ from sqlmodel import Field, SQLModel
 
 from config.db import migrate
 
-MIGRATIONS = Path(__file__).parent / "migrations_llm"
+MIGRATIONS = Path(__file__).parent / "migrations"
 VERSION_TABLE = "alembic_version_agents_llm"
 
 # Outcomes of one row.

@@ -26,7 +26,7 @@ from types import TracebackType
 
 import httpx
 
-from agents.llm.metered import JSON_OBJECT
+from agents.llm.structured import JSON_OBJECT
 from config.settings import EMBEDDED, EMBEDDED_MODEL, ROLES, AgentsSettings
 
 log = logging.getLogger(__name__)
