@@ -11,7 +11,7 @@ Nothing here raises out of `fetch`/`fetch_all`: each feed ends in a
 `FeedReport` whose `status` classifies the outcome by exception type or
 status code, so one bad feed never crashes a cycle:
 
-    FetchError                       (internal, becomes a FeedReport.status)
+    FetchError                       (internal, becomes a FeedReport.status; retryable None)
       +-- BadURL                     "bad_url"             not an absolute http(s) URL
       +-- TooManyRedirects           "too_many_redirects"  more hops than max_redirects
       +-- HTTPStatus                 "http_error"          4xx/5xx (report.http_status)
@@ -63,6 +63,7 @@ class FetchError(Exception):
     """A fetch that could not produce a body; carries the URL."""
 
     status = "fetch_error"
+    retryable: bool | None = None  # never leaves fetch(): a FeedReport says what happened
 
     def __init__(self, url: str, detail: str = "", http_status: int | None = None) -> None:
         super().__init__(f"{detail or self.status}: {url}")

@@ -7,7 +7,7 @@ instruction part, and the section markers are removed from the data itself so
 a feed item cannot close its own section.
 
 Errors:
-    PromptError   missing file, missing key or placeholder
+    PromptError   retryable None (a broken prompt file: the daemon stops); missing file, key or placeholder
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ DATA_CLOSE = "<<<END DATA {name}>>>"
 
 class PromptError(Exception):
     """A prompt file is missing or malformed, or a placeholder was not given."""
+
+    retryable: bool | None = None
 
 
 @dataclass(frozen=True)

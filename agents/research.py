@@ -17,7 +17,8 @@ from the title, angle from the first sentence, one key point per summary
 sentence), through the same `sanitise_brief`. No call, no cost.
 
 Errors:
-    ResearchError        the model's answer could not be read as a brief (carries task_id)
+    ResearchError        retryable None: the model's answer could not be read as a brief (carries
+                         task_id); the orchestrator counts an attempt
     (LLM errors, BudgetExceeded)  pass through from the LLM client unchanged
 """
 
@@ -60,6 +61,8 @@ _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
 class ResearchError(Exception):
     """The model's answer was not a usable brief."""
+
+    retryable: bool | None = None
 
     def __init__(self, message: str, *, task_id: str | None = None) -> None:
         super().__init__(message)

@@ -24,7 +24,8 @@ raises ClaimLost (its step's result is dropped). A Task read with get()
 carries no claim: writing through it (a person approving a draft) is refused
 while a live claim is held by a worker.
 
-Errors:
+Errors (retryable None: one that reaches the daemon's job policy stops the daemon; the
+orchestrator handles ClaimLost itself):
     TaskError
      +-- TaskNotFound          no task with that id (or prefix)
      +-- InvalidTransition     e.g. approving a task that is not held
@@ -105,6 +106,8 @@ class TaskRow(TaskBase, table=True):
 
 
 TASK = TaskRow.__table__
+
+    retryable: bool | None = None
 
 
 class TaskError(Exception):

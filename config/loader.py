@@ -8,7 +8,8 @@
     A problem caused by an environment override is named by the variable, not the TOML key.
 
 Errors:
-    ConfigError            carries .problems: list[Problem(key, what, fix)]
+    ConfigError            carries .problems: list[Problem(key, what, fix)]; retryable None (the
+                           daemon's job policy stops: no retry or skip fixes a config)
 """
 
 from __future__ import annotations
@@ -57,6 +58,8 @@ class Problem:
 
 class ConfigError(Exception):
     """The configuration has one or more problems; each names its key and a fix."""
+
+    retryable: bool | None = None  # the daemon's job policy: stop (no retry or skip fixes a config)
 
     def __init__(self, problems: list[Problem], source: str | None = None):
         self.problems = problems

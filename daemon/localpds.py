@@ -10,7 +10,8 @@ The peer (Node 22, @atproto/pds, @did-plc/server and run.mjs) is installed by
 `make peers` (tests/peers/setup.sh) into build/node/pds; nothing here installs it.
 
 Errors:
-    PdsError        the peer is missing, exited, or did not answer in time (the message says which)
+    PdsError        the peer is missing, exited, or did not answer in time (the message says which);
+                    retryable None (the demo stops)
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ STOP_GRACE_SECONDS = 10.0
 
 class PdsError(RuntimeError):
     """The local PDS could not be found or started."""
+
+    retryable: bool | None = None
 
 
 def installed(directory: Path) -> bool:

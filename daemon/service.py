@@ -11,15 +11,17 @@ cycle period away), passes the gate and takes the persona's cycle lock
 (daemon.cycle.admit, the same door `selfpub cycle` and the demo use), then runs
 the injected cycle with that context.
 
-Job error policy (one catch per job run):
+Job error policy (one catch per job run), one check on the class's `retryable`, which the
+base error of every room declares (WalletError, LedgerError, PublishError, LLMError, ConfigError...):
 
     Exception
-     +-- retryable  (ErrorPolicy.retryable types, RetryableJobError, or a class with retryable = True)
-     |               recorded; the job runs again at its next tick
-     +-- permanent  (ErrorPolicy.permanent types, PermanentJobError, or a class with permanent = True)
-     |               recorded and skipped
-     +-- anything else is a bug: logged with its traceback, the service stops with
-                     exit code 1 and systemd restarts it (Restart=on-failure)
+     +-- retryable = True    recorded; the job runs again at its next tick
+     |                       (also the foreign types in ErrorPolicy.retryable: TimeoutError,
+     |                        ConnectionError, SQLAlchemy's OperationalError, httpx.TransportError)
+     +-- retryable = False   permanent: recorded and skipped
+     +-- anything else (retryable None, or not declared): a bug, logged with its traceback;
+                             the service stops with exit code 1 and systemd restarts it
+                             (Restart=on-failure)
 
 SIGTERM: stop scheduling, set the cycle's stop flag (the orchestrator starts no
 further step), let the cycle in flight finish for up to
@@ -61,7 +63,7 @@ from daemon.models import ABANDONED, CRASHED, FAILED, OK, RETRY, RUNNING, SKIPPE
 from daemon.notify import Notifier
 from daemon.scheduler import Cadence, JobFns
 from daemon.status import StatusReader
-from ledger.budget import Budget, BudgetExceeded, PauseState, Snapshot
+from ledger.budget import Budget, PauseState, Snapshot
 
 log = logging.getLogger("selfpub.service")
 RUNS = JobRun.__table__
@@ -84,23 +86,23 @@ class RetryableJobError(Exception):
 class PermanentJobError(Exception):
     """A job failed in a way retrying cannot fix; record it and move on."""
 
-    permanent = True
+    retryable = False
 
 
 @dataclass(frozen=True)
 class ErrorPolicy:
-    """Which exception types are retryable or permanent; everything else is a bug."""
+    """A job's error by its class's `retryable` (True / False); foreign types that cannot say it are listed."""
 
-    retryable: tuple[type[BaseException], ...] = (TimeoutError, ConnectionError)
-    permanent: tuple[type[BaseException], ...] = (BudgetExceeded,)
+    retryable: tuple[type[BaseException], ...] = (TimeoutError, ConnectionError)  # foreign, passing
 
     def classify(self, exc: BaseException) -> str:
         """'retryable', 'permanent' or 'bug', by type only."""
-        if isinstance(exc, self.permanent) or getattr(type(exc), "permanent", False) is True:
-            return "permanent"
-        if isinstance(exc, self.retryable) or getattr(type(exc), "retryable", False) is True:
+        said = getattr(type(exc), "retryable", None)
+        if said is True:
             return "retryable"
-        return "bug"
+        if said is False:
+            return "permanent"
+        return "retryable" if isinstance(exc, self.retryable) else "bug"
 
 
 Job = Callable[[], Any]  # sync or async; a sync job runs in a worker thread

@@ -19,7 +19,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import httpx
 from sqlalchemy import Engine, text
+from sqlalchemy.exc import OperationalError
 
 from agents.cycle import CycleContext
 from config.db import is_postgres, make_engine
@@ -37,43 +39,19 @@ from daemon.service import (
     Service,
 )
 from daemon.status import StatusReader
-from ledger.budget import Budget, BudgetExceeded
+from ledger.budget import Budget
 from ledger.journal import Journal
 
 log = logging.getLogger("selfpub.wiring")
 
 
 def error_policy() -> ErrorPolicy:
-    """Retryable and permanent error types of every room that is installed."""
-    retryable: list[type[BaseException]] = [TimeoutError, ConnectionError]
-    permanent: list[type[BaseException]] = [BudgetExceeded, PermanentJobError]
-    try:
-        from sqlalchemy.exc import OperationalError
-
-        retryable.append(OperationalError)  # the database went away for a moment
-    except ImportError:
-        pass
-    try:
-        from publishers.protocol import PermanentError, RetryableError
-
-        retryable.append(RetryableError)
-        permanent.append(PermanentError)
-    except ImportError:
-        pass
-    try:
-        from wallet.errors import PaymentRefused, RpcUnavailable
-
-        retryable.append(RpcUnavailable)
-        permanent.append(PaymentRefused)
-    except ImportError:
-        pass
-    try:
-        import httpx
-
-        retryable.append(httpx.TransportError)
-    except ImportError:
-        pass
-    return ErrorPolicy(retryable=tuple(retryable), permanent=tuple(permanent))
+    """The job error policy: room errors say `retryable` themselves; these foreign types are passing too."""
+    return ErrorPolicy(retryable=(
+        TimeoutError, ConnectionError,
+        OperationalError,  # SQLAlchemy's: the database went away for a moment (sqlite3's own is a bug)
+        httpx.TransportError,
+    ))
 
 
 MIGRATION_LOCK_KEY = 0x5E1F_9B0B  # pg advisory lock serialising start-up migrations across instances

@@ -24,6 +24,8 @@ LEASE_PER_TIMEOUT = 4  # an outbox lease lasts at least this many HTTP timeouts
 class PublisherConfigError(ValueError):
     """A platform was asked for that is not enabled or not configured (the message says which key)."""
 
+    retryable: bool | None = None  # the job policy: stop, like a ConfigError
+
 
 def enabled_platforms(settings: Settings) -> list[str]:
     """Platforms the settings enable; local is the default when no account is configured."""

@@ -69,6 +69,8 @@ class BudgetExceeded(LedgerError):
 
     def __init__(self, limit: str, needed: int, remaining: int, agent: str | None = None):
         self.limit = limit
+    retryable = False  # for the daemon: recorded, the job skipped; the gate decides the next cycle
+
         self.needed = needed
         self.remaining = remaining
         self.agent = agent

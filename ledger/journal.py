@@ -7,11 +7,13 @@ commodity's smallest unit (micro-credits for CR); commodities are 2-16
 capitals/digits. The database refuses UPDATE and DELETE on transactions and
 postings (migration 0002); a correction is a reversal, a new transaction.
 
-Errors:
-    LedgerError
-     +-- UnbalancedTransaction   postings do not sum to zero per commodity
-     +-- InvalidPosting          float/bool amount, bad account or commodity, too few postings
-     +-- BudgetExceeded          (ledger.budget) a limit would be passed; .limit names it
+Errors (retryable, read by the daemon's job policy: True = again at the next run, False = permanent,
+recorded and skipped, None = the daemon stops and is restarted):
+    LedgerError                  None
+     +-- UnbalancedTransaction   None: postings do not sum to zero per commodity
+     +-- InvalidPosting          None: float/bool amount, bad account or commodity, too few postings
+     +-- HoldClosed              None: (ledger.budget) the hold is no longer open; nothing was sent
+     +-- BudgetExceeded          False: (ledger.budget) a limit would be passed; .limit names it
 """
 
 from __future__ import annotations
@@ -52,6 +54,8 @@ MAX_KEY, MAX_KIND, MAX_TASK, MAX_POST, MAX_MODEL, MAX_HASH, MAX_MEMO = 200, 32, 
 
 class LedgerError(Exception):
     """Base of every ledger error."""
+
+    retryable: bool | None = None
 
 
 class UnbalancedTransaction(LedgerError):

@@ -1,9 +1,10 @@
 """The seam between the agents and the platforms.
 
-Errors:
-    PublishError                 carries platform, status and the platform's message
-     +-- RetryableError          timeouts, 429 (retry_after), 5xx, connection reset
-     +-- PermanentError          401, 403, 422, validation
+Errors (retryable, read by the daemon's job policy: True = again at the next run, False = permanent,
+recorded and skipped, None = the daemon stops and is restarted):
+    PublishError                 retryable None; carries platform, status and the platform's message
+     +-- RetryableError          True: timeouts, 429 (retry_after), 5xx, connection reset
+     +-- PermanentError          False: 401, 403, 422, validation
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from typing import Protocol
 
 class PublishError(Exception):
     """A platform refused or failed a request."""
+
+    retryable: bool | None = None
 
     def __init__(self, platform: str, message: str, *, status: int | None = None, retry_after: float | None = None):
         self.platform = platform
@@ -28,9 +31,13 @@ class PublishError(Exception):
 class RetryableError(PublishError):
     """Try again later (the outcome may be ambiguous: look it up before posting again)."""
 
+    retryable = True
+
 
 class PermanentError(PublishError):
     """Retrying will not help; the post is recorded as failed."""
+
+    retryable = False
 
 
 @dataclass(frozen=True)

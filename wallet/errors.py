@@ -1,22 +1,25 @@
 """The wallet's errors, classified by what the caller should do.
 
-    WalletError
-     +-- RpcUnavailable        the node is down, refused, timed out or could not answer: go on from the ledger, retry later
+Each error's `retryable` (read by the daemon's job policy): True = again at the next run,
+False = permanent (recorded, skipped), None = the daemon stops and is restarted.
+
+    WalletError                retryable None
+     +-- RpcUnavailable        True: the node is down, refused, timed out or could not answer: go on from the ledger, retry later
      |    +-- RpcErrorReply    the node answered a JSON-RPC error (.code): "header not found", -32000 server errors...
      |         +-- RpcLimited  -32005 "limit exceeded" (EIP-1474): rate limited, or a query too large
-     +-- ChainMismatch         the node reports another chain id than configured: refuse to run
-     +-- PaymentRefused        a settlement was not (yet) made; .reason is allowlist|daily_cap|pending|no_payee|
+     +-- ChainMismatch         None: the node reports another chain id than configured: refuse to run
+     +-- PaymentRefused        False: a settlement was not (yet) made; .reason is allowlist|daily_cap|pending|no_payee|
      |    |                    no_signer|insufficient_funds|would_revert|...
      |    +-- InsufficientGas  reason insufficient_gas: the sender has too little native coin for the gas;
      |    |                    settlement pauses until it is funded
      |    +-- TransactionRejected  reason rejected: the node refused a signed transaction (nonce too low,
      |                         already known, replacement underpriced); recovery decides from chain state
-     +-- KeystoreError         the keystore is missing, unreadable, or the password is wrong
-     +-- NotOnChain            (ledger mode) a chain operation was asked of a ledger-only wallet
+     +-- KeystoreError         None: the keystore is missing, unreadable, or the password is wrong
+     +-- NotOnChain            None: (ledger mode) a chain operation was asked of a ledger-only wallet
 
-The daemon's error policy retries RpcUnavailable (and its subclasses) at the
-job's next run and records PaymentRefused (and its subclasses) as a failed
-run; neither stops the daemon. No error carries a private key, a password or
+So the daemon retries RpcUnavailable (and its subclasses) at the job's next
+run and records PaymentRefused (and its subclasses) as a failed run; neither
+stops the daemon. No error carries a private key, a password or
 a raw signed transaction.
 """
 
@@ -28,9 +31,13 @@ MAX_DETAIL = 200  # characters of a node's error message kept (it is the node's 
 class WalletError(Exception):
     """Base of every wallet error."""
 
+    retryable: bool | None = None
+
 
 class RpcUnavailable(WalletError):
     """The JSON-RPC node could not be reached or did not answer in time."""
+
+    retryable = True
 
     def __init__(self, operation: str, cause: str):
         self.operation = operation
@@ -65,6 +72,8 @@ class ChainMismatch(WalletError):
 
 class PaymentRefused(WalletError):
     """A settlement payment was refused or is held back; nothing new was sent."""
+
+    retryable = False
 
     def __init__(self, reason: str, detail: str, provider: str | None = None):
         self.reason = reason

