@@ -107,11 +107,11 @@ class TaskRow(TaskBase, table=True):
 
 TASK = TaskRow.__table__
 
-    retryable: bool | None = None
-
 
 class TaskError(Exception):
     """Base of task store errors."""
+
+    retryable: bool | None = None
 
 
 class TaskNotFound(TaskError):

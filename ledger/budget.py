@@ -67,10 +67,10 @@ class HoldClosed(LedgerError):
 class BudgetExceeded(LedgerError):
     """A spend would pass a limit. `limit` is one of: paused, available, daily_cap, per_cycle_cap."""
 
-    def __init__(self, limit: str, needed: int, remaining: int, agent: str | None = None):
-        self.limit = limit
     retryable = False  # for the daemon: recorded, the job skipped; the gate decides the next cycle
 
+    def __init__(self, limit: str, needed: int, remaining: int, agent: str | None = None):
+        self.limit = limit
         self.needed = needed
         self.remaining = remaining
         self.agent = agent
