@@ -55,6 +55,7 @@ from agents.bandit import Bandit, arm_of, arm_stats, ledger_history
 from agents.critic import Critic
 from agents.cycle import CycleContext
 from agents.llm.errors import LLMError
+from agents.llm.pricing import planned_cost
 from agents.messages import Brief, FeedItem
 from agents.research import ResearchError
 from agents.tasks import (
@@ -83,10 +84,8 @@ from publishers.protocol import PermanentError, Post, PublishChannel, PublishErr
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("selfpub.agents")
 
-PROMPT_TOKENS_ESTIMATE = 2_000  # a generous prompt size of one agent call, for planning only
 RAN, PAUSED, DRY_RUN, BUDGET_LIMITED, STOPPED = "RAN", "PAUSED", "DRY_RUN", "BUDGET_LIMITED", "STOPPED"
 STEP_ERRORS = (LLMError, ResearchError, ValidationError)
-PER_MILLION = 1_000_000
 
 
 def utcnow() -> datetime:
@@ -205,7 +204,7 @@ class CycleReport:
     tasks: list[str] = field(default_factory=list)
     explanations: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
-    budget_limit: str | None = None  # which limit stopped the cycle, if one did
+    budget_limit: str | None = None  # the budget's name of the limit that stopped the cycle or lowered its plan
 
     def summary(self) -> str:
         """One line for logs and the CLI."""
@@ -216,6 +215,7 @@ class CycleReport:
             f"failed {self.failed}, expired {self.expired}"
             + (f", claims lost {self.lost}" if self.lost else "")
             + f"; cost {format_credits(self.cost)} credits"
+            + (f"; budget limit {self.budget_limit}" if self.budget_limit else "")
         )
 
 
@@ -238,6 +238,7 @@ class Orchestrator:
         self.deps = deps
         self.settings = deps.settings
         self._stop: BudgetExceeded | None = None
+        self.plan_limit: str | None = None  # set by target()
         self._ctx = CycleContext.start(deps.clock())
 
     # -- planning numbers ---------------------------------------------------------
@@ -257,8 +258,7 @@ class Orchestrator:
                 price = pricing.price(model, role=role)
             except LLMError:
                 continue  # the client refuses a call to an unpriced model: it costs nothing
-            total = PROMPT_TOKENS_ESTIMATE * price.input_per_million + agent.max_tokens * price.output_per_million
-            worst = max(worst, -(-total // PER_MILLION))
+            worst = max(worst, planned_cost(price, agent.max_tokens))
         return worst
 
     def item_estimate(self) -> int:
@@ -267,8 +267,9 @@ class Orchestrator:
         return self.call_estimate("research") + rounds * (self.call_estimate("writer") + self.call_estimate("critic"))
 
     def target(self, cycle_id: str) -> tuple[int, list[str]]:
-        """How many items to work on this cycle, and why."""
+        """How many items to work on this cycle, and why (self.plan_limit: the budget limit that lowered it)."""
         why = []
+        self.plan_limit = None
         n = self.settings.research.items_per_cycle
         why.append(f"up to research.items_per_cycle = {n} item(s)")
         runway = self.deps.runway()
@@ -282,9 +283,13 @@ class Orchestrator:
             fit = room // per_item
             if fit < n:
                 n = int(fit)
+                try:  # the budget names the limit that sets the headroom, as it would refusing a call
+                    self.deps.budget.check((fit + 1) * per_item, cycle_id=cycle_id)
+                except BudgetExceeded as exc:
+                    self.plan_limit = exc.limit
                 why.append(
-                    f"budget headroom {format_credits(room)} credits fits {fit} item(s) at a worst case of "
-                    f"{format_credits(per_item)} each"
+                    f"budget headroom {format_credits(room)} credits (limit {self.plan_limit}) fits {fit} item(s) "
+                    f"at a worst case of {format_credits(per_item)} each"
                 )
         return max(n, 0), why
 
@@ -347,6 +352,7 @@ class Orchestrator:
         d = self.deps
         report.state = DRY_RUN
         n, why = self.target(cycle_id)
+        report.budget_limit = self.plan_limit
         counts = d.tasks.counts()
         resumable = sum(counts.get(s, 0) for s in IN_PROGRESS)
         report.explanations += why
@@ -366,6 +372,7 @@ class Orchestrator:
         with tracer.start_as_current_span("agent.plan", attributes={"cycle.id": cycle_id}) as span:
             n, why = self.target(cycle_id)
             report.explanations += why
+            report.budget_limit = self.plan_limit
             if self._halt(report, deadline=False):
                 n = 0
             work: list[Task] = []

@@ -1,4 +1,4 @@
-"""Token estimates and prices in integer micro-credits (never floats).
+"""Token estimates and prices in integer micro-credits (never floats); the one home of a call's worst case.
 
 A price is ucr per 1M tokens, so the cost of n tokens is ceil(n * price / 1e6):
 rounding always goes up, to the micro-credit.
@@ -17,6 +17,9 @@ PER_MILLION = 1_000_000
 BYTES_PER_TOKEN = 2
 MESSAGE_OVERHEAD_TOKENS = 8  # role markers and separators of a chat template
 REPLY_PRIMING_TOKENS = 40  # the assistant header, plus a default system prompt some templates insert
+# A step planned before its prompt exists (the orchestrator's worst case per item): a generous prompt
+# of one agent call. The meter reserves from the real prompt when the call is made.
+PLANNING_PROMPT_TOKENS = 2_000
 
 
 def ceil_div(a: int, b: int) -> int:
@@ -36,6 +39,11 @@ def estimate_prompt_tokens(messages: Sequence[Mapping[str, str]], extra: str = "
 def cost(price: ModelPrice, input_tokens: int, output_tokens: int) -> int:
     """What a call costs in ucr, rounded up once over the sum."""
     return ceil_div(input_tokens * price.input_per_million + output_tokens * price.output_per_million, PER_MILLION)
+
+
+def planned_cost(price: ModelPrice, max_tokens: int) -> int:
+    """The worst case of a call planned before its prompt is written: PLANNING_PROMPT_TOKENS plus max_tokens."""
+    return cost(price, PLANNING_PROMPT_TOKENS, max_tokens)
 
 
 def max_output_within(price: ModelPrice, input_tokens: int, room: int) -> int:

@@ -148,8 +148,7 @@ def test_claims_of_a_killed_cycle_resume_with_the_stable_worker(sq_engine):
 
 @pytest.mark.parametrize("runway_days", [None, 3.0, 40.0])
 async def test_the_worst_case_estimate_comes_from_the_llm_rooms_pricing_with_tiers(sq_engine, make_llm, runway_days):
-    from agents.llm.pricing import cost
-    from agents.orchestrator import PROMPT_TOKENS_ESTIMATE
+    from agents.llm.pricing import PLANNING_PROMPT_TOKENS, cost
     from config.settings import AgentSettings, AgentsSettings, ModelPrice
     from tests.agents.conftest import FAKE_MODEL, FAKE_PRICE, FAKE_URL
 
@@ -163,4 +162,24 @@ async def test_the_worst_case_estimate_comes_from_the_llm_rooms_pricing_with_tie
     # no prices in the settings: the estimate must come from the LLM room, tiers included
     orchestrator.settings = orchestrator.settings.model_copy(update={"agents": agents, "prices": {}})
     price = rich if runway_days == 40.0 else FAKE_PRICE
-    assert orchestrator.call_estimate("writer") == cost(price, PROMPT_TOKENS_ESTIMATE, 500) > 0
+    assert orchestrator.call_estimate("writer") == cost(price, PLANNING_PROMPT_TOKENS, 500) > 0
+
+
+@pytest.mark.parametrize(("over", "limit"), [
+    ({"per_cycle_cap": 20_000, "items": 3}, "per_cycle_cap"),  # 0.02 credit a cycle
+    ({"funds": 20_000, "items": 3}, "available"),  # 0.02 credit in the wallet
+])
+async def test_a_plan_the_budget_lowers_names_the_budgets_limit(sq_engine, over, limit):
+    rig = Rig(sq_engine, **over)
+    orchestrator = rig.orchestrator()
+    per_item = orchestrator.item_estimate()
+    assert 0 < per_item <= 20_000 < 3 * per_item  # the headroom fits fewer than the 3 items asked for
+    report = await orchestrator.run_cycle(CycleContext.start(rig.clock[0]), dry_run=True)
+    assert report.budget_limit == limit and orchestrator.plan_limit == limit
+    assert any(f"(limit {limit}) fits" in e for e in report.explanations)
+    assert f"budget limit {limit}" in report.summary()
+
+
+async def test_a_plan_the_budget_does_not_lower_names_no_limit(sq_engine):
+    report = await Rig(sq_engine).cycle(dry_run=True)
+    assert report.budget_limit is None and "budget limit" not in report.summary()
