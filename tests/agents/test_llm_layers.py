@@ -114,3 +114,26 @@ async def test_spend_covers_what_the_provider_served_whatever_it_answers(make_ll
     unknown = sum(1 for kind, *_ in script if kind in ("no-usage", "ambiguous"))
     assert booked == received + unknown * WORST + sum(
         cost(FAKE_PRICE, tin, tout) for kind, tin, tout in script if kind == "rejected-usage")
+
+
+# -- the provider is the only door to the openai SDK ---------------------------------------------
+
+
+def test_only_the_provider_imports_openai() -> None:
+    """Product rooms and the benchmarks reach the SDK through agents/llm/provider.py (crew.py runs CrewAI's own)."""
+    import ast
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    own_environment = {repo / "bench" / "side_by_side" / "crew.py"}
+    importers = []
+    for room in ("kernel", "config", "ledger", "wallet", "publishers", "agents", "daemon", "bench"):
+        for path in sorted((repo / room).rglob("*.py")):
+            if path in own_environment or "node_modules" in path.parts:
+                continue
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
+                    [node.module] if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module else [])
+                if any(n.split(".")[0] == "openai" for n in names):
+                    importers.append(str(path.relative_to(repo)))
+    assert importers == ["agents/llm/provider.py"]

@@ -89,12 +89,12 @@ async def test_a_wrong_shape_gets_one_repair_call_that_shows_what_was_wrong():
 
 
 async def test_still_no_article_after_the_repair_is_a_structured_output_error_with_both_costs():
-    llm = ScriptedLLM().enqueue("writer", "no title here at all, just one rambling sentence.",
-                                WriterOutput(title="T", body_markdown="   "))
+    llm = ScriptedLLM(cost=200_000).enqueue("writer", "no title here at all, just one rambling sentence.",
+                                            WriterOutput(title="T", body_markdown="   "))
     with pytest.raises(StructuredOutputError) as err:
         await Writer(llm).draft(sample_brief(), task_id="t9", cycle_id="c9")
     assert len(llm.calls("writer")) == 2
-    assert err.value.cost == 2 * llm.cost_of(llm.usage) and err.value.task_id == "t9"
+    assert err.value.cost == 2 * 200_000 and err.value.task_id == "t9"
 
 
 async def test_a_revision_is_markdown_too_and_carries_the_fixes():

@@ -1,8 +1,16 @@
-"""A scripted fake of agents.protocol.LLM: enqueue replies per role, read the call history.
+"""Scripted fakes for agent tests: replies per role, the call history; metering stays with the real client.
 
-With a ledger Budget it also meters like the real client: it reserves the worst
-case (prompt estimate + max_tokens at a flat price), posts the reported usage
-and releases the rest, so budget caps are exercised for real.
+    ScriptedLLM(cost=...)               agents.protocol.LLM itself, for one agent under test (writer,
+                                        critic): no budget; each Completion reports `cost`
+    llm, provider = scripted_metered(budget, calllog)
+                                        the real MeteredLLM (router, meter, call log) over a
+                                        ScriptedProvider (agents.llm.provider.Provider): every role
+                                        on SCRIPTED_URL with its own model "scripted-<role>", so the
+                                        provider knows the role; money as the daemon books it
+
+Replies (both): a pydantic model or dict (sent as JSON), a str, a callable of the Call, or an
+Exception (raised). The provider also takes a provider Reply (tests/fakes/provider.py: rejected(403),
+ambiguous(), ...), which the router and meter then handle like any endpoint's.
 """
 
 from __future__ import annotations
@@ -15,21 +23,46 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from agents.llm.provider import ANSWERED, Reply as ProviderReply, Request
 from agents.protocol import Completion, Usage
+from config.settings import AgentSettings, AgentsSettings, ModelPrice
 
-Reply = BaseModel | dict | str | Exception | Callable[["Call"], Any]
+Reply = BaseModel | dict | str | Exception | ProviderReply | Callable[["Call"], Any]
+
+SCRIPTED_URL = "http://scripted-llm.test/v1"
+# 50 and 3600 credits per 1M tokens: a call reporting the default usage (400, 50) costs 0.2 credit.
+SCRIPTED_PRICE = ModelPrice(input_per_million="50", output_per_million="3600", provider="scripted")
+SCRIPTED_USAGE = Usage(400, 50)
+SCRIPTED_MAX_TOKENS = 64
+
+
+def scripted_model(role: str) -> str:
+    """The model a role calls through the scripted provider."""
+    return f"scripted-{role}"
+
+
+def scripted_agents(max_tokens: int = SCRIPTED_MAX_TOKENS) -> AgentsSettings:
+    """Agents settings with every role on the scripted endpoint, each with its own model."""
+    roles = {r: AgentSettings(base_url=SCRIPTED_URL, model=scripted_model(r), max_tokens=max_tokens)
+             for r in ("orchestrator", "research", "writer", "critic")}
+    return AgentsSettings(**roles)
+
+
+def scripted_prices() -> dict[str, ModelPrice]:
+    """SCRIPTED_PRICE for every role's model."""
+    return {scripted_model(r): SCRIPTED_PRICE for r in ("orchestrator", "research", "writer", "critic")}
 
 
 @dataclass
 class Call:
-    """One call the fake received."""
+    """One call the fake received (task and cycle ids only where the fake sees them: ScriptedLLM)."""
 
     role: str
     messages: list[dict[str, str]]
-    response_model: type[BaseModel] | None
-    max_tokens: int | None
-    task_id: str | None
-    cycle_id: str | None
+    response_model: type[BaseModel] | None = None
+    max_tokens: int | None = None
+    task_id: str | None = None
+    cycle_id: str | None = None
 
     @property
     def prompt(self) -> str:
@@ -38,18 +71,14 @@ class Call:
 
 
 @dataclass
-class ScriptedLLM:
-    """Replies come from per-role queues, else from `default[role]` (reused), else an error."""
+class Script:
+    """Replies from per-role queues, else from `default[role]` (reused), else an AssertionError."""
 
-    budget: Any = None  # ledger.Budget: meter every call when given
-    usage: Usage = Usage(100, 50)  # reported for every call
-    price_in: int = 1_000  # ucr per token (flat, to make costs easy to reason about)
-    price_out: int = 2_000
     default: dict[str, Reply] = field(default_factory=dict)
     history: list[Call] = field(default_factory=list)
     queues: dict[str, deque] = field(default_factory=lambda: defaultdict(deque))
 
-    def enqueue(self, role: str, *replies: Reply) -> ScriptedLLM:
+    def enqueue(self, role: str, *replies: Reply) -> Script:
         """Queue replies for a role, served in order."""
         self.queues[role].extend(replies)
         return self
@@ -58,9 +87,37 @@ class ScriptedLLM:
         """The history, optionally of one role."""
         return [c for c in self.history if role is None or c.role == role]
 
-    def cost_of(self, usage: Usage) -> int:
-        """What the fake charges for a usage."""
-        return usage.input_tokens * self.price_in + usage.output_tokens * self.price_out
+    def next(self, call: Call) -> Any:  # noqa: ANN401
+        """Record the call and return its scripted reply (an Exception is raised)."""
+        self.history.append(call)
+        if self.queues[call.role]:
+            reply = self.queues[call.role].popleft()
+        elif call.role in self.default:
+            reply = self.default[call.role]
+        else:
+            raise AssertionError(f"{type(self).__name__}: no reply scripted for role {call.role!r}")
+        if callable(reply) and not isinstance(reply, type | BaseModel):
+            reply = reply(call)
+        if isinstance(reply, Exception):
+            raise reply
+        return reply
+
+
+def as_text(reply: Any) -> str:  # noqa: ANN401
+    """The wire text of a scripted reply."""
+    if isinstance(reply, BaseModel):
+        return reply.model_dump_json()
+    if isinstance(reply, dict):
+        return json.dumps(reply)
+    return str(reply)
+
+
+@dataclass
+class ScriptedLLM(Script):
+    """agents.protocol.LLM for one agent under test: scripted text, parsed into response_model; no money."""
+
+    usage: Usage = SCRIPTED_USAGE  # reported for every call
+    cost: int = 0  # ucr each Completion reports (nothing is booked: no budget here)
 
     async def complete(
         self,
@@ -73,38 +130,39 @@ class ScriptedLLM:
         cycle_id: str | None = None,
     ) -> Completion:
         """Serve the next scripted reply for `role`."""
-        call = Call(role, [dict(m) for m in messages], response_model, max_tokens, task_id, cycle_id)
-        hold = None
-        if self.budget is not None:
-            worst = self.usage.input_tokens * self.price_in + (max_tokens or self.usage.output_tokens) * self.price_out
-            worst = max(worst, self.cost_of(self.usage))
-            hold = self.budget.reserve(role, worst, model="scripted", provider="scripted", cycle_id=cycle_id, task_id=task_id)
-        self.history.append(call)
-        if self.queues[role]:
-            reply = self.queues[role].popleft()
-        elif role in self.default:
-            reply = self.default[role]
-        else:
-            if hold is not None:
-                self.budget.release(hold)
-            raise AssertionError(f"ScriptedLLM: no reply scripted for role {role!r}")
-        if callable(reply) and not isinstance(reply, type | BaseModel):
-            reply = reply(call)
-        if isinstance(reply, Exception):
-            if hold is not None:
-                self.budget.release(hold)
-            raise reply
-        if isinstance(reply, BaseModel):
-            text = reply.model_dump_json()
-        elif isinstance(reply, dict):
-            text = json.dumps(reply)
-        else:
-            text = str(reply)
+        text = as_text(self.next(Call(role, [dict(m) for m in messages], response_model, max_tokens, task_id,
+                                      cycle_id)))
         parsed = response_model.model_validate_json(text) if response_model is not None else None
-        cost = self.cost_of(self.usage)
-        if hold is not None:
-            self.budget.commit(hold, cost, provider="scripted")
-        return Completion(text=text, usage=self.usage, cost=cost, model="scripted", parsed=parsed)
+        return Completion(text=text, usage=self.usage, cost=self.cost, model="scripted", parsed=parsed)
+
+
+@dataclass
+class ScriptedProvider(Script):
+    """A Provider (agents.llm.provider) answering each role's model from the script, reporting `usage`."""
+
+    usage: Usage = SCRIPTED_USAGE
+
+    async def send(self, request: Request) -> ProviderReply:
+        """Answer one request with the next reply of the role whose model it names."""
+        role = request.model.removeprefix("scripted-")
+        reply = self.next(Call(role, [dict(m) for m in request.messages], max_tokens=request.max_tokens))
+        if isinstance(reply, ProviderReply):
+            return reply
+        return ProviderReply(ANSWERED, text=as_text(reply), usage=self.usage, finish_reason="stop", status=200)
+
+
+def scripted_metered(budget: Any, calllog: Any = None, *, agents: AgentsSettings | None = None,  # noqa: ANN401
+                     usage: Usage = SCRIPTED_USAGE, **kw: Any) -> tuple[Any, ScriptedProvider]:  # noqa: ANN401
+    """The real MeteredLLM over a ScriptedProvider, with SCRIPTED_PRICE for every role's model."""
+    from agents.llm import MeteredLLM
+
+    async def no_sleep(_: float) -> None:
+        return None
+
+    provider = ScriptedProvider(usage=usage)
+    llm = MeteredLLM(agents or scripted_agents(), scripted_prices(), budget, {SCRIPTED_URL: provider},
+                     log_to=calllog, sleep=no_sleep, **kw)
+    return llm, provider
 
 
 # -- sample messages for agent tests ---------------------------------------------------
