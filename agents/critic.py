@@ -3,7 +3,10 @@
 The deterministic checks alone can block a draft: a draft linking anywhere but
 its sources or the platforms' own hosts, carrying instruction-like text copied
 from a feed, or anything that looks like a secret, is never approved, whatever
-the model says. Only a draft that passes them costs an LLM review.
+the model says; nor is one under the quality floor (agents/quality.py: placeholder
+title, prompt echo, too short, raw HTML, no sources, key points missed, bare link
+labels, missing tags or AI disclosure). Only a draft that passes them costs an LLM
+review. Every problem reads "code: message" (a code machines can match on).
 
 Links are judged on what a reader's client will follow, not on how they are spelled:
 
@@ -29,11 +32,12 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from agents.links import Found, article_links, text_urls
 from agents.messages import Brief, Draft, FeedItem, Review
 from agents.prompts import data_section, load_prompt
+from agents.quality import quality_findings
 from agents.protocol import LLM
 from agents.text import BSKY_TEXT_MAX, DESCRIPTION_MAX, MAX_TAGS, TITLE_MAX, graphemes, strip_hashtags, valid_tag
 from agents.untrusted import looks_like_injection
 from agents.writer import LINK_LABEL
-from config.settings import DevtoSettings, ReviewSettings
+from config.settings import DevtoSettings, DisclosureSettings, ReviewSettings
 from publishers import BLUESKY_APP_URL, LinkPolicy
 
 log = logging.getLogger(__name__)
@@ -119,36 +123,36 @@ def link_findings(draft: Draft, policy: LinkPolicy) -> tuple[list[str], list[str
         reason = policy.refusal(f.raw)
         if reason is not None:
             shown = " ".join(f.raw.split())[:80] or '""'
-            problems.append(f"links to {shown} ({f.where}), which {reason}")
+            problems.append(f"link_refused: links to {shown} ({f.where}), which {reason}")
             fixes.append(f"remove the link {shown}; link only to the sources (write file names as `code`)")
-    problems += [f"the article {r}" for r in structural]
+    problems += [f"link_refused: the article {r}" for r in structural]
     fixes += ["remove the Liquid tags and HTML that embed or redirect; use plain Markdown links"] * len(structural)
     return list(dict.fromkeys(problems)), list(dict.fromkeys(fixes))
 
 
-def check_draft(
+def check_draft(  # noqa: PLR0913
     draft: Draft, brief: Brief, items: Sequence[FeedItem] = (), *, article_url: str | None = None,
-    platforms: Sequence[str] = (),
+    platforms: Sequence[str] = (), review: ReviewSettings | None = None, disclosure: DisclosureSettings | None = None,
 ) -> tuple[list[str], list[str]]:
-    """Deterministic checks; returns (problems, fixes). No problems means the draft may go to review."""
+    """Deterministic checks, the quality floor included; returns (problems, fixes). None: the draft may go to review."""
     problems: list[str] = []
     fixes: list[str] = []
     if len(draft.title) > TITLE_MAX or not draft.title.strip():
-        problems.append(f"title must be 1-{TITLE_MAX} characters (is {len(draft.title)})")
+        problems.append(f"title_length: title must be 1-{TITLE_MAX} characters (is {len(draft.title)})")
         fixes.append(f"write a title of at most {TITLE_MAX} characters")
     if len(draft.description) > DESCRIPTION_MAX:
-        problems.append(f"description longer than {DESCRIPTION_MAX} characters")
+        problems.append(f"description_length: description longer than {DESCRIPTION_MAX} characters")
         fixes.append("shorten the description to one sentence")
     if not draft.body_markdown.strip():
-        problems.append("the article body is empty")
+        problems.append("empty_body: the article body is empty")
         fixes.append("write the article body")
     n = graphemes(draft.bsky_text)
     if n > BSKY_TEXT_MAX or n == 0:
-        problems.append(f"bsky_text has {n} graphemes; it must be 1-{BSKY_TEXT_MAX} to leave room for the link")
+        problems.append(f"bsky_length: bsky_text has {n} graphemes; it must be 1-{BSKY_TEXT_MAX} to leave room for the link")
         fixes.append(f"write a Bluesky text of at most {BSKY_TEXT_MAX - 20} characters")
     bad_tags = [t for t in draft.tags if not valid_tag(t)]
     if bad_tags or len(draft.tags) > MAX_TAGS:
-        problems.append(f"tags must be at most {MAX_TAGS} lowercase alphanumeric words: {list(draft.tags)}")
+        problems.append(f"bad_tags: tags must be at most {MAX_TAGS} lowercase alphanumeric words: {list(draft.tags)}")
         fixes.append("use up to 4 single lowercase words as tags")
 
     text = draft_text(draft)
@@ -156,24 +160,27 @@ def check_draft(
     problems += link_problems
     fixes += link_fixes
     if _ACTIVE_HTML.search(_CODE.sub(" ", html.unescape(text))):
-        problems.append("contains raw HTML that runs code or loads content (script, iframe, img, on...= handlers)")
+        problems.append("active_html: contains raw HTML that runs code or loads content (script, iframe, img, on...= handlers)")
         fixes.append("write plain Markdown without HTML tags")
 
     if looks_like_injection(text):
-        problems.append("contains text that reads like instructions to a model")
+        problems.append("injection: contains text that reads like instructions to a model")
         fixes.append("remove any sentence addressed to an AI or giving instructions")
     for item in items:
         for field_text in (item.title, item.summary, item.content):
             for sentence in _instruction_sentences(field_text):
                 if _norm(sentence) and _norm(sentence) in _norm(text):
-                    problems.append(f"copies instruction-like text from the feed item {item.url}")
+                    problems.append(f"feed_instructions: copies instruction-like text from the feed item {item.url}")
                     fixes.append("do not copy text from the feed item that addresses an AI")
                     break
 
     secrets = secret_findings(text)
     if secrets:
-        problems.append("contains secret-looking strings: " + ", ".join(secrets))
+        problems.append("secret: contains secret-looking strings: " + ", ".join(secrets))
         fixes.append("remove every key, token or password from the text")
+    for finding in quality_findings(draft, brief, items, review=review, disclosure=disclosure):
+        problems.append(finding.problem)
+        fixes.append(finding.fix)
     return problems, fixes
 
 
@@ -237,10 +244,11 @@ class Critic:
 
     def __init__(
         self, llm: LLM, settings: ReviewSettings | None = None, *, max_tokens: int | None = None,
-        platforms: Sequence[str] = DEFAULT_PLATFORMS,
+        platforms: Sequence[str] = DEFAULT_PLATFORMS, disclosure: DisclosureSettings | None = None,
     ):
         self.llm = llm
         self.settings = settings or ReviewSettings()
+        self.disclosure = disclosure or DisclosureSettings()
         self.max_tokens = max_tokens
         self.platforms = tuple(platforms)  # e.g. (settings.publishers.devto.base_url, "https://bsky.app")
         self.prompt = load_prompt("critic")
@@ -261,7 +269,8 @@ class Critic:
         article_url: str | None = None,
     ) -> Review:
         """Check the draft; approved only when every check passes and the score reaches review.min_score."""
-        problems, fixes = check_draft(draft, brief, items, article_url=article_url, platforms=self.platforms)
+        problems, fixes = check_draft(draft, brief, items, article_url=article_url, platforms=self.platforms,
+                                      review=self.settings, disclosure=self.disclosure)
         if problems:
             log.info("draft blocked by checks", extra={"task_id": task_id, "problems": problems})
             return Review(approved=False, score=0, problems=tuple(problems), fixes=tuple(fixes))
@@ -273,9 +282,9 @@ class Critic:
         if not isinstance(out, CriticOutput):
             out = CriticOutput.model_validate_json(completion.text)
         approved = out.score >= self.settings.min_score
-        problems = [p for p in out.problems if p.strip()][:8]
+        problems = [f"review: {p.strip()}" for p in out.problems if p.strip()][:8]
         if not approved and not problems:
-            problems = [f"score {out.score} below the minimum {self.settings.min_score}"]
+            problems = [f"low_score: score {out.score} below the minimum {self.settings.min_score}"]
         review = Review(
             approved=approved, score=out.score, problems=tuple(problems),
             fixes=tuple(f for f in out.fixes if f.strip())[:8],

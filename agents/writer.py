@@ -14,11 +14,14 @@ WriterOutput schema (so a grammar-enforcing server cannot get the shape wrong
 twice; the metered client may itself repair that JSON reply once).
 
 Whatever the model gets wrong in form is then fixed by deterministic
-post-processing (`finish_draft`): tags normalised, title cut at a word
-boundary, the Bluesky text trimmed to leave room for the article link and
-hashtags, sources cited when missing. Post-processing never adds a URL that is
-not a source, and never hides one the model added: judging those is the
-critic's job.
+post-processing (`finish_draft`): tags normalised (the feed's tags, named in a
+critic's fix, when the model gave none), title cut at a word boundary, a
+"## Sources" section listing every source under a label saying what it supports
+(never a bare host), the AI disclosure line (config `[disclosure]`) before it,
+and the Bluesky text made of whole sentences of the article (never a cut-off
+title), its hashtags and the disclosure, within the room the article link
+leaves. Post-processing never adds a URL that is not a source, and never hides
+one the model added: judging those is the critic's job.
 
 Errors:
     StructuredOutputError  no usable article after the repair call (an LLMError; carries the cost of both calls)
@@ -40,6 +43,7 @@ from agents.llm.errors import StructuredOutputError
 from agents.messages import Brief, Draft
 from agents.prompts import data_section, load_prompt
 from agents.protocol import LLM
+from agents.quality import bare_labels, prose, sentences
 from agents.untrusted import looks_like_injection
 from agents.text import (
     BSKY_TEXT_MAX,
@@ -52,9 +56,9 @@ from agents.text import (
     same_url,
     strip_hashtags,
     strip_urls,
-    truncate_graphemes,
     truncate_words,
 )
+from config.settings import DisclosureSettings
 
 log = logging.getLogger(__name__)
 ROLE = "writer"
@@ -92,33 +96,88 @@ def brief_text(brief: Brief) -> str:
     return data_section("brief", "\n".join(lines))
 
 
-def _label(url: str) -> str:
-    host = urlsplit(url).hostname or url
-    return host.removeprefix("www.")
+SOURCES_HEADING = "## Sources"
+SOURCE_LABEL_MAX = 80  # characters of a key point's claim used as its source's link label
+_SOURCES_LINE = re.compile(r"^\s{0,3}#{1,6}\s*\**\s*(sources|references)\b", re.IGNORECASE | re.MULTILINE)
+_TAGS_FIX = re.compile(r"'Tags:\s*([^']+)'")
 
 
-def cite_sources(body: str, sources: Sequence[str]) -> str:
-    """Append a Sources list with every source the body does not link yet."""
-    linked = extract_urls(body)
-    missing = [s for s in sources if not any(same_url(s, u) for u in linked)]
+def source_label(url: str, brief: Brief | None = None) -> str:
+    """What a link to a source says: the claim it supports, else its page name; never a bare host."""
+    for kp in brief.key_points if brief else ():
+        if same_url(kp.source_url, url) and kp.claim.strip():
+            return truncate_words(kp.claim.strip().rstrip(".;:"), SOURCE_LABEL_MAX)
+    parts = urlsplit(url)
+    slug = parts.path.rstrip("/").rsplit("/", 1)[-1].rsplit(".", 1)[0]
+    name = " ".join(re.split(r"[-_+]+", slug)).strip()
+    host = (parts.hostname or "").removeprefix("www.")
+    if name and not name.isdigit():
+        return f"{name[:1].upper()}{name[1:]} ({host})" if host else name
+    return f"The source page on {host}" if host else "The source"
+
+
+def cite_sources(body: str, sources: Sequence[str], brief: Brief | None = None) -> str:
+    """The body with a "## Sources" section listing every source (a link to a source labelled with only its host
+    is given a label saying what it supports)."""
+    for label in bare_labels(body):
+        for s in sources:
+            # only labels of our own sources are rewritten: any other link stays as the model wrote it
+            body = body.replace(f"[{label}]({s})", f"[{source_label(s, brief)}]({s})")
+    m = _SOURCES_LINE.search(body)
+    listed = extract_urls(body[m.start():]) if m else []
+    missing = [s for s in sources if not any(same_url(s, u) for u in listed)]
     if not missing:
         return body
-    heading = "" if "## Sources" in body else "\n\n## Sources\n"
-    return body.rstrip() + heading + "\n" + "\n".join(f"- [{_label(s)}]({s})" for s in missing) + "\n"
+    heading = "" if m else f"\n\n{SOURCES_HEADING}\n"
+    return body.rstrip() + heading + "\n" + "\n".join(f"- [{source_label(s, brief)}]({s})" for s in missing) + "\n"
 
 
-def bsky_post(text: str, tags: Sequence[str], fallback: str) -> str:
-    """The Bluesky text with its hashtags, without links, within BSKY_TEXT_MAX graphemes."""
-    core = strip_hashtags(strip_urls(text)) or strip_urls(fallback)
-    tag_str = hashtags(tags)
-    # Drop hashtags from the end until the core text keeps at least 60 graphemes.
+def with_disclosure(body: str, line: str) -> str:
+    """The body with the disclosure line once, just before its Sources section (or at the end)."""
+    line = line.strip()
+    body = body.replace(line, "").rstrip()
+    m = _SOURCES_LINE.search(body)
+    if m is None:
+        return f"{body}\n\n{line}\n"
+    return f"{body[:m.start()].rstrip()}\n\n{line}\n\n{body[m.start():].strip()}\n"
+
+
+def post_sentences(*texts: str) -> list[str]:
+    """Whole sentences (ending in . ! or ?) of the texts' prose, in order, without links or hashtags."""
+    out: list[str] = []
+    for text in texts:
+        for s in sentences(strip_hashtags(strip_urls(prose(text)))):
+            if s.endswith((".", "!", "?")) and s not in out:
+                out.append(s)
+    return out
+
+
+def bsky_post(candidates: Sequence[str], tags: Sequence[str], fallback: str, disclosure: str = "") -> str:
+    """The Bluesky text: whole sentences, the hashtags, then the disclosure, within BSKY_TEXT_MAX graphemes.
+
+    The sentences are the first run of consecutive candidates that fits; hashtags are dropped from the
+    end before a sentence is; when no sentence fits at all, the fallback (the title) cut at a word and
+    closed with a full stop.
+    """
+
+    def compose(core: str, tag_list: Sequence[str]) -> str:
+        head = f"{core} {hashtags(tag_list)}".strip() if tag_list else core
+        return f"{head}\n\n{disclosure}" if disclosure else head
+
     tag_list = list(tags)
-    while tag_list and BSKY_TEXT_MAX - graphemes(hashtags(tag_list)) - 1 < 60:
-        tag_list.pop()
-    tag_str = hashtags(tag_list)
-    room = BSKY_TEXT_MAX - (graphemes(tag_str) + 1 if tag_str else 0)
-    core = truncate_graphemes(core, room)
-    return f"{core} {tag_str}".strip() if tag_str else core
+    for n in range(len(tag_list), -1, -1):
+        core = ""
+        for s in candidates:
+            trial = f"{core} {s}".strip()
+            if graphemes(compose(trial, tag_list[:n])) <= BSKY_TEXT_MAX:
+                core = trial
+            elif core:
+                break
+        if core:
+            return compose(core, tag_list[:n])
+    room = BSKY_TEXT_MAX - (graphemes(disclosure) + 2 if disclosure else 0) - 1
+    core = truncate_words(strip_urls(fallback), room).rstrip(" .…:;,-") or "New article"
+    return compose(core + ".", [])
 
 
 def first_sentence(markdown: str) -> str:
@@ -205,13 +264,27 @@ def repair_prompt(errors: Sequence[str]) -> str:
     )
 
 
-def finish_draft(out: WriterOutput, brief: Brief) -> Draft:
+def fix_tags(fixes: Sequence[str]) -> list[str]:
+    """The tags a critic's fix asks for ("end the article with the line 'Tags: a, b'"), else []."""
+    for f in fixes:
+        m = _TAGS_FIX.search(f)
+        if m:
+            return _split_tags(m.group(1))
+    return []
+
+
+def finish_draft(out: WriterOutput, brief: Brief, disclosure: DisclosureSettings | None = None,
+                 tags_hint: Sequence[str] = ()) -> Draft:
     """Deterministic post-processing of the model's output into a valid Draft."""
-    tags = normalise_tags(out.tags)
+    disclosure = disclosure or DisclosureSettings()
+    tags = normalise_tags(out.tags) or normalise_tags(tags_hint)
     title = truncate_words(out.title or brief.topic, TITLE_MAX) or truncate_words(brief.topic, TITLE_MAX) or "Untitled"
-    body = cite_sources(out.body_markdown.strip() or brief.angle, brief.sources)
+    body = cite_sources(out.body_markdown.strip() or brief.angle, brief.sources, brief)
+    if disclosure.enabled:
+        body = with_disclosure(body, disclosure.body)
     description = truncate_words(strip_urls(out.description or brief.angle or first_sentence(body)), DESCRIPTION_MAX)
-    bsky = bsky_post(out.bsky_text, tags, fallback=title)
+    candidates = post_sentences(out.bsky_text, out.body_markdown, brief.angle)
+    bsky = bsky_post(candidates, tags, fallback=title, disclosure=disclosure.bluesky if disclosure.enabled else "")
     return Draft(
         title=title, body_markdown=body, tags=tags, description=description, canonical_url=None, bsky_text=bsky
     )
@@ -220,9 +293,10 @@ def finish_draft(out: WriterOutput, brief: Brief) -> Draft:
 class Writer:
     """Turns a Brief into a Draft with one LLM call."""
 
-    def __init__(self, llm: LLM, *, max_tokens: int | None = None):
+    def __init__(self, llm: LLM, *, max_tokens: int | None = None, disclosure: DisclosureSettings | None = None):
         self.llm = llm
         self.max_tokens = max_tokens
+        self.disclosure = disclosure or DisclosureSettings()
         self.prompt = load_prompt("writer")
 
     def messages(self, brief: Brief, fixes: Sequence[str] = ()) -> list[dict[str, str]]:
@@ -266,7 +340,7 @@ class Writer:
                     f"{ROLE}: no article in the reply after one repair call: " + "; ".join(errors),
                     errors=list(errors), cost=cost, role=ROLE, model=fixed.model, task_id=task_id,
                 )
-        draft = finish_draft(out, brief)
+        draft = finish_draft(out, brief, self.disclosure, tags_hint=fix_tags(fixes))
         log.info("draft written", extra={"task_id": task_id, "cycle_id": cycle_id, "cost": cost, "calls": calls,
                                          "revision": bool(fixes)})
         return draft

@@ -166,6 +166,19 @@ class ResearchSettings(Section):
 class ReviewSettings(Section):
     max_revisions: int = Field(2, ge=0)
     min_score: int = Field(6, ge=0, le=10)
+    # The quality floor (agents/quality.py), checked by code before any model review:
+    min_words: int = Field(100, ge=0)  # words of the body's own prose (headings, code, sources, disclosure aside)
+    min_sentences: int = Field(4, ge=0)  # sentences of at least 4 words in that prose
+    min_key_point_coverage: float = Field(0.5, ge=0, le=1)  # fraction of the brief's key points the body covers
+
+
+class DisclosureSettings(Section):
+    """The AI disclosure line the writer adds to every article and Bluesky post (and the critic requires)."""
+
+    enabled: bool = True
+    body: str = Field("*This article was written by an AI agent from the sources it cites "
+                      "and checked by automated review.*", min_length=1, max_length=500)
+    bluesky: str = Field("Written by an AI agent.", min_length=1, max_length=80)  # counted in the post's 300
 
 
 class ApprovalSettings(Section):
@@ -195,6 +208,8 @@ class BlueskySettings(Section):
     handle: str | None = None
     app_password: SecretRef | None = None
     timeout_seconds: int = Field(30, ge=1)
+    # Self-label every post record (and the account's profile) "bot": Bluesky's automated-account label.
+    automated_label: bool = False
 
     app_password_value: SecretStr | None = Field(None, exclude=True)
 
@@ -276,6 +291,7 @@ class Settings(Section):
     feeds: Annotated[tuple[FeedSettings, ...], AfterValidator(check_no_duplicate_feeds)] = ()
     research: ResearchSettings = ResearchSettings()
     review: ReviewSettings = ReviewSettings()
+    disclosure: DisclosureSettings = DisclosureSettings()
     approval: ApprovalSettings = ApprovalSettings()
     publishers: PublishersSettings = PublishersSettings()
     wallet: WalletSettings = WalletSettings()

@@ -131,7 +131,7 @@ def demo_settings(workdir: Path, feed_url: str, payee: str | None = None, publis
         },
         "feeds": [{"url": feed_url, "name": "sample", "tags": ["python"]}],
         "research": {"items_per_cycle": 1},
-        "review": {"max_revisions": 1, "min_score": 0},
+        "review": {"max_revisions": 1},  # the real gate: review.min_score and the quality floor as configured
         "wallet": {"mode": "embedded", "confirmations": 0, "settle_threshold": "0.1"},
         "http": {"enabled": False},
     }

@@ -147,8 +147,8 @@ def build_deps(
     return OrchestratorDeps(
         settings=settings, llm=llm, budget=budget, journal=journal, tasks=tasks, research=research,
         feed=ResearchFeed(research, settings.feeds),
-        writer=Writer(llm, max_tokens=settings.agents.writer.max_tokens),
-        critic=Critic(llm, settings.review, max_tokens=settings.agents.critic.max_tokens),
+        writer=Writer(llm, max_tokens=settings.agents.writer.max_tokens, disclosure=settings.disclosure),
+        critic=Critic(llm, settings.review, max_tokens=settings.agents.critic.max_tokens, disclosure=settings.disclosure),
         channel=channel, runway=runway,
     )
 

@@ -82,6 +82,7 @@ def build_channel(
             password=p.bluesky.app_password_value,
             session_path=settings.state_dir / "bluesky.session",
             http=pages,
+            automated_label=p.bluesky.automated_label,
         )
     if "local" in wanted:
         local = LocalPublisher(p.local.directory or settings.state_dir / "outbox")

@@ -24,6 +24,11 @@ title and description come from a fetched page, so they are untrusted text
 removed, bounded in graphemes); the page and its og:image are fetched only from
 the article's own host (the image URL resolved as a browser would, every
 redirect checked against that host, never followed off it).
+
+Automated-account label (`automated_label=True`, config publishers.bluesky.automated_label):
+every post record carries the atproto self-label "bot" (com.atproto.label.defs#selfLabels),
+and before the first post of a process the account's profile record (app.bsky.actor.profile/self)
+is given the same self-label, Bluesky's automated-account badge, keeping its other fields.
 """
 
 from __future__ import annotations
@@ -47,6 +52,7 @@ import grapheme
 import httpx
 from atproto_client import exceptions as atx
 from atproto_client.client.session import SessionEvent
+from atproto_client.models.utils import get_model_as_dict
 from opentelemetry import trace
 from pydantic import SecretStr
 
@@ -60,6 +66,9 @@ tracer = trace.get_tracer("selfpub.publishers")
 
 PLATFORM = "bluesky"
 COLLECTION = "app.bsky.feed.post"
+PROFILE = "app.bsky.actor.profile"
+SELF_LABELS = "com.atproto.label.defs#selfLabels"
+BOT_LABEL = "bot"  # Bluesky's self-label of an automated account
 MAX_BLOB_BYTES = 976_000  # app.bsky.embed.external thumb limit
 MAX_PAGE_BYTES = 2_000_000
 MAX_IMAGE_BYTES = 20_000_000  # an og:image larger than this is not downloaded to be shrunk
@@ -119,6 +128,13 @@ def _classified(exc: Exception, what: str) -> PublishError:
     if isinstance(exc, ValueError):
         return RetryableError(PLATFORM, f"{what}: malformed answer ({type(exc).__name__})")
     return RetryableError(PLATFORM, f"{what}: {type(exc).__name__}")
+
+
+def _plain(value: Any) -> dict:
+    """A record value the SDK returned (a model or a dict) as a plain JSON dict with its $type keys."""
+    if isinstance(value, dict):
+        return dict(value)
+    return dict(get_model_as_dict(value))
 
 
 def _now_iso() -> str:
@@ -231,6 +247,7 @@ class BlueskyPublisher:
         points: Limiter | None = None,
         sessions: Limiter | None = None,
         app_url: str = BLUESKY_APP_URL,
+        automated_label: bool = False,
     ):
         self._client = client
         self._handle = handle
@@ -241,6 +258,8 @@ class BlueskyPublisher:
         self.points = points or default_points
         self._sessions = sessions or default_sessions
         self._app_url = app_url.rstrip("/")
+        self.automated_label = automated_label
+        self._profile_labelled = False
         self._did: str | None = None
         self._session_did: str | None = None
         self._login_lock = asyncio.Lock()
@@ -348,7 +367,31 @@ class BlueskyPublisher:
             record["embed"] = {"$type": "app.bsky.embed.external", "external": external}
         if reply is not None:
             record["reply"] = reply
+        if self.automated_label:
+            record["labels"] = {"$type": SELF_LABELS, "values": [{"val": BOT_LABEL}]}
         return record
+
+    async def _label_profile(self) -> None:
+        """Give the account's profile record the "bot" self-label once, keeping its other fields."""
+        if not self.automated_label or self._profile_labelled:
+            return
+        did = await self._login()
+        try:
+            rec = await self._call("getRecord", self._client.com.atproto.repo.get_record,
+                                   {"repo": did, "collection": PROFILE, "rkey": "self"})
+            profile = _plain(rec.value)
+        except PermanentError as exc:
+            if exc.status != 400:  # 400: RecordNotFound, the account has no profile record yet
+                raise
+            profile = {}
+        labels = profile.get("labels") if isinstance(profile.get("labels"), dict) else {}
+        values = [v for v in labels.get("values") or [] if isinstance(v, dict)]
+        if not any(v.get("val") == BOT_LABEL for v in values):
+            profile.update({"$type": PROFILE, "labels": {"$type": SELF_LABELS, "values": [*values, {"val": BOT_LABEL}]}})
+            await self._call("putRecord", self._client.com.atproto.repo.put_record,
+                             {"repo": did, "collection": PROFILE, "rkey": "self", "record": profile})
+            log.info("bluesky profile self-labelled as automated", extra={"handle": self._handle})
+        self._profile_labelled = True
 
     async def _card(self, post: Post) -> Card | None:
         link = post.link_url
@@ -449,6 +492,7 @@ class BlueskyPublisher:
     async def publish(self, post: Post) -> Published:
         """Create the thread (root with link card and facets, then replies) with deterministic keys."""
         texts, link = self.thread_texts(post)
+        await self._label_profile()
         card = await self._card(post)
         policy = self.link_policy(post)
         refs: list[tuple[str, str]] = []

@@ -38,7 +38,8 @@ async def test_bsky_text_leaves_room_for_the_link_and_hashtags_counting_grapheme
     emoji = "👩‍💻🇫🇷"  # two graphemes, many code points
     draft, _ = await draft_from(writer_reply(bsky_text=(emoji + " fast builds ") * 60 + " https://x.example/a"))
     assert graphemes(draft.bsky_text) <= BSKY_TEXT_MAX
-    assert draft.bsky_text.endswith("#rust #programming")
+    # the model's text has no whole sentence: the article's first one is used, then hashtags and the disclosure
+    assert draft.bsky_text.endswith("#rust #programming\n\nWritten by an AI agent.")
     assert "https://" not in draft.bsky_text
     link = "https://dev.to/someone/" + "a" * 70
     assert graphemes(draft.bsky_text + "\n" + link) <= BSKY_MAX_GRAPHEMES

@@ -191,11 +191,37 @@ def sample_brief(sources: tuple[str, ...] = (SOURCE,)) -> Any:
     )
 
 
+def article_body(source: str = SOURCE) -> str:
+    """The prose of a realistic short article on the sample brief (over the quality floor's word and sentence
+    minimums, covering its key point, citing `source` inline); no Sources section or disclosure: the writer adds them."""
+    return (
+        f"Rust's 2026 edition is out, and compile times dropped by a fifth for most projects "
+        f"([the announcement]({source})).\n\n"
+        "The release notes say the gain comes from a reworked incremental cache. Teams with large workspaces see "
+        "the biggest change, because fewer crates are rebuilt after a small edit. Smaller projects still finish "
+        "their builds noticeably sooner than before.\n\n"
+        "Upgrading is a one-line change in Cargo.toml, and the old edition keeps working. The project recommends "
+        "trying the new edition in continuous integration first, then switching local builds once the pipeline "
+        "is green. Faster feedback from the compiler is the change everyday Rust users will notice first."
+    )
+
+
+def sample_draft(brief: Any = None, **over: Any) -> Any:
+    """A Draft that passes every deterministic check for `brief` (default sample_brief()): the writer's own
+    post-processing of `writer_reply()`, so sources section, disclosure and Bluesky text are as produced."""
+    from agents.writer import WriterOutput, finish_draft
+
+    brief = brief or sample_brief()
+    reply = writer_reply(body_markdown=article_body(brief.sources[0] if brief.sources else SOURCE))
+    draft = finish_draft(WriterOutput.model_validate(reply), brief)
+    return draft.model_copy(update=over) if over else draft
+
+
 def writer_reply(**over: Any) -> dict:
     """A well-formed writer answer linking the sample source."""
     reply = {
         "title": "The Rust 2026 edition: faster builds for everyone",
-        "body_markdown": f"Rust's new edition cuts compile times ([announcement]({SOURCE})).\n\nMore below.",
+        "body_markdown": article_body(),
         "tags": ["rust", "programming"],
         "description": "What the Rust 2026 edition changes.",
         "bsky_text": "Rust 2026 is out and builds are faster.",
