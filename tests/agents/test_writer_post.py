@@ -15,7 +15,7 @@ from config.settings import DisclosureSettings
 from tests.fakes.scripted_llm import SOURCE, ScriptedLLM, article_body, sample_brief, writer_reply
 
 DISCLOSURE = DisclosureSettings()
-LINK = "https://dev.to/someone/" + "a" * 76  # the longest article link the publisher's reserve allows for
+LINK = "https://dev.to/someone/" + "a" * 75  # with "\n\n", the BSKY_LINK_RESERVE the publisher adds it in
 
 
 def prose_of(post: str, disclosure: str = DISCLOSURE.bluesky) -> str:
