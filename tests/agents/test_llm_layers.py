@@ -19,7 +19,8 @@ from tests.fakes.openai import FakeOpenAI, Fault
 from tests.fakes.provider import FakeProvider, ambiguous, answered, not_sent, rejected
 
 MSG = [{"role": "user", "content": "hello"}]
-WORST = cost(FAKE_PRICE, estimate_prompt_tokens(MSG), 512)
+PROMPT = estimate_prompt_tokens(MSG)  # an upper bound: a provider never bills a longer prompt for it
+WORST = cost(FAKE_PRICE, PROMPT, 512)
 
 
 def spent(budget: Budget) -> int:
@@ -97,7 +98,7 @@ async def test_spend_covers_what_the_provider_served_whatever_it_answers(make_ll
             "answered": answered("x", tin, tout), "no-usage": answered("x", usage=False),
             "rejected": rejected(400), "rejected-usage": rejected(422, usage=u), "ambiguous": ambiguous(),
             "not-sent": not_sent(),
-        }[kind], served=u if kind in ("no-usage", "ambiguous") else None)
+        }[kind], served=Usage(min(tin, PROMPT), tout) if kind in ("no-usage", "ambiguous") else None)
     llm: MeteredLLM = make_llm(agents=agents_on(max_retries=0), clients={FAKE_URL: provider}, breaker_threshold=1000)
     llm.budget = budget
     received = 0  # the cost of every usage that came back to the client
@@ -109,7 +110,7 @@ async def test_spend_covers_what_the_provider_served_whatever_it_answers(make_ll
             pass
     served = sum(cost(FAKE_PRICE, u.input_tokens, u.output_tokens) for u in provider.served)
     booked = spent(budget) - before
-    assert booked >= served  # served usage never exceeds the worst case here: tout <= max_tokens
+    assert booked >= served  # served usage never exceeds the worst case: tin <= PROMPT, tout <= max_tokens
     assert budget.open_reservations() == 0
     unknown = sum(1 for kind, *_ in script if kind in ("no-usage", "ambiguous"))
     assert booked == received + unknown * WORST + sum(
