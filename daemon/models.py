@@ -5,14 +5,15 @@ Own registry and own Alembic history (version table alembic_version_daemon).
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import Engine, Index
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
-from config.db import migrate as _migrate
+from kernel.clock import utcnow
+from kernel.db import migrate as _migrate
 
 daemon_registry = registry()
 metadata = daemon_registry.metadata
@@ -22,11 +23,6 @@ VERSION_TABLE = "alembic_version_daemon"
 # outcome of a job run
 OK, SKIPPED, RETRY, FAILED, CRASHED, ABANDONED, RUNNING = "ok", "skipped", "retry", "failed", "crashed", "abandoned", "running"
 ERROR_OUTCOMES = (RETRY, FAILED, CRASHED, ABANDONED)
-
-
-def utcnow() -> datetime:
-    """Now, timezone-aware UTC."""
-    return datetime.now(timezone.utc)
 
 
 class DaemonBase(SQLModel, registry=daemon_registry):
