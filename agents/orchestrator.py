@@ -9,7 +9,8 @@
       work      per task, in parallel with a bound: research -> write -> critique
                 (bounded revisions) -> approval (auto | manual | risky)
       publish   every approved task (also those a person approved) via the channel
-      record    CycleReport: counts, cost of the cycle (ucr), explanations, errors
+      record    CycleReport: counts, cost of the cycle (ucr), explanations, errors, and the outcome:
+                ok | degraded (a model endpoint, feed or platform failed) | failed (one did and nothing was stored)
 
 Each step stores the task's new status and typed message before the next one
 starts (agents.tasks), so a crash resumes where it stopped without paying for
@@ -44,7 +45,7 @@ import random
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Protocol, runtime_checkable
 
 from opentelemetry import trace
@@ -54,6 +55,7 @@ from sqlalchemy import Engine, func, select
 from agents.bandit import Bandit, arm_of, arm_stats, ledger_history
 from agents.critic import Critic
 from agents.cycle import CycleContext
+from agents.llm import public_url
 from agents.llm.errors import LLMError
 from agents.llm.pricing import planned_cost
 from agents.messages import Brief, FeedItem
@@ -74,8 +76,7 @@ from agents.tasks import (
     post_key,
 )
 from agents.writer import Writer
-from kernel.clock import utcnow
-from kernel.money import format_credits
+from config.money import format_credits
 from config.settings import ModelPrice, Settings
 from ledger.budget import Budget, BudgetExceeded
 from ledger.journal import Journal
@@ -86,7 +87,15 @@ log = logging.getLogger(__name__)
 tracer = trace.get_tracer("selfpub.agents")
 
 RAN, PAUSED, DRY_RUN, BUDGET_LIMITED, STOPPED = "RAN", "PAUSED", "DRY_RUN", "BUDGET_LIMITED", "STOPPED"
+# A cycle's outcome (CycleReport.outcome): a dependency (model endpoint, feeds, platforms) failing makes it
+# degraded; failing while the cycle stored nothing at all makes it failed.
+CYCLE_OK, CYCLE_DEGRADED, CYCLE_FAILED = "ok", "degraded", "failed"
 STEP_ERRORS = (LLMError, ResearchError, ValidationError)
+
+
+def utcnow() -> datetime:
+    """Now, timezone-aware UTC."""
+    return datetime.now(timezone.utc)
 
 
 @dataclass(frozen=True)
@@ -201,6 +210,43 @@ class CycleReport:
     explanations: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     budget_limit: str | None = None  # the budget's name of the limit that stopped the cycle or lowered its plan
+    reviewed: int = 0  # critic reviews stored
+    feeds_ok: list[str] = field(default_factory=list)  # feed URLs read this cycle
+    feed_failures: dict[str, str] = field(default_factory=dict)  # feed URL -> what went wrong
+    llm_failures: dict[str, int] = field(default_factory=dict)  # model endpoint -> failed steps
+    published_to: list[str] = field(default_factory=list)  # platforms that took a post this cycle
+    publish_failures: dict[str, str] = field(default_factory=dict)  # platform -> what went wrong
+
+    @property
+    def progress(self) -> int:
+        """Steps this cycle stored (research, drafts, reviews, verdicts, posts); 0: it did nothing useful."""
+        return (self.researched + self.drafted + self.revised + self.reviewed + self.approved + self.held
+                + self.published + self.rejected)
+
+    def troubles(self) -> list[str]:
+        """The dependencies that failed this cycle, one line each."""
+        out = []
+        if self.llm_failures:
+            out.append("model endpoint failed: " + ", ".join(f"{e} ({n} step(s))" for e, n in self.llm_failures.items()))
+        if self.feed_failures:
+            n, total = len(self.feed_failures), len(self.feed_failures) + len(self.feeds_ok)
+            head = "every feed failed" if not self.feeds_ok else f"{n} of {total} feed(s) failed"
+            out.append(f"{head}: " + "; ".join(f"{u} ({why})" for u, why in self.feed_failures.items()))
+        if self.publish_failures:
+            out.append("publish failed: " + "; ".join(f"{p} ({why})" for p, why in self.publish_failures.items()))
+        return out
+
+    @property
+    def outcome(self) -> str:
+        """ok; degraded (a dependency failed); failed (one failed and the cycle stored nothing)."""
+        if self.state == DRY_RUN or not self.troubles():
+            return CYCLE_OK
+        blocked = self.llm_failures or self.publish_failures or not self.feeds_ok
+        return CYCLE_FAILED if blocked and not self.progress else CYCLE_DEGRADED
+
+    def why(self) -> str:
+        """Why the outcome is not ok ("" when it is)."""
+        return "; ".join(self.troubles()) if self.outcome != CYCLE_OK else ""
 
     def summary(self) -> str:
         """One line for logs and the CLI."""
@@ -213,6 +259,12 @@ class CycleReport:
             + f"; cost {format_credits(self.cost)} credits"
             + (f"; budget limit {self.budget_limit}" if self.budget_limit else "")
         )
+
+
+def _platforms(report: CycleReport, done: Sequence) -> None:
+    for p in done:
+        if p.platform not in report.published_to:
+            report.published_to.append(p.platform)
 
 
 def task_spend(engine: Engine, task_id: str) -> int:
@@ -382,6 +434,11 @@ class Orchestrator:
             new = n - len(work)
             if new > 0:
                 candidates = list(await d.feed.candidates())
+                for rep in getattr(d.feed, "reports", None) or ():  # how each feed went (ResearchFeed)
+                    if rep.ok:
+                        report.feeds_ok.append(rep.feed_url)
+                    else:
+                        report.feed_failures[rep.feed_url] = (rep.status + (f": {rep.error}" if rep.error else ""))[:300]
                 known = d.tasks.known_items([c.item.url for c in candidates], [c.item.content_hash for c in candidates])
                 fresh = [c for c in candidates if c.item.url not in known and c.item.content_hash not in known]
                 for choice, cand in self._rank(fresh)[:new]:
@@ -497,6 +554,9 @@ class Orchestrator:
         d = self.deps
         what = f"{type(exc).__name__} at {task.status}: {str(exc)[:300]}"
         report.errors.append(f"task {task.id[:8]}: {what}")
+        if isinstance(exc, LLMError):
+            for endpoint in self._endpoints(exc):
+                report.llm_failures[endpoint] = report.llm_failures.get(endpoint, 0) + 1
         cost = task_spend(d.journal.engine, task.id)
         if getattr(exc, "retryable", False):
             return d.tasks.note(task, reason=f"retry later: {what}", cost=cost)
@@ -507,6 +567,17 @@ class Orchestrator:
             report.failed += 1
             return task
         return d.tasks.note(task, reason=f"attempt {attempts} failed: {what}", attempts=attempts, cost=cost)
+
+    def _endpoints(self, exc: LLMError) -> list[str]:
+        """The endpoints a failed call went to: the role's own, and its fallbacks when every one failed."""
+        try:
+            agent = self.settings.agents.role(exc.role) if exc.role else None
+        except (KeyError, ValueError, AttributeError):
+            agent = None
+        if agent is None:
+            return [exc.model or "unknown"]
+        urls = [agent.base_url] + ([f.base_url for f in agent.fallbacks] if exc.retryable else [])
+        return [public_url(u) for u in urls]
 
     async def _step(self, task: Task, report: CycleReport, cycle_id: str) -> Task:
         """One step from the task's stored status; returns the task as stored afterwards."""
@@ -536,6 +607,7 @@ class Orchestrator:
                 span.set_attribute("review.approved", review.approved)
             m.reviews.append(review)
             task.score = review.score
+            report.reviewed += 1
             return self._save(task, DRAFTED)
         last = m.reviews[-1]
         if last.approved:
@@ -631,14 +703,18 @@ class Orchestrator:
         with tracer.start_as_current_span("publish", attributes={"task.id": task.id, "post.key": post.key}) as span:
             try:
                 done = await d.channel.publish_all(post)
-            except PermanentError as exc:
+                _platforms(report, done)
+            except PublishError as exc:
+                _platforms(report, getattr(exc, "published", ()))  # the dispatcher: what went out before it
+                for e in getattr(exc, "errors", None) or [exc]:
+                    report.publish_failures[e.platform] = str(e)[:300]
+                if not isinstance(exc, PermanentError):
+                    report.errors.append(f"task {task.id[:8]}: publish will be retried: {exc}")
+                    d.tasks.note(task, reason=f"publish will be retried: {exc}"[:2000])
+                    return
                 report.errors.append(f"task {task.id[:8]}: publish refused: {exc}")
                 d.tasks.advance(task, FAILED, reason=f"publish refused: {exc}"[:2000])
                 report.failed += 1
-                return
-            except PublishError as exc:
-                report.errors.append(f"task {task.id[:8]}: publish will be retried: {exc}")
-                d.tasks.note(task, reason=f"publish will be retried: {exc}"[:2000])
                 return
             span.set_attribute("publish.platforms", len(done))
         task.messages.published = [
@@ -652,6 +728,9 @@ class Orchestrator:
 
 __all__ = [
     "BUDGET_LIMITED",
+    "CYCLE_DEGRADED",
+    "CYCLE_FAILED",
+    "CYCLE_OK",
     "DRY_RUN",
     "PAUSED",
     "RAN",

@@ -15,10 +15,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, SecretStr
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr
 
 from config.checks import (
-    check_credits,
     check_cron,
     check_database_url,
     check_feed_url,
@@ -28,7 +27,7 @@ from config.checks import (
     check_timezone,
     database_url_with_password,
 )
-from kernel.money import format_credits
+from config.money import Credits
 
 ROLES = ("orchestrator", "research", "writer", "critic")
 Role = Literal["orchestrator", "research", "writer", "critic"]
@@ -43,8 +42,6 @@ DatabaseURL = Annotated[str, AfterValidator(check_database_url)]
 HttpURL = Annotated[str, AfterValidator(check_http_url)]
 LLMBaseURL = Annotated[str, AfterValidator(lambda v: check_llm_base_url(v, EMBEDDED))]
 FeedURL = Annotated[str, AfterValidator(check_feed_url)]
-# An amount written in credits in the TOML, held as integer ucr, never negative.
-Credits = Annotated[int, BeforeValidator(check_credits), PlainSerializer(format_credits, return_type=str)]
 
 
 def _persona_name(v: str) -> str:
@@ -87,6 +84,7 @@ class ScheduleSettings(Section):
     earnings_interval_minutes: int = Field(30, ge=1)
     settle_interval_minutes: int = Field(60, ge=1)
     reconcile_interval_minutes: int = Field(360, ge=1)
+    stalled_after_cycles: int = Field(3, ge=1)  # cycles in a row that store nothing before the daemon says so
 
 
 class BudgetSettings(Section):

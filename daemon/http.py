@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 
-from kernel.money import UCR_PER_CREDIT, format_credits
+from config.money import UCR_PER_CREDIT, format_credits
 from daemon.status import ErrorRow, Point, PostRow
 
 if TYPE_CHECKING:
@@ -47,6 +47,8 @@ class _Figures:
         self.posts = s.reader.posts_by_platform()
         self.errors = s.reader.error_counts()
         self.paused = s.state.value == "PAUSED"
+        self.interrupted = s.reader.interrupted_count()
+        self.health = list(s.book.families(self.interrupted))
 
 
 class _Collector:
@@ -81,6 +83,7 @@ class _Collector:
         yield GaugeMetricFamily("selfpub_paused", "1 when the loop is paused", value=1 if f.paused else 0)
         if f.runway is not None:
             yield GaugeMetricFamily("selfpub_runway_days", "Days the balance lasts at the recent spend", value=f.runway)
+        yield from f.health  # cycle outcomes, dependency failures, last successes (daemon/health.py)
 
 
 def metrics_text(figures: _Figures) -> bytes:
@@ -145,7 +148,7 @@ PAGE_CSS = """
 body{font-family:system-ui,sans-serif;margin:24px;color:#111827;background:#f9fafb}
 h1{font-size:22px;margin:0 0 12px} h2{font-size:16px;margin:24px 0 8px}
 .state{display:inline-block;padding:4px 10px;border-radius:6px;color:#fff;font-weight:600}
-.RUNNING{background:#16a34a}.PAUSED{background:#d97706}.STOPPING,.STARTING{background:#6b7280}
+.RUNNING{background:#16a34a}.PAUSED,.DEGRADED{background:#b45309}.STOPPING,.STARTING{background:#6b7280}
 .cards{display:flex;gap:16px;margin:12px 0}.card{background:#fff;border:1px solid #e5e7eb;border-radius:8px;padding:10px 14px}
 .card b{display:block;font-size:20px}
 table{border-collapse:collapse;background:#fff}td,th{border:1px solid #e5e7eb;padding:4px 10px;text-align:left;font-size:13px}
@@ -158,14 +161,16 @@ def status_page(service: Service, points: list[Point], posts: list[PostRow], err
     e = html.escape
     f = service.figures
     snap = f.snapshot
-    state = service.state.value
-    reason = f' <span>{e(service.reason)}</span>' if service.reason else ""
+    state, why = service.display_state()
+    reason = f' <span>{e(why)}</span>' if why else ""
     runway = f"{f.runway_days:.1f} days" if f.runway_days is not None else "n/a (no recent spend)"
     last = (f"{f.last_cycle_at:%Y-%m-%d %H:%M} UTC ({e(str(f.last_cycle_outcome))})" if f.last_cycle_at else "never")
     cards = [("available", format_credits(snap.available) + " cr" if snap else "?"),
              ("wallet", format_credits(snap.wallet) + " cr" if snap else "?"),
              ("owed to providers", format_credits(snap.liabilities) + " cr" if snap else "?"),
-             ("runway", runway), ("last cycle", last)]
+             ("runway", runway), ("last cycle", last),
+             ("cycles without progress", str(service.book.no_progress)),
+             ("interrupted job runs", str(service.interrupted))]
     rows_posts = "".join(
         f"<tr><td>{p.when:%Y-%m-%d %H:%M}</td><td>{e(p.platform)}</td><td>{e(p.title)}</td>"
         f"<td>{format_credits(p.cost)}</td><td>{format_credits(p.earnings)}</td></tr>" for p in posts
@@ -248,7 +253,7 @@ class StatusServer:
 
         s = self.service
         if path == "/healthz":
-            h = s.health()
+            h = await s.fresh_health()
             return (200 if h.ok else 503), (h.reason + "\n").encode(), "text/plain; charset=utf-8"
         if path == "/metrics":
             await s.refresh()
@@ -256,8 +261,9 @@ class StatusServer:
             return 200, metrics_text(figures), CONTENT_TYPE_LATEST
         if path in ("/", "/index.html"):
             await s.refresh()
-            points, posts, errors = await in_thread(
-                lambda: (s.reader.series(), s.reader.recent_posts(), s.reader.recent_errors()))
+            points, posts, errors, s.interrupted = await in_thread(
+                lambda: (s.reader.series(), s.reader.recent_posts(), s.reader.recent_errors(),
+                         s.reader.interrupted_count()))
             return 200, status_page(s, points, posts, errors).encode(), "text/html; charset=utf-8"
         return 404, b"not found\n", "text/plain; charset=utf-8"
 

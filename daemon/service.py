@@ -54,12 +54,13 @@ from sqlalchemy import update
 
 from agents.cycle import CycleContext, Gate
 from config.loader import ConfigError
-from kernel.money import format_credits
+from config.money import format_credits
 from config.settings import Settings
 from daemon.cycle import LOCKED, PAUSED, admit
+from daemon.health import HealthBook, Verdict, verdict
 from daemon.http import StatusServer
 from daemon.lock import CycleLock
-from daemon.models import ABANDONED, CRASHED, FAILED, OK, RETRY, RUNNING, SKIPPED, JobRun
+from daemon.models import ABANDONED, CRASHED, DEGRADED, FAILED, INTERRUPTED, OK, RETRY, RUNNING, SKIPPED, JobRun
 from daemon.notify import Notifier
 from daemon.scheduler import Cadence, JobFns
 from daemon.status import StatusReader
@@ -217,7 +218,10 @@ class Service:
         self.reload_note = ""
         self.exit_code = 0
         self.figures = Figures()
+        self.book = HealthBook(settings, redact=self._redact)
+        self.interrupted = 0  # job runs of this persona marked interrupted (all starts so far)
         self.heartbeat = time.monotonic()
+        self._evaluating = False
         self.inflight: asyncio.Task | None = None
         self.cycle_stop = threading.Event()
         self._stop = asyncio.Event()
@@ -227,10 +231,10 @@ class Service:
         interval = self.notifier.watchdog_interval()
         self.cadence = Cadence(
             self.scheduler,
-            JobFns(self.cycle_job, self.earnings_job,
-                   self.settle_job if jobs.settle else None,
-                   self.reconcile_job if jobs.reconcile else None,
-                   self.watchdog_job),
+            JobFns(self._quiet(self.cycle_job), self._quiet(self.earnings_job),
+                   self._quiet(self.settle_job) if jobs.settle else None,
+                   self._quiet(self.reconcile_job) if jobs.reconcile else None,
+                   self._quiet(self.watchdog_job)),
             settings.schedule,
             heartbeat_seconds=min(interval, 10.0) if interval else 10.0,
             fast_seconds=fast_seconds,
@@ -267,9 +271,33 @@ class Service:
         self.notifier.ready(self.status_line())
 
     def _startup_checks(self) -> None:
+        self._mark_interrupted()
         self.budget.expire_stale()
         self._evaluate()
         self._refresh()
+        self.book.seed(self.reader.last_ok_cycle_time(), self.reader.last_post_times())
+
+    def _mark_interrupted(self) -> None:
+        """Job runs a dead process of this host left "running" become interrupted (counted, shown)."""
+        marked = self.reader.mark_interrupted(own_instance=self.instance, alive=_pid_alive)
+        self.interrupted = self.reader.interrupted_count()
+        if marked:
+            log.warning("job runs left running by a dead process marked interrupted",
+                        extra={"marked": marked, "interrupted_total": self.interrupted})
+
+    def _quiet(self, job: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
+        """The job as the scheduler runs it: cancelled by a stop (the scheduler's shutdown) it ends quietly."""
+
+        async def run() -> None:
+            try:
+                await job()
+            except asyncio.CancelledError:
+                if self.state is not State.STOPPING:
+                    raise
+                log.debug("job cancelled by the stop", extra={"job": job.__name__})
+
+        run.__name__ = job.__name__
+        return run
 
     def request_stop(self) -> None:
         """Begin a clean stop (SIGTERM)."""
@@ -353,9 +381,25 @@ class Service:
                 "slow": self.cadence.slow, "runway_days": self.figures.runway_days,
                 "interval_seconds": (i.total_seconds() if (i := self.cadence.cycle_interval()) else None)})
 
+    def display_state(self) -> tuple[str, str]:
+        """The state shown to people (DEGRADED when running while a dependency fails or nothing moves) and why."""
+        if self.state is State.RUNNING:
+            problem = self.problem()
+            if problem:
+                return "DEGRADED", problem
+        return self.state.value, self.reason
+
+    def problem(self) -> str | None:
+        """Why a running daemon is degraded (this process's cycles, else the persona's last recorded cycle)."""
+        problem = self.book.problem()
+        if problem is None and self.book.last is None and self.figures.last_cycle_outcome in (FAILED, CRASHED, DEGRADED):
+            problem = f"last cycle {self.figures.last_cycle_outcome}"
+        return problem
+
     def status_line(self) -> str:
-        """One line for systemd STATUS=: state, balance, runway, last cycle."""
-        state = self.state.value + (f" ({self.reason})" if self.state is State.PAUSED and self.reason else "")
+        """One line for systemd STATUS=: state (and why when paused or degraded), balance, runway, last cycle."""
+        shown, why = self.display_state()
+        state = shown + (f" ({why})" if shown != State.RUNNING.value and why else "")
         parts = [state]
         snap = self.figures.snapshot
         if snap is not None:
@@ -381,9 +425,35 @@ class Service:
             return Health(False, f"scheduler dead: no heartbeat for {stale_for:.0f} s")
         if self.state is State.PAUSED:
             return Health(False, f"paused: {self.reason}")
-        if self.figures.last_cycle_outcome in (FAILED, CRASHED):
-            return Health(False, f"last cycle {self.figures.last_cycle_outcome}")
+        problem = self.problem()
+        if problem:
+            return Health(False, f"degraded: {problem}")
         return Health(True, "ok")
+
+    async def fresh_health(self) -> Health:
+        """health(), with the pause evaluated again first while paused (a deposit shows at once)."""
+        if self.state is State.PAUSED:
+            await self.reevaluate()
+        return self.health()
+
+    async def reevaluate(self) -> None:
+        """The gate again, now (a deposit, a tip, a reload); a resume runs the skipped cycle at once."""
+        if self._evaluating or self.state is State.STOPPING:
+            return
+        self._evaluating = True
+        try:
+            was_paused = self.state is State.PAUSED
+            await in_thread(self._evaluate)
+            if was_paused and self.state is State.RUNNING:
+                self._cycle_now()
+                await self._after_job()
+        finally:
+            self._evaluating = False
+
+    def _cycle_now(self) -> None:
+        job = self.scheduler.get_job("cycle") if self.scheduler.running else None
+        if job is not None:
+            job.modify(next_run_time=datetime.now(timezone.utc))
 
     # -- job runs -----------------------------------------------------------------
 
@@ -394,11 +464,14 @@ class Service:
                 started_at=datetime.now(timezone.utc), outcome=RUNNING, detail="",
             ).returning(RUNS.c.id)).scalar_one()
 
-    def _record_end(self, run_id: int, outcome: str, detail: str = "") -> None:
+    def _redact(self, text: str) -> str:
         from daemon.redact import redact, secret_values
 
+        return redact(text, secret_values(self.settings))
+
+    def _record_end(self, run_id: int, outcome: str, detail: str = "") -> None:
         # Redact before cutting: a cut could split a secret into a part no rule recognises.
-        detail = redact(detail, secret_values(self.settings))[:1000]
+        detail = self._redact(detail)[:1000]
         with self.engine.begin() as conn:
             conn.execute(update(RUNS).where(RUNS.c.id == run_id).values(
                 finished_at=datetime.now(timezone.utc), outcome=outcome, detail=detail))
@@ -406,12 +479,16 @@ class Service:
     def _record_skip(self, job: str, detail: str) -> None:
         self._record_end(self._record_start(job), SKIPPED, detail)
 
-    async def _guarded(self, job: str, fn: Callable[[], Awaitable[Any]]) -> str:
-        """Run one job once with the error policy; returns the outcome."""
+    async def _guarded(self, job: str, fn: Callable[[], Awaitable[Any]],
+                       judge: Callable[[Any], Verdict] | None = None) -> tuple[str, Verdict]:
+        """Run one job once with the error policy; returns the outcome (and the judge's verdict on the result)."""
         run_id = await in_thread(self._record_start, job)
-        outcome, detail = OK, ""
+        outcome, detail, seen = OK, "", None
         try:
-            await fn()
+            result = await fn()
+            if judge is not None:
+                seen = judge(result)
+                outcome, detail = seen.outcome, seen.why
         except asyncio.CancelledError:
             outcome, detail = ABANDONED, "stopped before the job finished"
             await asyncio.shield(in_thread(self._record_end, run_id, outcome, detail))
@@ -421,7 +498,7 @@ class Service:
             detail = f"{type(exc).__name__}: {exc}"
             if kind == "retryable":
                 outcome = RETRY
-                log.warning("job failed, will retry at its next run", extra={"job": job, "error": detail})
+                log.error("job failed, will retry at its next run", extra={"job": job, "error": detail})
             elif kind == "permanent":
                 outcome = FAILED
                 log.error("job failed permanently, skipped", extra={"job": job, "error": detail})
@@ -432,7 +509,7 @@ class Service:
                 self.exit_code = 1
                 self.request_stop()
         await in_thread(self._record_end, run_id, outcome, detail)
-        return outcome
+        return outcome, seen or Verdict(outcome, detail, progress=outcome == OK)
 
     async def cycle_job(self) -> None:
         """The scheduled cycle: the gate and the per-persona lock (daemon.cycle.admit), then the injected cycle."""
@@ -446,6 +523,7 @@ class Service:
         self._follow(admission.pause)
         if admission.outcome == PAUSED:
             log.info("cycle skipped: paused", extra={"reason": admission.reason})
+            self.book.cycle_done(SKIPPED)
             await in_thread(self._record_skip, "cycle", f"paused: {admission.reason}")
             await self._after_job()
             return
@@ -460,8 +538,13 @@ class Service:
     async def _locked_cycle(self, ctx: CycleContext) -> None:
         try:
             with self._cycle_span(ctx.cycle_id):
-                outcome = await self._guarded("cycle", lambda: call_job(self.jobs.cycle, ctx))
+                try:
+                    outcome, seen = await self._guarded("cycle", lambda: call_job(self.jobs.cycle, ctx), verdict)
+                except asyncio.CancelledError:
+                    self.book.cycle_done(ABANDONED)
+                    raise
             log.info("cycle finished", extra={"cycle_id": ctx.cycle_id, "outcome": outcome})
+            self.book.cycle_done(outcome, seen, cycle_id=ctx.cycle_id)
         finally:
             await asyncio.shield(in_thread(self.lock.release))
         await self._after_job()
@@ -493,7 +576,7 @@ class Service:
             with self._job_span("earnings"):
                 await self._guarded("earnings", lambda: call_job(self.jobs.earnings))
         if self.state is not State.STOPPING:
-            await in_thread(self._evaluate)
+            await self.reevaluate()
             await self._after_job()
 
     async def settle_job(self) -> None:
@@ -509,9 +592,11 @@ class Service:
         await self._after_job()
 
     async def watchdog_job(self) -> None:
-        """Heartbeat: WATCHDOG=1 for systemd, and the liveness /healthz reads."""
+        """Heartbeat: WATCHDOG=1 for systemd, and the liveness /healthz reads; while paused, the gate again."""
         self.heartbeat = time.monotonic()
         self.notifier.watchdog()
+        if self.state is State.PAUSED:
+            await self.reevaluate()  # a `ledger deposit` by another process resumes within a heartbeat
 
     # -- reload -------------------------------------------------------------------
 
@@ -534,6 +619,7 @@ class Service:
             await rebuilt
         self.reload_note = ""
         log.info("config reloaded")
+        await self.reevaluate()  # new thresholds pause or resume now, not at the next job
         self.notifier.ready(self.status_line())
         return True
 
@@ -547,6 +633,7 @@ class Service:
         self.settings = new
         self.budget = Budget(self.journal, new.budget, persona=new.persona, clock=self.budget.clock)
         self.gate = Gate(self.budget, self.jobs.pause_reason)
+        self.book.configure(new)
         if new.schedule != old.schedule:
             self.cadence.set_schedule(new.schedule)
         if self.on_settings is not None:
@@ -555,3 +642,14 @@ class Service:
             return self.jobs.on_reload(new)
         return None
 
+
+
+def _pid_alive(pid: int) -> bool:
+    """True when a process with this id exists (signal 0 checks without sending anything)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process: alive
+    return True

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import Engine, func, select
 
-from daemon.models import ERROR_OUTCOMES, JobRun
+from daemon.models import ERROR_OUTCOMES, INTERRUPTED, OK, RUNNING, JobRun
 from daemon.redact import Redactor
 from ledger.journal import WALLET, Journal
 from ledger.models import Posting, Transaction
@@ -228,6 +228,50 @@ class StatusReader:
                 .order_by(RUNS.c.finished_at.desc()).limit(1)
             ).first()
         return (_aware(row.finished_at), row.outcome) if row else None
+
+    def mark_interrupted(self, *, own_instance: str, alive: Callable[[int], bool]) -> int:
+        """Mark "running" job runs whose process on this host is gone as interrupted; returns how many.
+
+        Only rows of this host (instance "host:pid") are judged: a row of another host may
+        belong to a daemon that runs there now (several may share one PostgreSQL database).
+        """
+        host = own_instance.rsplit(":", 1)[0]
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(RUNS.c.id, RUNS.c.instance).where(
+                RUNS.c.persona == self.persona, RUNS.c.outcome == RUNNING)).all()
+        dead = []
+        for run_id, instance in rows:
+            where, _, pid = (instance or "").rpartition(":")
+            if where == host and pid.isdigit() and instance != own_instance and not alive(int(pid)):
+                dead.append(run_id)
+        if not dead:
+            return 0
+        with self.engine.begin() as conn:
+            conn.execute(RUNS.update().where(RUNS.c.id.in_(dead), RUNS.c.outcome == RUNNING).values(
+                outcome=INTERRUPTED, finished_at=datetime.now(timezone.utc),
+                detail="the process ended before the job did (killed or crashed); marked at the next start"))
+        return len(dead)
+
+    def interrupted_count(self) -> int:
+        """Job runs of this persona marked interrupted, ever."""
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.count()).where(
+                RUNS.c.persona == self.persona, RUNS.c.outcome == INTERRUPTED)).scalar_one())
+
+    def last_ok_cycle_time(self) -> float | None:
+        """Unix time the persona's last ok cycle ended (any instance), or None."""
+        with self.engine.connect() as conn:
+            at = conn.execute(select(func.max(RUNS.c.finished_at)).where(
+                RUNS.c.persona == self.persona, RUNS.c.job == "cycle", RUNS.c.outcome == OK)).scalar()
+        return _aware(at).timestamp() if at is not None else None
+
+    def last_post_times(self) -> dict[str, float]:
+        """Unix time of each platform's latest post known."""
+        out: dict[str, float] = {}
+        for p in self.recent_posts(limit=10_000):
+            out[p.platform] = max(out.get(p.platform, 0.0), p.when.timestamp())
+        return out
+
 
 
 def outbox_posts(journal: Journal, outbox: Any) -> Callable[[int], list[PostRow]]:  # noqa: ANN401

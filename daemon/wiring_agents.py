@@ -37,12 +37,14 @@ class ResearchFeed:
     def __init__(self, research: Any, feeds: Sequence[Any]):  # noqa: ANN401
         self.research = research
         self.feeds = tuple(feeds)
+        self.reports: list[Any] = []  # how each feed went at the last fetch (the cycle report reads them)
 
     async def candidates(self) -> list[Candidate]:
         """Fetch every feed; new items only (the research store remembers what it saw)."""
         if not self.feeds:
             return []
         collection = await self.research.collect(self.feeds)
+        self.reports = list(collection.reports)
         fresh = {it.url for it in collection.items}
         waiting = [it for it in self.research.backlog() if it.url not in fresh]
         return [Candidate(it, self.research.novelty(it)) for it in [*collection.items, *waiting]]
@@ -95,6 +97,7 @@ def build_llm(settings: Settings, journal: Journal, budget: Budget, closers: lis
         agents = resolve_embedded(agents, server.base_url)
         json_modes = embedded_json_modes(server.base_url)
     calllog = CallLog(journal.engine)
+    calllog.migrate()
     clients = clients_for(agents)
     for c in clients.values():
         closers.append(c.close)
@@ -120,7 +123,9 @@ def build_deps(
     closers = [] if closers is None else closers
     engine = journal.engine
     tasks = TaskStore(engine, persona=settings.persona)
+    tasks.migrate()
     store = ResearchStore(engine)
+    store.migrate()
     runway = _runway(journal, budget, settings.persona)
     if llm is None:
         llm = build_llm(settings, journal, budget, closers, runway)

@@ -47,11 +47,10 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from kernel.clock import utcnow
-from kernel.money import format_credits
+from config.money import format_credits
 from config.settings import BudgetSettings
 from ledger.journal import WALLET, Entry, Journal, LedgerError, Write, compute_account, provider_account
-from ledger.models import COMMODITY
+from ledger.models import COMMODITY, utcnow
 
 LOCK_ROW = "*"  # not a valid persona name
 PROVIDERS = "liabilities:provider:"

@@ -8,14 +8,13 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-ROOMS = ("kernel", "config", "ledger", "wallet", "publishers", "agents", "daemon")
+ROOMS = ("config", "ledger", "wallet", "publishers", "agents", "daemon")
 ALLOWED = {
-    "kernel": set(),  # the shared kernel: every room may import it, it imports none
-    "config": {"kernel"},
-    "ledger": {"kernel", "config"},
-    "wallet": {"kernel", "config", "ledger"},
-    "publishers": {"kernel", "config"},
-    "agents": {"kernel", "config", "ledger", "publishers"},
+    "config": set(),
+    "ledger": {"config"},
+    "wallet": {"config", "ledger"},
+    "publishers": {"config"},
+    "agents": {"config", "ledger", "publishers"},
     "daemon": set(ROOMS),
 }
 # agents may use publishers' protocol only, not an adapter.

@@ -16,9 +16,8 @@ from collections.abc import Mapping
 from sqlalchemy import select, update
 
 from config.settings import EngagementRates
-from kernel.clock import utcnow
 from ledger.journal import RECEIVABLE_ENGAGEMENT, Entry, Journal, engagement_account
-from wallet.models import EngagementSeen
+from wallet.models import EngagementSeen, utcnow
 
 SEEN = EngagementSeen.__table__
 

@@ -13,9 +13,8 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Engine, select, update
 
-from kernel.clock import utcnow
-from kernel.db import is_postgres
-from wallet.models import SyncState
+from config.db import is_postgres
+from wallet.models import SyncState, utcnow
 
 SYNC = SyncState.__table__
 

@@ -8,15 +8,14 @@ the error class. Reports and benchmarks read it through `CallLog`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 
 from sqlalchemy import BigInteger, Column, Engine, func, select
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
-from kernel.clock import utcnow
-from kernel.db import migrate
+from config.db import migrate
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 VERSION_TABLE = "alembic_version_agents_llm"
@@ -34,6 +33,11 @@ metadata = llm_registry.metadata
 
 class LLMBase(SQLModel, registry=llm_registry):
     pass
+
+
+def utcnow() -> datetime:
+    """Now, timezone-aware UTC."""
+    return datetime.now(timezone.utc)
 
 
 class LLMCall(LLMBase, table=True):

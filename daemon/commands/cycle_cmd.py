@@ -15,7 +15,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from kernel.money import format_credits
+from config import format_credits
 from daemon.context import app_context, err_console
 
 console = Console()
@@ -100,6 +100,21 @@ def cycle(
             _refuse(done.admission.outcome, done.admission.reason)
         report = done.result
     print_report(report)
+    _exit_for(report)
+
+
+# Exit codes of a cycle that ran: 0 ok; 3 failed (a dependency failed and nothing was stored);
+# 4 degraded (a dependency failed, something was stored). 1 is a refusal (paused, locked), 2 a usage error.
+FAILED_EXIT, DEGRADED_EXIT = 3, 4
+
+
+def _exit_for(report) -> None:  # noqa: ANN001
+    """Say why a failed or degraded cycle was not ok and exit non-zero (ok: return)."""
+    outcome = getattr(report, "outcome", "ok")
+    if outcome == "ok":
+        return
+    err_console.print(f"[bold red]cycle {escape(outcome)}:[/] {escape(report.why())}", highlight=False)
+    raise typer.Exit(FAILED_EXIT if outcome == "failed" else DEGRADED_EXIT)
 
 
 def register(app: typer.Typer) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kernel.db import make_engine
+from config.db import make_engine
 from daemon.lock import CycleLock
 
 

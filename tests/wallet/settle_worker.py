@@ -21,13 +21,15 @@ WAIT_SECONDS = 120
 
 def main(argv: list[str]) -> int:
     from config import load_settings
-    from daemon.state import open_state
+    from config.db import make_engine
     from daemon.wiring_wallet import build_wallet
+    from ledger.journal import Journal
     from wallet import settlement
 
     config, barrier = Path(argv[0]), Path(argv[1])
     settings = load_settings(config, os.environ)
-    journal = open_state(settings).journal
+    journal = Journal(make_engine(settings.database_url))
+    journal.migrate()
     if "--pause-after-plan" in argv:
         planned = settlement.Settler.plan
 

@@ -1,0 +1,78 @@
+"""HealthBook: counters, last successes and the no-progress streak, and their Prometheus text exposition."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, generate_latest
+
+from agents.orchestrator import CycleReport
+from config.settings import Settings
+from daemon.health import HealthBook, verdict
+from daemon.models import FAILED, OK, RETRY, SKIPPED
+
+
+def exposition(book: HealthBook, interrupted: int = 0) -> str:
+    class Collector:
+        def collect(self):  # noqa: ANN202
+            return book.families(interrupted)
+
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(Collector())  # type: ignore[arg-type]
+    return generate_latest(registry).decode()
+
+
+def settings() -> Settings:
+    return Settings(feeds=[{"url": "http://127.0.0.1:9/feed.xml"}], publishers={"local": {"enabled": True}},
+                    schedule={"stalled_after_cycles": 2})
+
+
+def test_counters_and_last_successes_in_the_text_format():
+    now = [1_000.0]
+    book = HealthBook(settings(), clock=lambda: now[0])
+    text = exposition(book)
+    # known label values are there at 0 before any failure, with HELP and TYPE lines
+    assert '# TYPE selfpub_publish_failures_total counter' in text
+    assert 'selfpub_publish_failures_total{platform="local"} 0.0' in text
+    assert 'selfpub_feed_failures_total{feed="http://127.0.0.1:9/feed.xml"} 0.0' in text
+    assert 'selfpub_cycles_total{outcome="failed"} 0.0' in text
+    assert "selfpub_cycle_last_success_timestamp_seconds" not in text  # no ok cycle yet: no sample
+
+    report = CycleReport("c1", researched=1, feeds_ok=["http://127.0.0.1:9/feed.xml"],
+                         publish_failures={"devto": "devto 503: down"}, published_to=["local"],
+                         llm_failures={"https://user:pw@llm.example/v1": 2})
+    book.cycle_done(report.outcome, verdict(report), cycle_id="c1")
+    text = exposition(book, interrupted=3)
+    assert 'selfpub_cycles_total{outcome="degraded"} 1.0' in text
+    assert 'selfpub_publish_failures_total{platform="devto"} 1.0' in text
+    assert 'selfpub_publish_last_success_timestamp_seconds{platform="local"} 1000.0' in text
+    assert 'selfpub_feed_last_success_timestamp_seconds{feed="http://127.0.0.1:9/feed.xml"} 1000.0' in text
+    assert "pw" not in text and 'selfpub_llm_failures_total{endpoint="https://user:[REDACTED]@llm.example/v1"} 2.0' in text
+    assert "selfpub_job_runs_interrupted_total 3.0" in text
+    assert book.problem() == ("last cycle degraded: model endpoint failed: https://user:pw@llm.example/v1 (2 step(s)); "
+                              "publish failed: devto (devto 503: down)")
+
+    now[0] = 2_000.0
+    book.cycle_done(OK, verdict(CycleReport("c2", drafted=1)))
+    assert book.problem() is None
+    assert "selfpub_cycle_last_success_timestamp_seconds 2000.0" in exposition(book)
+
+
+def test_cycles_in_a_row_without_progress_say_so_and_progress_clears_it():
+    book = HealthBook(settings())
+    book.cycle_done(OK, verdict(CycleReport("c1")))  # nothing to do
+    assert not book.stalled and book.problem() is None
+    book.cycle_done(SKIPPED)  # paused: neither progress nor a verdict
+    book.cycle_done(RETRY, None, detail="ConnectionError: refused")
+    assert book.stalled and book.problem() == ("no useful progress in 2 cycle(s) in a row; "
+                                               "last cycle retry: ConnectionError: refused")
+    failed = CycleReport("c3", feed_failures={"http://127.0.0.1:9/feed.xml": "fetch_error"})
+    assert failed.outcome == FAILED
+    book.cycle_done(failed.outcome, verdict(failed))
+    assert book.no_progress == 3 and "every feed failed" in book.problem()
+    book.cycle_done(OK, verdict(CycleReport("c4", published=1)))
+    assert book.no_progress == 0 and not book.stalled and book.problem() is None
+
+
+def test_reasons_are_redacted_before_they_are_shown():
+    book = HealthBook(settings(), redact=lambda t: t.replace("s3cret", "[REDACTED]"))
+    book.cycle_done(FAILED, None, detail="PermanentJobError: token s3cret refused")
+    assert book.problem() == "last cycle failed: PermanentJobError: token [REDACTED] refused"
