@@ -43,6 +43,7 @@ from agents.dedupe import canonical_url, content_hash
 from agents.messages import FeedItem
 from agents.research_store import ResearchStore, Validators
 from config.settings import FeedSettings, ResearchSettings
+from kernel.http import retry_after_seconds
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("selfpub.agents")
@@ -290,22 +291,6 @@ def parse_feed(
 # -- fetching --------------------------------------------------------------------------
 
 
-def parse_retry_after(value: str | None) -> float | None:
-    """Seconds from a Retry-After header (delta-seconds or an HTTP date), or None."""
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value.strip()))
-    except ValueError:
-        pass
-    from email.utils import parsedate_to_datetime
-
-    try:
-        return max(0.0, parsedate_to_datetime(value.strip()).timestamp() - time.time())
-    except (TypeError, ValueError):
-        return None
-
-
 def _check_url(url: str) -> None:
     parts = urlsplit(url)
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
@@ -338,7 +323,7 @@ async def fetch_body(
             if resp.status_code >= 400:
                 error = HTTPStatus(url, f"HTTP {resp.status_code}", resp.status_code)
                 if resp.status_code in (429, 503):
-                    error.retry_after = parse_retry_after(resp.headers.get("retry-after"))
+                    error.retry_after = retry_after_seconds(resp.headers.get("retry-after"))
                 raise error
             chunks: list[bytes] = []
             size, truncated = 0, False

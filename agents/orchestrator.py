@@ -45,7 +45,7 @@ import random
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Protocol, runtime_checkable
 
 from opentelemetry import trace
@@ -76,7 +76,8 @@ from agents.tasks import (
     post_key,
 )
 from agents.writer import Writer
-from config.money import format_credits
+from kernel.clock import utcnow
+from kernel.money import format_credits
 from config.settings import ModelPrice, Settings
 from ledger.budget import Budget, BudgetExceeded
 from ledger.journal import Journal
@@ -91,11 +92,6 @@ RAN, PAUSED, DRY_RUN, BUDGET_LIMITED, STOPPED = "RAN", "PAUSED", "DRY_RUN", "BUD
 # degraded; failing while the cycle stored nothing at all makes it failed.
 CYCLE_OK, CYCLE_DEGRADED, CYCLE_FAILED = "ok", "degraded", "failed"
 STEP_ERRORS = (LLMError, ResearchError, ValidationError)
-
-
-def utcnow() -> datetime:
-    """Now, timezone-aware UTC."""
-    return datetime.now(timezone.utc)
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import Column, Engine, LargeBinary, Text, select, update
@@ -21,7 +21,8 @@ from sqlalchemy.orm import registry
 from sqlmodel import Field, Session, SQLModel
 
 from agents.messages import FeedItem
-from config.db import migrate
+from kernel.clock import utcnow
+from kernel.db import migrate
 
 VERSION_TABLE = "alembic_version_agents_research"
 MIGRATIONS = Path(__file__).resolve().parent / "migrations_research"
@@ -33,11 +34,6 @@ metadata = research_registry.metadata
 
 class ResearchBase(SQLModel, registry=research_registry):
     pass
-
-
-def utcnow() -> datetime:
-    """Now, timezone-aware UTC."""
-    return datetime.now(timezone.utc)
 
 
 class FeedState(ResearchBase, table=True):

@@ -39,7 +39,7 @@ import json
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +48,8 @@ from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
 from agents.messages import Brief, Draft, FeedItem, Review
-from config.db import is_postgres, migrate
+from kernel.clock import utcnow
+from kernel.db import is_postgres, migrate
 
 MIGRATIONS = Path(__file__).parent / "migrations_tasks"
 VERSION_TABLE = "alembic_version_agents_tasks"
@@ -64,11 +65,6 @@ DEFAULT_LEASE = timedelta(minutes=2)
 
 tasks_registry = registry()
 metadata = tasks_registry.metadata
-
-
-def utcnow() -> datetime:
-    """Now, timezone-aware UTC."""
-    return datetime.now(timezone.utc)
 
 
 class TaskBase(SQLModel, registry=tasks_registry):

@@ -34,7 +34,7 @@ from agents.research import ResearchAgent  # noqa: E402
 from agents.research_store import ResearchStore  # noqa: E402
 from agents.tasks import TaskStore  # noqa: E402
 from agents.writer import Writer  # noqa: E402
-from config.db import make_engine  # noqa: E402
+from kernel.db import make_engine  # noqa: E402
 from config.settings import AgentSettings, AgentsSettings, ModelPrice, ResearchSettings, Settings  # noqa: E402
 from ledger.budget import Budget  # noqa: E402
 from ledger.funding import deposit  # noqa: E402

@@ -42,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from rich.console import Console  # noqa: E402
 from sqlalchemy import Engine, text  # noqa: E402
 
-from config.db import make_engine  # noqa: E402
+from kernel.db import make_engine  # noqa: E402
 from config.settings import BudgetSettings  # noqa: E402
 from ledger import Budget, Entry, Journal  # noqa: E402
 from ledger.reports import build_report, render_table  # noqa: E402

@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from agents.llm.calllog import CallLog  # noqa: E402
 from agents.llm import MeteredLLM, clients_for  # noqa: E402
 from agents.llm.provider import OpenAIProvider, Request  # noqa: E402
-from config.db import make_engine  # noqa: E402
+from kernel.db import make_engine  # noqa: E402
 from config.settings import AgentSettings, AgentsSettings, BudgetSettings, ModelPrice  # noqa: E402
 from ledger import Budget, Journal  # noqa: E402
 from ledger.funding import deposit  # noqa: E402

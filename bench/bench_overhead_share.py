@@ -91,8 +91,7 @@ async def measure(cycles: int, items_per_cycle: int, latency: Latency, devto_lat
         publisher = DevtoPublisher(http, DevtoSettings(enabled=True, base_url=devto_url),
                                    SecretStr(devto.api_key), writes=writes, articles=articles)
         run = SelfpubRun(settings, channel=None)
-        outbox = Outbox(run.engine)
-        outbox.migrate()
+        outbox = Outbox(run.engine)  # SelfpubRun opened every room's tables
         run.deps.channel = Dispatcher(outbox, devto=publisher)
         run.closers.append(http.aclose)
         try:

@@ -39,14 +39,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sqlalchemy import text  # noqa: E402
 
-from config.db import make_engine  # noqa: E402
 from config.settings import Settings  # noqa: E402
 from daemon.logs import setup_logging  # noqa: E402
 from daemon.service import CycleContext  # noqa: E402
+from daemon.state import open_state  # noqa: E402
 from daemon.wiring import OrchestratorSlot  # noqa: E402
-from ledger.budget import Budget  # noqa: E402
 from ledger.funding import deposit  # noqa: E402
-from ledger.journal import Journal  # noqa: E402
 from publishers.models import DONE  # noqa: E402
 from tests.e2e.support import FAKE_MODEL, LoopbackHTTP, fooled_model  # noqa: E402
 from tests.fakes.openai import FakeOpenAI  # noqa: E402
@@ -306,12 +304,10 @@ async def soak(
         settings = soak_settings(root / "state", llm_url, feed.url, items_per_cycle)
         settings.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         setup_logging(settings, stream=log_sink)  # the daemon's redacting JSON logging, as in `selfpub run`
-        engine = make_engine(settings.database_url)
+        state = open_state(settings)  # as `selfpub run` opens it
+        engine, journal, budget = state.engine, state.journal, state.budget
         db_path = settings.state_dir / "selfpub.db"
-        journal = Journal(engine)
-        journal.migrate()
         deposit(journal, 1_000_000_000_000, idempotency_key="soak-funding")
-        budget = Budget(journal, settings.budget, persona=settings.persona)
         slot = None
         try:
             slot = OrchestratorSlot(journal, settings, budget)  # the daemon's cycle job

@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from web3 import Web3  # noqa: E402
 
-from config.db import make_engine  # noqa: E402
+from kernel.db import make_engine  # noqa: E402
 from config.settings import WalletSettings  # noqa: E402
 from ledger.journal import WALLET, Journal  # noqa: E402
 from tests.peers.anvil import rpc_call, start_anvil, stop_anvil  # noqa: E402

@@ -9,6 +9,7 @@ means "accepted there":
     base_url    "embedded" or an http(s) URL with a host
     feed url    an http(s) URL with a host; a feed listed twice is refused
     state_dir   a folder selfpub can create and write (checked without creating anything)
+    credits     kernel.money.parse_credits (no float, at most 6 decimals), and never negative
 
 A refusal is a pydantic error of type REFUSED whose context carries `what`
 and `fix`; the loader turns it into Problem(key, what, fix), so the key is
@@ -28,10 +29,12 @@ from urllib.parse import urlsplit
 
 from pydantic_core import PydanticCustomError
 
+from kernel.money import AmountError, format_credits, parse_credits
+
 REFUSED = "selfpub_refused"
 HTTP_SCHEMES = ("http", "https")
 LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1", "[::1]")
-# The drivers config.db.make_engine opens: SQLite (stdlib) and PostgreSQL through psycopg 3.
+# The drivers kernel.db.make_engine opens: SQLite (stdlib) and PostgreSQL through psycopg 3.
 SQLITE_DRIVERS = ("sqlite", "sqlite+pysqlite")
 POSTGRES_DRIVERS = ("postgresql", "postgresql+psycopg")
 DATABASE_FORMS = ('sqlite:////absolute/path/selfpub.db (or leave database.url unset for state_dir/selfpub.db) '
@@ -43,6 +46,20 @@ CRON_FIX = ('write five fields "minute hour day-of-month month day-of-week", e.g
 def refuse(what: str, fix: str) -> PydanticCustomError:
     """A validation error that carries its own fix (the loader adds the key)."""
     return PydanticCustomError(REFUSED, "{what}", {"what": what, "fix": fix})
+
+
+# -- money -------------------------------------------------------------------------------------
+
+
+def check_credits(value: object) -> int:
+    """A settings amount in credits as integer ucr; every one is a cap, threshold, price or rate, so never negative."""
+    try:
+        ucr = parse_credits(value)
+    except AmountError as exc:
+        raise ValueError(str(exc)) from None
+    if ucr < 0:
+        raise refuse(f"{format_credits(ucr)} credits is negative", 'write an amount of 0 or more credits, e.g. "1.25"')
+    return ucr
 
 
 # -- schedule ----------------------------------------------------------------------------------

@@ -27,7 +27,7 @@ from typing import Any, get_args, get_origin
 from pydantic import BaseModel, SecretStr, TypeAdapter, ValidationError
 
 from config.checks import POSTGRES_DRIVERS, REFUSED, sqlite_folder, state_dir_fix, state_dir_problem
-from config.money import format_credits
+from kernel.money import format_credits
 from config.settings import ROLES, SecretRef, Settings
 
 ENV_PREFIX = "SELFPUB_"

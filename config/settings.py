@@ -15,9 +15,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, SecretStr
 
 from config.checks import (
+    check_credits,
     check_cron,
     check_database_url,
     check_feed_url,
@@ -27,7 +28,7 @@ from config.checks import (
     check_timezone,
     database_url_with_password,
 )
-from config.money import Credits
+from kernel.money import format_credits
 
 ROLES = ("orchestrator", "research", "writer", "critic")
 Role = Literal["orchestrator", "research", "writer", "critic"]
@@ -42,6 +43,8 @@ DatabaseURL = Annotated[str, AfterValidator(check_database_url)]
 HttpURL = Annotated[str, AfterValidator(check_http_url)]
 LLMBaseURL = Annotated[str, AfterValidator(lambda v: check_llm_base_url(v, EMBEDDED))]
 FeedURL = Annotated[str, AfterValidator(check_feed_url)]
+# An amount written in credits in the TOML, held as integer ucr, never negative.
+Credits = Annotated[int, BeforeValidator(check_credits), PlainSerializer(format_credits, return_type=str)]
 
 
 def _persona_name(v: str) -> str:

@@ -12,9 +12,8 @@ from rich.console import Console
 from rich.markup import escape
 from sqlalchemy import Engine
 
-from config import ConfigError, Problem, Settings, load_settings
-from config.checks import state_dir_fix
-from config.db import make_engine
+from config import ConfigError, Settings, load_settings
+from daemon.state import State, open_state
 from ledger import Budget, Journal
 
 err_console = Console(stderr=True, soft_wrap=True)
@@ -29,7 +28,7 @@ def print_config_error(exc: ConfigError) -> None:
 
 @dataclass
 class AppContext:
-    """Lazily built settings, engine and ledger objects for one CLI invocation."""
+    """Lazily built settings and state store (engine, journal, budget) for one CLI invocation."""
 
     config_path: Path | None = None
     environ: dict[str, str] = field(default_factory=lambda: dict(os.environ))
@@ -43,34 +42,25 @@ class AppContext:
             raise typer.Exit(1) from None
 
     @cached_property
+    def state(self) -> State:
+        """The state store, opened once per invocation: every room's tables at head (Alembic only if behind)."""
+        return open_state(self.settings, source=str(self.config_path or "the configuration"))
+
+    @property
     def engine(self) -> Engine:
-        state_dir = self.settings.state_dir
-        try:
-            state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        except OSError as exc:  # the CLI's start-up handler prints this as a config problem
-            raise ConfigError([Problem("state_dir", f"cannot create {state_dir}: {exc.strerror}",
-                                       state_dir_fix(state_dir))], str(self.config_path or "the configuration")) from None
-        try:
-            return make_engine(self.settings.database_url)
-        except OSError as exc:  # a SQLite file whose folder cannot be created
-            raise ConfigError([Problem("database.url", f"cannot create the SQLite file's folder: {exc.strerror}",
-                                       "point database.url at a folder the selfpub user can write, or leave it unset")],
-                              str(self.config_path or "the configuration")) from None
+        return self.state.engine
 
     def check_database(self) -> None:
-        """Open the database once, so a wrong URL or a server that is down fails now, before anything starts."""
-        with self.engine.connect():
-            pass
+        """Open the state store now, so a wrong URL or a server that is down fails before anything starts."""
+        self.state  # noqa: B018 - opening it is the check
 
-    @cached_property
+    @property
     def journal(self) -> Journal:
-        journal = Journal(self.engine)
-        journal.migrate()
-        return journal
+        return self.state.journal
 
-    @cached_property
+    @property
     def budget(self) -> Budget:
-        return Budget(self.journal, self.settings.budget, persona=self.settings.persona)
+        return self.state.budget
 
 
 def app_context(ctx: typer.Context) -> AppContext:

@@ -27,8 +27,8 @@ from rich.console import Console
 
 from agents.cycle import CycleContext, Gate
 from agents.sample import sample_feed_bytes
-from config import format_credits, load_settings
-from config.db import make_engine
+from config import load_settings
+from kernel.money import format_credits
 from config.settings import Settings
 from ledger import Budget, Journal
 from ledger.plot import render as render_chart
@@ -36,6 +36,7 @@ from ledger.reports import build_report, render_table
 from daemon.cycle import run_admitted
 from daemon.localpds import DEFAULT_PDS_DIR, LocalPds, PdsError, find_pds, start_pds
 from daemon.lock import CycleLock
+from daemon.state import open_state
 
 # Demo prices are high on purpose so a few cycles move the balance visibly.
 DEMO_PRICE = {"input_per_million": "20", "output_per_million": "60", "provider": "embedded"}
@@ -186,11 +187,8 @@ async def run_demo(workdir: Path, console: Console | None = None, *, pds_dir: Pa
     workdir.mkdir(parents=True, exist_ok=True)
     with sample_site() as feed_url:
         settings = demo_settings(workdir, feed_url)
-        settings.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        engine = make_engine(settings.database_url)
-        journal = Journal(engine)
-        journal.migrate()
-        budget = Budget(journal, settings.budget, persona=settings.persona)
+        state = open_state(settings)  # as `selfpub run` opens it: every room's tables at head
+        engine, journal, budget = state.engine, state.journal, state.budget
 
         peer = start_bluesky(pds_dir, workdir, settings.state_dir, console) if bluesky else "turned off (--no-bluesky)"
         if isinstance(peer, DemoBluesky):
@@ -321,6 +319,6 @@ def _status(exc: Exception) -> str:
 
 
 def _ucr(credits: str) -> int:
-    from config import parse_credits
+    from kernel.money import parse_credits
 
     return parse_credits(credits)

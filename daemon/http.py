@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 
-from config.money import UCR_PER_CREDIT, format_credits
+from kernel.money import UCR_PER_CREDIT, format_credits
 from daemon.status import ErrorRow, Point, PostRow
 
 if TYPE_CHECKING:

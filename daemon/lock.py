@@ -15,7 +15,7 @@ from pathlib import Path
 
 from sqlalchemy import Connection, Engine, text
 
-from config.db import is_postgres
+from kernel.db import is_postgres
 
 
 def lock_key(persona: str) -> int:

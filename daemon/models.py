@@ -5,14 +5,15 @@ Own registry and own Alembic history (version table alembic_version_daemon).
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import Engine, Index
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
-from config.db import migrate as _migrate
+from kernel.clock import utcnow
+from kernel.db import migrate as _migrate
 
 daemon_registry = registry()
 metadata = daemon_registry.metadata
@@ -24,11 +25,6 @@ OK, SKIPPED, RETRY, FAILED, CRASHED, ABANDONED, RUNNING = "ok", "skipped", "retr
 DEGRADED = "degraded"  # a cycle that ran while a dependency (model, feeds, platforms) failed
 INTERRUPTED = "interrupted"  # left "running" by a process that died (SIGKILL, crash); marked at the next start
 ERROR_OUTCOMES = (RETRY, FAILED, CRASHED, ABANDONED, DEGRADED, INTERRUPTED)
-
-
-def utcnow() -> datetime:
-    """Now, timezone-aware UTC."""
-    return datetime.now(timezone.utc)
 
 
 class DaemonBase(SQLModel, registry=daemon_registry):

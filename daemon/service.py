@@ -54,7 +54,7 @@ from sqlalchemy import update
 
 from agents.cycle import CycleContext, Gate
 from config.loader import ConfigError
-from config.money import format_credits
+from kernel.money import format_credits
 from config.settings import Settings
 from daemon.cycle import LOCKED, PAUSED, admit
 from daemon.health import HealthBook, Verdict, verdict

@@ -14,20 +14,17 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import Engine, text
 from sqlalchemy.exc import OperationalError
 
 from agents.cycle import CycleContext
-from config.db import is_postgres, make_engine
 from config.loader import load_settings
 from config.settings import Settings
-from daemon import models as daemon_models
 from daemon.lock import CycleLock
 from daemon.memory import trim_heap
 from daemon.notify import Notifier
@@ -38,6 +35,7 @@ from daemon.service import (
     PermanentJobError,
     Service,
 )
+from daemon.state import open_state
 from daemon.status import StatusReader
 from ledger.budget import Budget
 from ledger.journal import Journal
@@ -52,25 +50,6 @@ def error_policy() -> ErrorPolicy:
         OperationalError,  # SQLAlchemy's: the database went away for a moment (sqlite3's own is a bug)
         httpx.TransportError,
     ))
-
-
-MIGRATION_LOCK_KEY = 0x5E1F_9B0B  # pg advisory lock serialising start-up migrations across instances
-
-
-@contextlib.contextmanager
-def migration_lock(engine: Engine) -> Iterator[None]:
-    """Hold a PostgreSQL advisory lock while migrating (no-op on SQLite, where BEGIN IMMEDIATE serialises)."""
-    if not is_postgres(engine):
-        yield
-        return
-    with engine.connect() as conn:
-        conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": MIGRATION_LOCK_KEY})
-        conn.commit()
-        try:
-            yield
-        finally:
-            conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": MIGRATION_LOCK_KEY})
-            conn.commit()
 
 
 def build_service(
@@ -88,17 +67,12 @@ def build_service(
 ) -> Service:
     """The Service with the real orchestrator, wallet and publishers (or the test-only fake cycle)."""
     environ = os.environ if environ is None else environ
-    settings.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    engine = make_engine(settings.database_url)
-    journal = Journal(engine)
-    budget = Budget(journal, settings.budget, persona=settings.persona)
-    with migration_lock(engine):  # several instances may start at once
-        journal.migrate()
-        daemon_models.migrate(engine)
-        if fake_cycle_seconds is not None:
-            jobs = Jobs(cycle=FakeCycle(settings.state_dir, fake_cycle_seconds, budget, fake_cycle_cost))
-        else:
-            jobs = real_jobs(settings, journal, budget)
+    state = open_state(settings)  # every room's tables at head; several instances may start at once
+    engine, journal, budget = state.engine, state.journal, state.budget
+    if fake_cycle_seconds is not None:
+        jobs = Jobs(cycle=FakeCycle(settings.state_dir, fake_cycle_seconds, budget, fake_cycle_cost))
+    else:
+        jobs = real_jobs(settings, journal, budget)
     loader = None
     if config_path is not None:
         def loader() -> Settings:
@@ -124,9 +98,7 @@ def _outbox_posts(journal: Journal):  # noqa: ANN202
     from daemon.status import outbox_posts
     from publishers.outbox import Outbox
 
-    outbox = Outbox(journal.engine)
-    outbox.migrate()
-    return outbox_posts(journal, outbox)
+    return outbox_posts(journal, Outbox(journal.engine))
 
 
 def real_jobs(settings: Settings, journal: Journal, budget: Budget) -> Jobs:

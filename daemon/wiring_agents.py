@@ -97,7 +97,6 @@ def build_llm(settings: Settings, journal: Journal, budget: Budget, closers: lis
         agents = resolve_embedded(agents, server.base_url)
         json_modes = embedded_json_modes(server.base_url)
     calllog = CallLog(journal.engine)
-    calllog.migrate()
     clients = clients_for(agents)
     for c in clients.values():
         closers.append(c.close)
@@ -123,9 +122,7 @@ def build_deps(
     closers = [] if closers is None else closers
     engine = journal.engine
     tasks = TaskStore(engine, persona=settings.persona)
-    tasks.migrate()
     store = ResearchStore(engine)
-    store.migrate()
     runway = _runway(journal, budget, settings.persona)
     if llm is None:
         llm = build_llm(settings, journal, budget, closers, runway)

@@ -65,7 +65,6 @@ def build_channel(
     timeouts = [p.devto.timeout_seconds, p.bluesky.timeout_seconds]
     outbox = Outbox(engine, lease_seconds=max(DEFAULT_LEASE_SECONDS, LEASE_PER_TIMEOUT * max(timeouts)),
                     on_wait=on_wait)
-    outbox.migrate()
     devto = bluesky = local = None
     closers = []
     if "devto" in wanted:

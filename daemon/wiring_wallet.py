@@ -11,7 +11,7 @@ from ledger.journal import Journal
 from wallet.chain import NodeProvider
 from wallet.errors import RpcUnavailable, WalletError
 from wallet.keystore import load_signer
-from wallet.wallets import ChainWallet, LedgerWallet, Wallet, migrate
+from wallet.wallets import ChainWallet, LedgerWallet, Wallet
 
 
 def build_web3(settings: Settings) -> Web3:
@@ -30,7 +30,6 @@ def build_web3(settings: Settings) -> Web3:
 def build_wallet(settings: Settings, journal: Journal) -> Wallet:
     """The wallet of settings.wallet.mode: ledger, evm (JSON-RPC) or embedded (in-process EVM)."""
     w = settings.wallet
-    migrate(journal.engine)
     if w.mode == "ledger":
         return LedgerWallet(journal, w)
     if w.mode == "embedded":

@@ -47,10 +47,11 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from config.money import format_credits
+from kernel.clock import utcnow
+from kernel.money import format_credits
 from config.settings import BudgetSettings
 from ledger.journal import WALLET, Entry, Journal, LedgerError, Write, compute_account, provider_account
-from ledger.models import COMMODITY, utcnow
+from ledger.models import COMMODITY
 
 LOCK_ROW = "*"  # not a valid persona name
 PROVIDERS = "liabilities:provider:"

@@ -30,8 +30,9 @@ from typing import Any
 from sqlalchemy import Connection, Engine, event
 from sqlalchemy.exc import DBAPIError
 
-from config.db import migrate
-from ledger.models import COMMODITY, utcnow
+from kernel.clock import utcnow
+from kernel.db import migrate
+from ledger.models import COMMODITY
 from ledger.sql import Dialect, cursor, day_str, rollup_model
 
 ACCOUNT_KINDS = ("assets", "liabilities", "income", "expenses", "equity")

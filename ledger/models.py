@@ -10,11 +10,13 @@ checks stay O(1) and reports stay fast at any ledger size;
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 
 from sqlalchemy import BigInteger, Column, Index, UniqueConstraint, text
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
+
+from kernel.clock import utcnow
 
 COMMODITY = "CR"  # micro-credits of the credit token
 
@@ -25,11 +27,6 @@ metadata = ledger_registry.metadata
 
 class LedgerBase(SQLModel, registry=ledger_registry):
     pass
-
-
-def utcnow() -> datetime:
-    """Now, timezone-aware UTC (SQLModel stores and returns aware UTC times)."""
-    return datetime.now(timezone.utc)
 
 
 class Account(LedgerBase, table=True):

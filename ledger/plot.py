@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 
-from config.money import UCR_PER_CREDIT
+from kernel.clock import utcnow
+from kernel.money import UCR_PER_CREDIT
 from ledger.journal import Journal
-from ledger.models import utcnow
 from ledger.query import as_moment, next_bucket, period_series
 
 FORMATS = (".png", ".svg")

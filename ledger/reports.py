@@ -61,7 +61,7 @@ from datetime import date, datetime, timedelta
 from fractions import Fraction
 from typing import Any
 
-from config.money import format_credits
+from kernel.money import format_credits
 from config.settings import BudgetSettings
 from ledger.budget import Budget, PauseState
 from ledger.journal import RECEIVABLE_ENGAGEMENT, TIPS, Journal

@@ -31,8 +31,9 @@ from opentelemetry import trace
 from pydantic import SecretStr
 
 from config.settings import DevtoSettings
+from kernel.http import retry_after_seconds
 from publishers.protocol import Metrics, PermanentError, Post, Published, RetryableError
-from publishers.ratelimit import Limiter, devto_limiters, parse_retry_after
+from publishers.ratelimit import Limiter, devto_limiters
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("selfpub.publishers")
@@ -105,7 +106,7 @@ class DevtoPublisher:
             return resp
         message = _error_message(resp)
         if resp.status_code == 429:
-            retry_after = parse_retry_after(resp.headers.get("retry-after"))
+            retry_after = retry_after_seconds(resp.headers.get("retry-after"))
             if retry_after is not None:
                 self._writes.block_for(retry_after)
                 self._not_before = max(self._not_before, time.monotonic() + retry_after)

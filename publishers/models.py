@@ -12,11 +12,13 @@ write of a claimed row is conditional on claim_token (see publishers.outbox).
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 
 from sqlalchemy import Column, Text, UniqueConstraint
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
+
+from kernel.clock import utcnow
 
 # A registry of our own so publisher tables migrate on their own history.
 publishers_registry = registry()
@@ -27,11 +29,6 @@ PENDING, SENT, DONE, FAILED = "pending", "sent", "done", "failed"
 
 class PublishersBase(SQLModel, registry=publishers_registry):
     pass
-
-
-def utcnow() -> datetime:
-    """Now, timezone-aware UTC."""
-    return datetime.now(timezone.utc)
 
 
 class OutboxRow(PublishersBase, table=True):

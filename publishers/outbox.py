@@ -52,9 +52,10 @@ from sqlalchemy import Engine, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from config.db import migrate as migrate_room
+from kernel.clock import utcnow
+from kernel.db import migrate as migrate_room
 from publishers import lease
-from publishers.models import DONE, FAILED, PENDING, SENT, OutboxRow, utcnow
+from publishers.models import DONE, FAILED, PENDING, SENT, OutboxRow
 from publishers.protocol import PermanentError, Post, Published, Publisher, PublishError, RetryableError
 
 log = logging.getLogger(__name__)

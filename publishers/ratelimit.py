@@ -103,25 +103,6 @@ class Limiter:
             b.block_for(seconds)
 
 
-def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
-    """Seconds from a Retry-After header (delta-seconds or an HTTP date), or None."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    from email.utils import parsedate_to_datetime
-
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    current = time.time() if now is None else now
-    return max(0.0, when.timestamp() - current)
-
-
 def devto_limiters(*, new_account: bool = False, clock: Clock = time.monotonic, sleep: Sleep = asyncio.sleep) -> tuple[Limiter, Limiter]:
     """(writes, published articles) limiters with Forem's limits."""
     writes = Limiter("devto", [TokenBucket("devto writes 1/s", 1, 1.0, clock)], sleep)

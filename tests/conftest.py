@@ -28,7 +28,7 @@ import httpx2
 import pytest
 from sqlalchemy import Engine, text
 
-from config.db import make_engine
+from kernel.db import make_engine
 from tests.fakes.openai import SERVING
 
 REPO = Path(__file__).resolve().parent.parent

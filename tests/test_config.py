@@ -11,7 +11,8 @@ import pytest
 from pydantic import BaseModel
 from typer.testing import CliRunner
 
-from config import ConfigError, Settings, load_settings, parse_credits
+from config import ConfigError, Settings, load_settings
+from kernel.money import parse_credits
 from config.loader import find_config_path
 from daemon.cli import app
 

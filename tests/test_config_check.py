@@ -22,7 +22,7 @@ from pydantic import BaseModel
 from typer.testing import CliRunner
 
 from config import ConfigError, Settings, load_settings
-from config.money import _to_ucr
+from config.checks import check_credits
 from daemon.cli import app
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "config" / "selfpub.example.toml"
@@ -143,7 +143,7 @@ def _money_fields(model: type[BaseModel], prefix: str) -> list[str]:
     """Dotted keys of every Credits field under `model` (dict values reached through a sample key)."""
     found = []
     for name, field in model.model_fields.items():
-        if any(getattr(m, "func", None) is _to_ucr for m in field.metadata):
+        if any(getattr(m, "func", None) is check_credits for m in field.metadata):
             found.append(f"{prefix}{name}")
             continue
         inner = field.annotation

@@ -26,8 +26,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
-from email.utils import parsedate_to_datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -37,6 +35,7 @@ from opentelemetry import trace
 from web3 import Web3
 from web3.exceptions import BadResponseFormat, BlockNotFound, TimeExhausted, TransactionNotFound, Web3RPCError
 
+from kernel.http import retry_after_from
 from wallet.errors import ChainMismatch, RpcErrorReply, RpcLimited, RpcUnavailable
 
 log = logging.getLogger(__name__)
@@ -105,17 +104,7 @@ def retry_after_seconds(response: Any) -> float | None:
     """Seconds a 429/503 answer asks to wait (Retry-After in seconds or as an HTTP date), else None."""
     if response is None or getattr(response, "status_code", None) not in (429, 503):
         return None
-    value = (response.headers or {}).get("Retry-After")
-    if not value:
-        return None
-    try:
-        return max(float(value), 0.0)
-    except ValueError:
-        pass
-    try:
-        return max((parsedate_to_datetime(value) - datetime.now(timezone.utc)).total_seconds(), 0.0)
-    except (TypeError, ValueError):
-        return None
+    return retry_after_from(response.headers)
 
 
 class NodeProvider(Web3.HTTPProvider):

@@ -16,8 +16,9 @@ from collections.abc import Mapping
 from sqlalchemy import select, update
 
 from config.settings import EngagementRates
+from kernel.clock import utcnow
 from ledger.journal import RECEIVABLE_ENGAGEMENT, Entry, Journal, engagement_account
-from wallet.models import EngagementSeen, utcnow
+from wallet.models import EngagementSeen
 
 SEEN = EngagementSeen.__table__
 

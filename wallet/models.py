@@ -6,11 +6,13 @@ stored as decimal text; micro-credit amounts are BigInteger.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 
 from sqlalchemy import BigInteger, Column, Index, Integer, UniqueConstraint
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
+
+from kernel.clock import utcnow
 
 wallet_registry = registry()
 metadata = wallet_registry.metadata
@@ -18,11 +20,6 @@ metadata = wallet_registry.metadata
 
 class WalletBase(SQLModel, registry=wallet_registry):
     pass
-
-
-def utcnow() -> datetime:
-    """Now, timezone-aware UTC."""
-    return datetime.now(timezone.utc)
 
 
 class ScanCursor(WalletBase, table=True):

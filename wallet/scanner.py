@@ -54,11 +54,12 @@ from sqlalchemy import Connection, select, text, update
 from web3 import Web3
 from web3.exceptions import BlockNotFound
 
-from config.db import is_postgres
+from kernel.clock import utcnow
+from kernel.db import is_postgres
 from ledger.journal import OPENING, TIPS, WALLET, Entry, Journal
 from wallet.chain import TRANSFER_TOPIC, ZERO_ADDRESS, address_topic, hexstr, rpc, topic_address
 from wallet.errors import RpcErrorReply
-from wallet.models import CountedLog, Dust, ScanCursor, utcnow
+from wallet.models import CountedLog, Dust, ScanCursor
 from wallet.units import units_to_ucr
 
 log = logging.getLogger(__name__)

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from sqlalchemy import Connection, Engine, text
 
-from config.db import is_postgres
+from kernel.db import is_postgres
 from wallet.errors import PaymentRefused
 
 SETTLE_LOCK_CLASS = 0x5E77  # first key of the two-int advisory lock: settlement's own key space

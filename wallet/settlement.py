@@ -70,11 +70,12 @@ from sqlalchemy.exc import IntegrityError
 from web3 import Web3
 
 from config.settings import WalletSettings
+from kernel.clock import utcnow
 from ledger.journal import WALLET, Entry, Journal, provider_account
 from wallet.chain import hexstr
 from wallet.errors import InsufficientGas, PaymentRefused, TransactionRejected
 from wallet.keystore import Signer
-from wallet.models import Payment, utcnow
+from wallet.models import Payment
 from wallet.paychain import PayChain, Receipt, Web3PayChain
 from wallet.settlelock import SettleLock
 from wallet.units import ucr_to_units

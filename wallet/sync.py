@@ -13,8 +13,9 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Engine, select, update
 
-from config.db import is_postgres
-from wallet.models import SyncState, utcnow
+from kernel.clock import utcnow
+from kernel.db import is_postgres
+from wallet.models import SyncState
 
 SYNC = SyncState.__table__
 

@@ -19,14 +19,14 @@ from opentelemetry import trace
 from sqlalchemy import Engine
 from web3 import Web3
 
-from config.db import migrate as migrate_room
+from kernel.clock import utcnow
+from kernel.db import migrate as migrate_room
 from config.settings import WalletSettings
 from ledger.journal import WALLET, Journal
 from wallet import reconcile as recon
 from wallet.chain import check_chain_id, rpc, token_contract
 from wallet.errors import NotOnChain, RpcUnavailable
 from wallet.keystore import Signer
-from wallet.models import utcnow
 from wallet.scanner import LogRange, ScanResult, TipScanner
 from wallet.settlement import SettleReport, Settler
 from wallet.sync import Freshness, SyncClock

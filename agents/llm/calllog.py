@@ -8,14 +8,15 @@ the error class. Reports and benchmarks read it through `CallLog`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import BigInteger, Column, Engine, func, select
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
-from config.db import migrate
+from kernel.clock import utcnow
+from kernel.db import migrate
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 VERSION_TABLE = "alembic_version_agents_llm"
@@ -33,11 +34,6 @@ metadata = llm_registry.metadata
 
 class LLMBase(SQLModel, registry=llm_registry):
     pass
-
-
-def utcnow() -> datetime:
-    """Now, timezone-aware UTC."""
-    return datetime.now(timezone.utc)
 
 
 class LLMCall(LLMBase, table=True):

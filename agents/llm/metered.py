@@ -37,10 +37,11 @@ from agents.llm.errors import PriceMissing, StructuredOutputError
 from agents.llm.meter import MIN_MAX_TOKENS, ROLE_USAGE_CYCLES, Meter, Metered, Route
 from agents.llm.pricing import schema_text
 from agents.llm.provider import OpenAIProvider, Provider, public_url
-from agents.llm.router import BREAKER_COOLDOWN, BREAKER_THRESHOLD, MAX_RETRY_AFTER_SECONDS, Router, utcnow
+from agents.llm.router import BREAKER_COOLDOWN, BREAKER_THRESHOLD, MAX_RETRY_AFTER_SECONDS, Router
 from agents.llm.structured import JSON_OBJECT, JSON_SCHEMA, compact_schema, repair_messages, response_format, validate
 from agents.protocol import Completion, Usage
 from config.settings import AgentSettings, AgentsSettings, ModelPrice
+from kernel.clock import utcnow
 from ledger.budget import Budget
 
 __all__ = [

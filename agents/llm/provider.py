@@ -14,8 +14,9 @@
                 reset mid-reply, 5xx without usage, a 200         usage report corrects it)
                 whose body cannot be read
 
-Every Reply carries status, retry_after (seconds, uncapped; from retry-after-ms or Retry-After as
-seconds or an HTTP date) and error_class (the SDK's exception class name, e.g. RateLimitError).
+Every Reply carries status, retry_after (seconds from retry-after-ms or Retry-After, read by
+kernel.http; the router caps it further) and error_class (the SDK's exception class name, e.g.
+RateLimitError).
 Cancellation (asyncio.CancelledError) passes through: the caller cannot know, so it is ambiguous.
 
     OpenAIProvider(client)           wraps one AsyncOpenAI (SDK retries off: the router retries,
@@ -26,8 +27,6 @@ Cancellation (asyncio.CancelledError) passes through: the caller cannot know, so
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from email.utils import parsedate_to_datetime
 from typing import Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
@@ -37,6 +36,7 @@ import openai
 
 from agents.protocol import Usage
 from config.settings import EMBEDDED, ROLES, AgentsSettings
+from kernel.http import retry_after_from
 
 NOT_SENT, ANSWERED, REJECTED, AMBIGUOUS = "not_sent", "answered", "rejected", "ambiguous"
 NO_KEY = "sk-no-key"  # local OpenAI-compatible servers accept any key
@@ -109,7 +109,7 @@ class OpenAIProvider:
             # A 5xx may come after the model generated (a proxy timing out, a crash mid-reply): without
             # a usage report nothing proves it was not billed.
             outcome = AMBIGUOUS if status >= 500 and usage is None else REJECTED
-            return Reply(outcome, usage=usage, status=status, retry_after=retry_after(exc.response.headers),
+            return Reply(outcome, usage=usage, status=status, retry_after=retry_after_from(exc.response.headers),
                          error_class=type(exc).__name__)
         except openai.APIConnectionError as exc:  # includes APITimeoutError
             outcome = NOT_SENT if isinstance(exc.__cause__, _NEVER_LEFT) else AMBIGUOUS
@@ -143,27 +143,6 @@ def _usage_from_error(exc: openai.APIStatusError) -> Usage | None:
         return None
     try:
         return Usage(int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0))
-    except (TypeError, ValueError):
-        return None
-
-
-def retry_after(headers: Any) -> float | None:
-    """Seconds from retry-after-ms or Retry-After (seconds or an HTTP date)."""
-    ms = headers.get("retry-after-ms")
-    if ms:
-        try:
-            return float(ms) / 1000
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return float(value)
-    except ValueError:
-        pass
-    try:
-        return (parsedate_to_datetime(value) - datetime.now(timezone.utc)).total_seconds()
     except (TypeError, ValueError):
         return None
 

@@ -22,7 +22,7 @@ import asyncio
 import logging
 import random
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 from agents.llm.breaker import Breaker
 from agents.llm.errors import LLMRequestRejected, LLMUnavailable, UnknownRole
@@ -30,6 +30,7 @@ from agents.llm.meter import Metered, Route
 from agents.llm.provider import ANSWERED, REJECTED, public_url
 from agents.llm.structured import FORMAT_REFUSED_STATUS, JSON_OBJECT, JSON_SCHEMA
 from config.settings import ROLES, AgentSettings, AgentsSettings
+from kernel.clock import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -42,11 +43,6 @@ RETRYABLE_STATUS = frozenset({408, 409, 429})  # and every 5xx
 
 # One attempt at a route in a JSON mode, numbered across the whole call (for the call log).
 Attempt = Callable[[Route, str, int], Awaitable[Metered]]
-
-
-def utcnow() -> datetime:
-    """Now, timezone-aware UTC."""
-    return datetime.now(timezone.utc)
 
 
 class Router:

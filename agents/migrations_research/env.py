@@ -1,6 +1,6 @@
 """Alembic environment of the research agent's tables."""
 
 from agents.research_store import metadata
-from config.db import run_migrations_env
+from kernel.db import run_migrations_env
 
 run_migrations_env(metadata)

@@ -1,6 +1,6 @@
 """Alembic environment of the task table (agents room)."""
 
 from agents.tasks import metadata
-from config.db import run_migrations_env
+from kernel.db import run_migrations_env
 
 run_migrations_env(metadata)

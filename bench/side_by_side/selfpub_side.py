@@ -16,12 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from agents.orchestrator import CycleReport, Orchestrator
-from config.db import make_engine
 from config.settings import AgentSettings, AgentsSettings, FeedSettings, ModelPrice, ResearchSettings, Settings
+from daemon.state import open_state
 from daemon.wiring_agents import build_deps
-from ledger.budget import Budget
 from ledger.funding import deposit
-from ledger.journal import Journal
 
 MODEL = "bench-model"
 # A small hosted model's list price, in credits per 1M tokens (as a user would configure it).
@@ -65,11 +63,9 @@ class SelfpubRun:
     closers: list[Callable[[], Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.engine = make_engine(self.settings.database_url)
-        self.journal = Journal(self.engine)
-        self.journal.migrate()
+        state = open_state(self.settings)  # as the daemon opens it: every room's tables at head
+        self.engine, self.journal, self.budget = state.engine, state.journal, state.budget
         deposit(self.journal, FUNDS, memo="bench funds")
-        self.budget = Budget(self.journal, self.settings.budget)
         self.deps = build_deps(self.settings, self.journal, self.budget, llm=self.llm, channel=self.channel,
                                closers=self.closers, http_client=self.http_client)
         self.orchestrator = Orchestrator(self.deps)

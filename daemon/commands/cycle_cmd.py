@@ -15,7 +15,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from config import format_credits
+from kernel.money import format_credits
 from daemon.context import app_context, err_console
 
 console = Console()

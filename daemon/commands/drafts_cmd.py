@@ -7,7 +7,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from agents.tasks import HELD, STATUSES, TaskError, TaskStore
-from config import format_credits
+from kernel.money import format_credits
 from daemon.context import app_context
 
 console = Console()
@@ -16,9 +16,7 @@ drafts_app = typer.Typer(help="Drafts held for approval (approval = manual | ris
 
 def _store(ctx: typer.Context) -> TaskStore:
     app = app_context(ctx)
-    store = TaskStore(app.engine, persona=app.settings.persona)
-    store.migrate()
-    return store
+    return TaskStore(app.engine, persona=app.settings.persona)
 
 
 @drafts_app.command("list")

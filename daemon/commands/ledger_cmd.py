@@ -11,7 +11,7 @@ from typing import Optional
 import typer
 from rich.console import Console
 
-from config import AmountError, format_credits, parse_credits
+from kernel.money import AmountError, format_credits, parse_credits
 from daemon.context import app_context
 
 # Each command imports the ledger module it needs, so `selfpub ledger deposit` does not pay for the others.

@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from config.money import format_credits
+from kernel.money import format_credits
 from daemon.context import app_context
 
 console = Console()
@@ -56,7 +56,6 @@ def calls(
     from agents.llm.calllog import CallLog
 
     log = CallLog(app_context(ctx).engine)
-    log.migrate()
     rows = log.calls(cycle_id=cycle)[-limit:]
     table = Table("time", "role", "model", "in", "out", "cost", "ms", "outcome", "task")
     for r in rows:

@@ -8,7 +8,7 @@ import logging
 import typer
 
 from config.loader import find_config_path
-from config.money import AmountError, parse_credits
+from kernel.money import AmountError, parse_credits
 from daemon.context import app_context
 
 log = logging.getLogger("selfpub.run")

@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 from rich.console import Console
 
-from config import format_credits
+from kernel.money import format_credits
 from daemon.context import app_context
 
 # web3 (behind every wallet module) costs about a second to import: each command imports it when it runs.

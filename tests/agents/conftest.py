@@ -14,7 +14,7 @@ import pytest
 from agents.llm.calllog import CallLog
 from agents.llm.embedded import EmbeddedError, EmbeddedServer
 from agents.llm import MeteredLLM
-from config.db import make_engine
+from kernel.db import make_engine
 from config.settings import AgentSettings, AgentsSettings, BudgetSettings, ModelPrice
 from ledger import Budget, Journal
 from ledger.funding import deposit

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 
 from agents.bandit import Bandit, arm_of, arm_stats, ledger_history
-from config.db import make_engine
+from kernel.db import make_engine
 from ledger.journal import Entry, Journal
 
 

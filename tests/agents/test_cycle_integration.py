@@ -13,11 +13,9 @@ from agents.llm.pricing import cost
 from agents.orchestrator import Orchestrator
 from agents.tasks import TaskStore
 from config.settings import AgentSettings, AgentsSettings, FeedSettings, ResearchSettings, ReviewSettings, Settings
+from daemon.state import open_state
 from daemon.wiring_agents import build_deps
-from ledger.budget import Budget
 from ledger.funding import deposit
-from ledger.journal import Journal
-from config.db import make_engine
 from tests.fakes.scripted_llm import RecordingChannel
 
 pytestmark = [pytest.mark.integration, pytest.mark.real_llm, pytest.mark.timeout(420)]
@@ -53,11 +51,9 @@ async def test_a_whole_cycle_on_the_embedded_model(tmp_path, feed_url):
         research=ResearchSettings(items_per_cycle=1),
         review=ReviewSettings(max_revisions=0),
     )
-    engine = make_engine(settings.database_url)
-    journal = Journal(engine)
-    journal.migrate()
+    state = open_state(settings)  # every room's tables, as the daemon opens them
+    engine, journal, budget = state.engine, state.journal, state.budget
     deposit(journal, 10_000_000)
-    budget = Budget(journal, settings.budget)
     closers: list = []
     channel = RecordingChannel()
     try:

@@ -9,7 +9,7 @@ import pytest
 
 from agents.feeds import FeedFetcher, fetch_body
 from agents.research_store import ResearchStore
-from config.db import make_engine
+from kernel.db import make_engine
 from tests.agents.feeds_support import FeedServer, feed, feed_server, research_settings, rss  # noqa: F401
 
 ITEMS = [

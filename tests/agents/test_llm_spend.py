@@ -150,7 +150,7 @@ async def test_scenario_7_a_real_postgres_connection_killed_mid_commit_is_retrie
     """The ledger write's own PostgreSQL backend is terminated halfway through the commit; the retry books it."""
     from agents.llm.calllog import CallLog
     from agents.llm import MeteredLLM
-    from config.db import make_engine
+    from kernel.db import make_engine
     from ledger import Journal
     from ledger.funding import deposit
     from tests.agents.conftest import FAKE_MODEL, FAKE_URL

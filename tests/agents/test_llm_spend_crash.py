@@ -18,7 +18,7 @@ import pytest
 
 from agents.llm.calllog import CallLog
 from agents.llm import LLMUnavailable, MeteredLLM, cost, estimate_prompt_tokens
-from config.db import make_engine
+from kernel.db import make_engine
 from config.settings import BudgetSettings
 from ledger import Budget, Journal
 from ledger.funding import deposit

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 from typer.testing import CliRunner
 
 from agents.tasks import APPROVED, HELD, REJECTED, TaskStore
-from config.db import make_engine
+from kernel.db import make_engine
 from daemon.cli import app
 from tests.fakes.scripted_llm import sample_item
 

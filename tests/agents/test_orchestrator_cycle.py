@@ -14,7 +14,7 @@ from agents.llm.pricing import cost
 from agents.orchestrator import BUDGET_LIMITED, DRY_RUN, Candidate, Orchestrator, OrchestratorDeps
 from agents.tasks import APPROVED, RESEARCHED, EXPIRED, FAILED, HELD, PUBLISHED, REJECTED, TaskStore
 from agents.writer import Writer
-from config.money import format_credits
+from kernel.money import format_credits
 from config.settings import ApprovalSettings, BudgetSettings, ResearchSettings, ReviewSettings, Settings
 from ledger.budget import Budget
 from ledger.funding import deposit
@@ -81,7 +81,7 @@ class Rig:
 @pytest.fixture
 def sq_engine(sqlite_url):
     """Most cycle tests run on SQLite only; the cycle and the cap tests also run on PostgreSQL."""
-    from config.db import make_engine
+    from kernel.db import make_engine
 
     eng = make_engine(sqlite_url)
     yield eng

@@ -16,7 +16,7 @@ from agents.protocol import LLM, Completion, Usage
 from agents.research import ResearchAgent, ResearchAnswer, ResearchError, research_messages, sanitise_brief
 from agents.research_store import ResearchStore
 from agents.untrusted import looks_like_injection
-from config.db import make_engine
+from kernel.db import make_engine
 from tests.agents.feeds_support import FeedServer, feed, feed_server, research_settings, rss  # noqa: F401
 
 HOSTILE = (

@@ -9,7 +9,7 @@ from agents.messages import Brief, KeyPoint
 from agents.research import ResearchAgent, item_brief, sentences
 from agents.research_store import ResearchStore
 from agents.untrusted import looks_like_injection
-from config.db import make_engine
+from kernel.db import make_engine
 from config.settings import ResearchSettings
 from tests.agents.feeds_support import FeedServer, feed, feed_server, research_settings, rss  # noqa: F401
 from tests.agents.test_research_brief import GOOD, HOSTILE, ScriptedLLM, items

@@ -10,7 +10,7 @@ from agents.feeds import parse_feed
 from agents.messages import FeedItem
 from agents.research import ResearchAgent
 from agents.research_store import VERSION_TABLE, ResearchStore
-from config.db import make_engine
+from kernel.db import make_engine
 from tests.agents.feeds_support import FeedServer, feed, feed_server, research_settings, rss  # noqa: F401
 
 BACKUPS = (

@@ -18,7 +18,7 @@ from agents.tasks import (
     TaskBusy,
     TaskStore,
 )
-from config.db import make_engine
+from kernel.db import make_engine
 from tests.fakes.scripted_llm import sample_brief, sample_item
 
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)

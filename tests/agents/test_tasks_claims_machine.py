@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule, run_state_machine_as_test
 
 from agents.tasks import APPROVED, DRAFTED, PLANNED, PUBLISHED, RESEARCHED, ClaimLost, Task, TaskStore
-from config.db import make_engine
+from kernel.db import make_engine
 from tests.fakes.scripted_llm import sample_item
 
 FLOW = (PLANNED, RESEARCHED, DRAFTED, APPROVED, PUBLISHED)

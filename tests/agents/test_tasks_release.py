@@ -28,7 +28,7 @@ def killed_mid_cycle(rig: Rig, worker: str) -> str:
 
 
 def test_release_all_gives_back_only_this_workers_claims_of_this_persona(sqlite_url: str) -> None:
-    from config.db import make_engine
+    from kernel.db import make_engine
 
     engine = make_engine(sqlite_url)
     store, other = TaskStore(engine), TaskStore(engine, persona="other")

@@ -11,7 +11,7 @@ from agents.messages import Review
 from agents.tasks import (
     APPROVED, DRAFTED, EXPIRED, HELD, PLANNED, REJECTED, RESEARCHED, InvalidTransition, TaskNotFound, TaskStore,
 )
-from config.db import make_engine
+from kernel.db import make_engine
 from tests.fakes.scripted_llm import sample_brief, sample_item
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from config.db import make_engine
+from kernel.db import make_engine
 from config.loader import load_settings
 from daemon import models as daemon_models
 from daemon.cli import app

@@ -11,7 +11,7 @@ import pytest
 from rich.console import Console
 
 from config import Settings
-from config.db import make_engine
+from kernel.db import make_engine
 from daemon.demo import BSKY_HANDLE, BSKY_PASSWORD_FILE, TIP, run_demo, start_bluesky
 from daemon.localpds import find_pds
 from ledger import Journal

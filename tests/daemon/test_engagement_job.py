@@ -9,7 +9,7 @@ from daemon.engagement import book_engagement, pull_engagement
 from ledger import RECEIVABLE_ENGAGEMENT, Journal
 from ledger.budget import Budget
 from config.settings import BudgetSettings
-from config.db import make_engine
+from kernel.db import make_engine
 from publishers.protocol import Metrics, Published
 from wallet.wallets import migrate as migrate_wallet
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from config.db import make_engine
+from kernel.db import make_engine
 from daemon.lock import CycleLock
 
 

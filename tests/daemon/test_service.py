@@ -10,7 +10,7 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from agents.cycle import CycleContext
-from config.db import make_engine
+from kernel.db import make_engine
 from config.loader import ConfigError, Problem
 from config.settings import Settings
 from daemon import models as daemon_models

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from config.db import make_engine
+from kernel.db import make_engine
 from daemon.status import StatusReader, outbox_posts
 from ledger import Entry, Journal
 from publishers.local import LocalPublisher

@@ -353,20 +353,15 @@ async def run_one_cycle(config: Path, *, deposit_ucr: int = 10_000_000):  # noqa
 
     from agents.orchestrator import Orchestrator
     from config import load_settings
-    from config.db import make_engine
+    from daemon.state import open_state
     from daemon.wiring_agents import build_deps
-    from ledger.budget import Budget
     from ledger.funding import deposit
-    from ledger.journal import Journal
 
     settings = load_settings(config, cli_env())
-    settings.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    engine = make_engine(settings.database_url)
-    journal = Journal(engine)
-    journal.migrate()
+    state = open_state(settings)  # as the CLI and the daemon open it
+    engine, journal, budget = state.engine, state.journal, state.budget
     if deposit_ucr:
         deposit(journal, deposit_ucr, idempotency_key="e2e-funding")
-    budget = Budget(journal, settings.budget, persona=settings.persona)
     closers: list = []
     try:
         deps = build_deps(settings, journal, budget, closers=closers)

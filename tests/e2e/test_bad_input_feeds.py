@@ -19,7 +19,7 @@ from agents.feeds import MAX_CONTENT_CHARS, MAX_ITEMS_PER_FEED, MAX_SUMMARY_CHAR
 from agents.research_store import ResearchStore
 from agents.tasks import PUBLISHED, REJECTED, TaskStore
 from agents.untrusted import looks_like_injection
-from config.db import make_engine
+from kernel.db import make_engine
 from tests.agents.feeds_support import FeedServer, rss
 from tests.agents.test_feed_corpus import FILES, header_comment, http_headers
 from tests.e2e.support import ForemServer, Secrets, cycle_config, fooled_model, run_one_cycle

@@ -404,7 +404,7 @@ def audit(root: Path, db: Path, runs: list[Run], llm: UsageLLM, devto: DevtoStan
 
 def journal_problems(db: Path) -> list[str]:
     """Journal.verify() on the daemon's database, after the daemon stopped."""
-    from config.db import make_engine
+    from kernel.db import make_engine
 
     engine = make_engine(f"sqlite:///{db}")
     try:

@@ -410,7 +410,7 @@ def write_keystore(path: Path, password: str) -> str:
 
 def fund(db: Path, key: str) -> None:
     """10 credits in the ledger before the daemon starts (the chain may be the faulty peer)."""
-    from config.db import make_engine
+    from kernel.db import make_engine
     from ledger.funding import deposit
     from ledger.journal import Journal
 

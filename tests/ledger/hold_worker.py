@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sys
 
-from config.db import make_engine
+from kernel.db import make_engine
 from config.settings import BudgetSettings
 from ledger import Budget, Journal
 

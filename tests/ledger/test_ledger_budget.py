@@ -249,7 +249,7 @@ def test_pause_state_is_per_persona(journal: Journal, make_budget) -> None:
 
 def test_reserve_plus_commit_is_a_few_statements(tmp_path) -> None:  # noqa: ANN001
     """The hot path stays short: counted with SQLite's statement trace."""
-    from config.db import make_engine
+    from kernel.db import make_engine
     from config.settings import BudgetSettings
 
     engine = make_engine(f"sqlite:///{tmp_path / 'count.db'}")

@@ -133,7 +133,7 @@ def test_a_hold_marked_sent_while_another_process_expires_it_is_booked_not_freed
     import sys
     import time
 
-    from config.db import make_engine
+    from kernel.db import make_engine
     from config.settings import BudgetSettings
     from tests.conftest import REPO
 

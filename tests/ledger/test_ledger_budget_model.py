@@ -29,7 +29,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import OperationalError
 
-from config.money import format_credits
+from kernel.money import format_credits
 from config.settings import BudgetSettings
 from ledger import Budget, BudgetExceeded, Journal
 from ledger.budget import Hold, HoldClosed, cycle_key, day_key

@@ -13,7 +13,7 @@ from concurrent.futures import ProcessPoolExecutor
 
 from sqlalchemy import text
 
-from config.db import make_engine
+from kernel.db import make_engine
 from config.settings import BudgetSettings
 from ledger import Budget, Journal, compute_account
 from ledger.budget import cycle_key, day_key

@@ -215,7 +215,7 @@ def test_ledger_rows_cannot_be_updated_or_deleted(journal: Journal, statement: s
 
 @pytest.mark.postgres
 def test_ledger_tables_cannot_be_truncated_on_postgres(pg_url: str) -> None:
-    from config.db import make_engine
+    from kernel.db import make_engine
 
     engine = make_engine(pg_url)
     journal = Journal(engine)

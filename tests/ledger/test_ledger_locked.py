@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import Engine, event
 from sqlalchemy.exc import OperationalError
 
-from config.db import make_engine
+from kernel.db import make_engine
 from daemon.wiring import error_policy
 from ledger.journal import Entry, Journal
 

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from config.db import make_engine
+from kernel.db import make_engine
 from config.settings import BudgetSettings
 from ledger import Budget, BudgetExceeded, Journal
 

@@ -108,7 +108,7 @@ def _span(text: str, facet) -> str:
 
 @pytest.fixture
 def outbox(tmp_path) -> Outbox:
-    from config.db import make_engine
+    from kernel.db import make_engine
 
     async def no_sleep(_s: float) -> None:
         return None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import frontmatter
 import pytest
 
-from config.db import make_engine
+from kernel.db import make_engine
 from publishers.dispatch import DispatchPermanentError, DispatchRetryableError, Dispatcher
 from publishers.local import LocalPublisher
 from publishers.outbox import Outbox

@@ -21,7 +21,7 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from config.db import make_engine
+from kernel.db import make_engine
 from config.settings import DevtoSettings
 from publishers.devto import DevtoPublisher
 from publishers.dispatch import Dispatcher

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from publishers.protocol import RetryableError
-from publishers.ratelimit import Limiter, TokenBucket, bluesky_limiters, devto_limiters, parse_retry_after
+from publishers.ratelimit import Limiter, TokenBucket, bluesky_limiters, devto_limiters
 
 
 class FakeTime:
@@ -80,9 +80,3 @@ async def test_retry_after_blocks_the_next_acquire():
     await limiter.acquire()
     assert t.slept == [pytest.approx(5)]
 
-
-def test_retry_after_header_parses_seconds_and_dates():
-    assert parse_retry_after("7") == 7
-    assert parse_retry_after(None) is None
-    assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412470.0) == pytest.approx(10)
-    assert parse_retry_after("soon") is None

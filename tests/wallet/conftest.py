@@ -12,7 +12,7 @@ from eth_account import Account
 from sqlalchemy import Engine
 from web3 import Web3
 
-from config.db import make_engine
+from kernel.db import make_engine
 from config.settings import WalletSettings
 from ledger.journal import Journal
 from tests.peers.anvil import Anvil, rpc_call, start_anvil, stop_anvil

@@ -21,15 +21,13 @@ WAIT_SECONDS = 120
 
 def main(argv: list[str]) -> int:
     from config import load_settings
-    from config.db import make_engine
+    from daemon.state import open_state
     from daemon.wiring_wallet import build_wallet
-    from ledger.journal import Journal
     from wallet import settlement
 
     config, barrier = Path(argv[0]), Path(argv[1])
     settings = load_settings(config, os.environ)
-    journal = Journal(make_engine(settings.database_url))
-    journal.migrate()
+    journal = open_state(settings).journal
     if "--pause-after-plan" in argv:
         planned = settlement.Settler.plan
 

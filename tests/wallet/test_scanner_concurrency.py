@@ -20,7 +20,7 @@ def scan_many(db_url: str, node_url: str, chain_id: int, token: str, agent: str,
     """Scan `rounds` times in narrow ranges (many transactions to interleave); returns the logs booked."""
     from web3 import Web3
 
-    from config.db import make_engine
+    from kernel.db import make_engine
     from wallet import ChainWallet
 
     engine = make_engine(db_url)

@@ -19,7 +19,7 @@ import pytest
 from ledger.journal import Entry, Journal, provider_account
 from tests.conftest import REPO
 from tests.wallet.conftest import AnvilToken, make_journal
-from config.db import make_engine
+from kernel.db import make_engine
 
 pytestmark = pytest.mark.integration
 OWED = 7_000_000

@@ -27,7 +27,7 @@ from hypothesis import HealthCheck, settings, strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule, run_state_machine_as_test
 from sqlalchemy import select
 
-from config.db import make_engine
+from kernel.db import make_engine
 from config.settings import WalletSettings
 from ledger.journal import Entry, Journal, provider_account
 from tests.wallet.conftest import make_journal

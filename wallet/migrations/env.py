@@ -1,6 +1,6 @@
 """Alembic environment of the wallet room."""
 
-from config.db import run_migrations_env
+from kernel.db import run_migrations_env
 from wallet.models import metadata
 
 run_migrations_env(metadata)

@@ -1,19 +1,14 @@
 """Credits <-> integer micro-credits. Money never touches a float.
 
 1 credit = 1,000,000 ucr. Text and TOML amounts are parsed with Decimal and
-must have at most 6 decimal places. A settings amount (`Credits`) is never
-negative: every one is a cap, a threshold, a price or a rate.
+must have at most 6 decimal places. The settings field type that also
+refuses negative amounts (`config.settings.Credits`) is built on parse_credits.
 """
 
 from __future__ import annotations
 
 import re
 from decimal import Decimal, InvalidOperation
-from typing import Annotated
-
-from pydantic import BeforeValidator, PlainSerializer
-
-from config.checks import refuse
 
 UCR_PER_CREDIT = 1_000_000
 _PLAIN_DECIMAL = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)")
@@ -58,17 +53,3 @@ def format_credits(ucr: int) -> str:
     sign = "-" if ucr < 0 else ""
     whole, frac = divmod(abs(int(ucr)), UCR_PER_CREDIT)
     return f"{sign}{whole}.{frac:06d}"
-
-
-def _to_ucr(value: object) -> int:
-    try:
-        ucr = parse_credits(value)
-    except AmountError as exc:
-        raise ValueError(str(exc)) from None
-    if ucr < 0:
-        raise refuse(f"{format_credits(ucr)} credits is negative", 'write an amount of 0 or more credits, e.g. "1.25"')
-    return ucr
-
-
-# A settings field written in credits in the TOML, held as integer ucr, never negative.
-Credits = Annotated[int, BeforeValidator(_to_ucr), PlainSerializer(format_credits, return_type=str)]

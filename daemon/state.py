@@ -1,0 +1,80 @@
+"""The state store every command and the service open: one engine, every room's tables at head, journal, budget.
+
+    open_state(settings)
+        state_dir    created (0700)
+        engine       kernel.db.make_engine(settings.database_url)
+        migrations   ROOM_HISTORIES through kernel's registry: one read of the version
+                     tables; Alembic only for a history behind its head
+        journal      ledger.Journal on that engine
+        budget       ledger.Budget with the settings' limits and persona
+
+This is the only place that knows which rooms keep tables. A history is named
+by package (kernel.db.History.of), so opening the state imports no room that
+is not otherwise needed (the wallet's web3, the LLM client's openai).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+
+from config import ConfigError, Problem
+from config.checks import state_dir_fix
+from config.settings import Settings
+from kernel.db import History, Migrations, make_engine
+from ledger.budget import Budget
+from ledger.journal import Journal
+
+# Every room's Alembic history, in dependency order (the ledger first: others refer to its accounts).
+ROOM_HISTORIES = (
+    History.of("ledger"),
+    History.of("wallet"),
+    History.of("publishers"),
+    History.of("agents", "migrations_tasks"),
+    History.of("agents", "migrations_research"),
+    History.of("agents.llm"),
+    History.of("daemon"),
+)
+
+
+def migrations() -> Migrations:
+    """The registry of every room's history."""
+    return Migrations(list(ROOM_HISTORIES))
+
+
+@dataclass
+class State:
+    """The opened state store: engine, journal and budget (every room's tables at head)."""
+
+    engine: Engine
+    journal: Journal
+    budget: Budget
+
+
+def open_engine(settings: Settings, *, source: str = "the configuration") -> Engine:
+    """An engine on the settings' database with every room's tables at head (state_dir created).
+
+    A folder that cannot be created is a ConfigError naming the key (`source` names the config file).
+    """
+    state_dir = settings.state_dir
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as exc:
+        raise ConfigError([Problem("state_dir", f"cannot create {state_dir}: {exc.strerror}",
+                                   state_dir_fix(state_dir))], source) from None
+    try:
+        engine = make_engine(settings.database_url)
+    except OSError as exc:  # a SQLite file whose folder cannot be created
+        raise ConfigError([Problem("database.url", f"cannot create the SQLite file's folder: {exc.strerror}",
+                                   "point database.url at a folder the selfpub user can write, or leave it unset")],
+                          source) from None
+    migrations().upgrade(engine)
+    return engine
+
+
+def open_state(settings: Settings, *, source: str = "the configuration") -> State:
+    """Open the state store once: engine, migrations (only when a version differs), journal and budget."""
+    engine = open_engine(settings, source=source)
+    journal = Journal(engine)
+    return State(engine, journal, Budget(journal, settings.budget, persona=settings.persona))
