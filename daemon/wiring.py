@@ -28,6 +28,7 @@ from config.settings import Settings
 from daemon.lock import CycleLock
 from daemon.memory import trim_heap
 from daemon.notify import Notifier
+from daemon.redact import Redactor, secret_values
 from daemon.service import (
     DEFAULT_STOP_GRACE_SECONDS,
     ErrorPolicy,
@@ -81,7 +82,8 @@ def build_service(
         settings,
         budget=budget,
         jobs=jobs,
-        reader=StatusReader(journal, settings.persona, posts_source=_outbox_posts(journal)),
+        reader=StatusReader(journal, settings.persona, posts_source=_outbox_posts(journal),
+                            redactor=Redactor(secret_values(settings))),
         lock=CycleLock(engine, settings.persona, settings.state_dir),
         notifier=notifier or Notifier(environ),
         policy=error_policy(),

@@ -5,7 +5,12 @@ from __future__ import annotations
 import json
 import py_compile
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
 
 from bench.bench_accuracy import measure as measure_accuracy
 from bench.bench_overhead_share import measure as measure_overhead
@@ -13,9 +18,28 @@ from bench.side_by_side import model
 from bench.side_by_side.run import run_selfpub
 from bench.side_by_side.selfpub_side import load_items
 from bench.side_by_side.server import CountingServer, Latency
+from tests.fakes.openai import SERVING
 
 SIDE = Path(__file__).resolve().parents[1] / "bench" / "side_by_side"
 WORDS = 300
+
+
+@pytest.fixture(autouse=True)
+def stand_ins_are_known(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every bench stand-in model served here is known to the suite's no-real-model guard as a stand-in."""
+    serve = CountingServer.serve
+
+    @contextmanager
+    def known(self: CountingServer, *args: object, **kwargs: object) -> Iterator[str]:
+        with serve(self, *args, **kwargs) as url:
+            address = urlsplit(url).netloc
+            SERVING.add(address)
+            try:
+                yield url
+            finally:
+                SERVING.discard(address)
+
+    monkeypatch.setattr(CountingServer, "serve", known)
 
 
 async def test_side_by_side_selfpub_publishes_full_length_articles_and_counts_tokens() -> None:

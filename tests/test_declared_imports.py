@@ -54,6 +54,9 @@ def third_party_imports(file: Path) -> set[str]:
     return {n for n in names if n not in sys.stdlib_module_names and n not in FIRST_PARTY and not _local(n, file)}
 
 
+PRODUCT_ROOMS = sorted(FIRST_PARTY - {"tests", "bench"})
+PRODUCT = sorted(p.relative_to(ROOT) for base in PRODUCT_ROOMS if (ROOT / base).is_dir()
+                 for p in (ROOT / base).rglob("*.py"))
 SOURCES = sorted(p.relative_to(ROOT) for base in ("tests", "bench") for p in (ROOT / base).rglob("*.py")
                  if "node_modules" not in p.parts)
 
@@ -74,6 +77,23 @@ def test_every_third_party_import_is_declared(path: Path) -> None:
     undeclared = {m: dists.get(m, ["(not installed)"]) for m in modules
                   if not any(_norm(d) in wanted for d in dists.get(m, []))}
     assert undeclared == {}, f"declare these in pyproject.toml's [test] extra (or stop importing them): {undeclared}"
+
+
+@pytest.mark.parametrize("path", PRODUCT, ids=str)
+def test_product_imports_are_runtime_dependencies(path: Path) -> None:
+    """A product module's imports are installed by `pip install selfpub`, not only by the test extra."""
+    dists = distributions()
+    wanted = _runtime()
+    undeclared = {m: dists.get(m, ["(not installed)"]) for m in third_party_imports(ROOT / path)
+                  if not any(_norm(d) in wanted for d in dists.get(m, []))}
+    assert undeclared == {}, f"declare these in pyproject.toml's [project] dependencies: {undeclared}"
+
+
+@cache
+def _runtime() -> frozenset[str]:
+    """Normalised names of [project] dependencies only (what a user's `pip install` brings)."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    return frozenset(_norm(re.match(r"[A-Za-z0-9_.-]+", r).group(0)) for r in project["dependencies"])
 
 
 def test_an_undeclared_import_is_caught(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ import pytest
 from agents.feeds import FeedFetcher, fetch_body
 from agents.research_store import ResearchStore
 from kernel.db import make_engine
-from tests.agents.feeds_support import FeedServer, feed, feed_server, research_settings, rss  # noqa: F401
+from tests.agents.feeds_support import FeedServer, feed, feed_server, research_settings, rss, unchecked_feed  # noqa: F401
 
 ITEMS = [
     ("SQLite adds JSONB", "http://127.0.0.1/a/1", "Binary JSON in SQLite."),
@@ -129,7 +129,7 @@ async def test_http_errors_and_bad_urls_are_reported_not_raised(feed_server: Fee
     gone = feed_server.add("/gone", "nope", status=410)
     async with httpx.AsyncClient() as client:
         results = await FeedFetcher(client, research_settings(), store).fetch_all(
-            [feed(gone), feed("ftp://127.0.0.1/feed"), feed(feed_server.url("/missing"))]
+            [feed(gone), unchecked_feed("ftp://127.0.0.1/feed"), feed(feed_server.url("/missing"))]
         )
     assert [(r.report.status, r.report.http_status) for r in results] == [
         ("http_error", 410), ("bad_url", None), ("http_error", 404)

@@ -11,7 +11,7 @@ from agents.messages import FeedItem
 from agents.research import ResearchAgent
 from agents.research_store import VERSION_TABLE, ResearchStore
 from kernel.db import make_engine
-from tests.agents.feeds_support import FeedServer, feed, feed_server, research_settings, rss  # noqa: F401
+from tests.agents.feeds_support import FeedServer, feed, feed_server, research_settings, rss, unchecked_feed  # noqa: F401
 
 BACKUPS = (
     "PostgreSQL 17 ships incremental backups",
@@ -116,7 +116,7 @@ async def test_collect_fetches_feeds_and_reports_new_counts(feed_server: FeedSer
     store.migrate()
     async with httpx.AsyncClient() as client:
         agent = ResearchAgent(llm=None, store=store, settings=research_settings(), client=client)  # type: ignore[arg-type]
-        first = await agent.collect([feed(a), feed(b), feed(broken), feed("gopher://127.0.0.1/x")])
+        first = await agent.collect([feed(a), feed(b), feed(broken), unchecked_feed("gopher://127.0.0.1/x")])
         second = await agent.collect([feed(a), feed(b)])
     assert sorted(i.url for i in first.items) == sorted([BACKUPS[1], RUST[1], WASM[1]])
     by_url = {r.feed_url: r for r in first.reports}
