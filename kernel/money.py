@@ -17,6 +17,8 @@ _PLAIN_DECIMAL = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)")
 class AmountError(ValueError):
     """An amount that is not a valid credit amount (float, too precise, not a number)."""
 
+    retryable: bool | None = None  # the daemon's job policy: stop (a bad amount is a bug or a config fault)
+
 
 def parse_credits(value: object) -> int:
     """Return micro-credits for a credit amount given as str, int or Decimal ("1.25" -> 1250000)."""

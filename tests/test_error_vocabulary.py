@@ -26,9 +26,6 @@ REPO = Path(__file__).resolve().parent.parent
 ROOMS = ("config", "kernel", "ledger", "wallet", "publishers", "agents", "daemon")
 # Base errors of a room: classes deriving straight from one of these.
 BUILTIN_BASES = {"Exception", "ValueError", "RuntimeError", "LookupError", "OSError"}
-# config/money.py's AmountError (a ValueError) belongs to the money module another change is moving
-# into the kernel; it is listed here so the test says so rather than skipping it silently.
-NOT_YET = {"kernel.money.AmountError", "kernel.money.AmountError"}
 
 
 def base_errors() -> list[tuple[str, str]]:
@@ -58,8 +55,6 @@ def test_the_rooms_have_base_errors() -> None:
 
 @pytest.mark.parametrize(("module", "name"), BASES, ids=[f"{m}.{n}" for m, n in BASES])
 def test_every_room_base_error_declares_retryable(module: str, name: str) -> None:
-    if f"{module}.{name}" in NOT_YET:
-        pytest.skip("moving with the money module into the kernel")
     cls = getattr(importlib.import_module(module), name)
     assert issubclass(cls, BaseException)
     assert "retryable" in vars(cls), f"{module}.{name} must declare retryable = True | False | None"
