@@ -108,3 +108,20 @@ def test_the_policy_names_no_room_error() -> None:
     """daemon/wiring.py's policy lists only foreign types: every room error speaks for itself."""
     for t in error_policy().retryable:
         assert t.__module__.split(".")[0] not in ROOMS, t
+
+
+@pytest.mark.parametrize(("error", "outcome", "exit_code"), [
+    (FlakyLedgerThing("the ledger blinked"), "retry", 0),
+    (HopelessPublish("devto", "gone"), "failed", 0),
+    (WalletBug("unexpected"), "crashed", 1),
+], ids=["retryable", "permanent", "none"])
+async def test_a_running_service_follows_a_new_room_errors_word(sqlite_url, tmp_path, error, outcome, exit_code) -> None:
+    """Errors the daemon's code never names: the job run is recorded by what the class says."""
+    from ledger.funding import deposit
+    from tests.daemon.test_service import Recorder, make_service
+
+    svc = make_service(sqlite_url, tmp_path, Recorder([], error=error))
+    deposit(svc.journal, 10_000_000)
+    await svc.cycle_job()
+    assert [e.outcome for e in svc.reader.recent_errors()] == [outcome]
+    assert svc.exit_code == exit_code
