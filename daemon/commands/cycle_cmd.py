@@ -56,27 +56,36 @@ def _refuse(outcome: str, reason: str) -> None:
     raise typer.Exit(REFUSED_EXIT)
 
 
+def _wallet_pause_reason(app):  # noqa: ANN001, ANN202
+    """The wallet's pause reason for the gate (web3 is imported only when a chain wallet is configured)."""
+    from daemon.wiring import wallet_pause_reason
+
+    if app.settings.wallet.mode == "ledger":
+        return wallet_pause_reason(app.settings, app.journal)
+    from wallet.errors import WalletError
+
+    try:
+        return wallet_pause_reason(app.settings, app.journal)
+    except WalletError as exc:
+        err_console.print(f"[red]cannot read the wallet's state for the gate: {escape(str(exc))}[/]", highlight=False)
+        raise typer.Exit(1) from None
+
+
 def cycle(
     ctx: typer.Context,
     dry_run: bool = typer.Option(False, "--dry-run", help="Plan only: no model calls, no feed fetch, no publishing."),
 ) -> None:
     """Run one cycle now and print what it did and what it cost."""
+    # Imported before the cycle lock is taken: a second of imports must not hold the daemon off.
     from agents.cycle import CycleContext, Gate
     from agents.orchestrator import cycle_worker
     from daemon.cycle import run_admitted
     from daemon.lock import CycleLock
-    from daemon.wiring import wallet_pause_reason
     from daemon.wiring_agents import build_orchestrator
-    from wallet.errors import WalletError
 
     app = app_context(ctx)
     settings = app.settings
-    try:
-        pause_reason = wallet_pause_reason(settings, app.journal)
-    except WalletError as exc:
-        err_console.print(f"[red]cannot read the wallet's state for the gate: {escape(str(exc))}[/]", highlight=False)
-        raise typer.Exit(1) from None
-    gate = Gate(app.budget, pause_reason)
+    gate = Gate(app.budget, _wallet_pause_reason(app))
     cycle_ctx = CycleContext.start()
 
     async def run(c: CycleContext):  # noqa: ANN202
