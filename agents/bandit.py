@@ -1,7 +1,7 @@
 """Learn what pays: rank candidate items by earnings per credit spent of past posts.
 
-An arm is a (feed, tag) pair. Its history is the ratio income / compute spend
-of each past post made from it (both read from the ledger by task id). Ranking
+An arm is a (feed, tag) pair. Its history is the ratio income / spend of each
+past post made from it (both read from the ledger by task id: ledger.reads). Ranking
 is Thompson sampling with a Gaussian posterior over the arm's mean ratio: an
 arm with no history starts from an optimistic prior, so new feeds and tags get
 tried (exploration), and arms that earn more per credit are drawn first more
@@ -16,9 +16,8 @@ import random
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Engine, func, select
-
-from ledger.models import Posting, Transaction
+from ledger.journal import Journal
+from ledger.reads import task_outcomes
 
 PRIOR_MEAN = 1.0  # earnings per credit assumed of an arm never tried: break-even, optimistic
 PRIOR_WEIGHT = 1.0  # how many observations the prior counts for
@@ -110,50 +109,13 @@ class Bandit:
         return out
 
 
-def ledger_history(engine: Engine, posts: Sequence[tuple[str, str, Sequence[str]]]) -> list[tuple[str, int, int]]:
-    """(arm, spend, income) per published task, read from the ledger tables.
+def ledger_history(journal: Journal, posts: Sequence[tuple[str, str, Sequence[str]]]) -> list[tuple[str, int, int]]:
+    """(arm, spend, income) per published (task id, arm, post keys), read from the ledger (ledger.reads).
 
-    Spend: postings to expenses:compute:* of transactions carrying the task id.
-    Income: postings to income:* of transactions carrying the task id or one of
-    the post keys as post_id (income accounts hold credit balances, so income is
-    minus their sum). Read directly from the ledger tables with the journal's
-    engine, two grouped queries, until ledger/reports offers the same figure.
+    Spend: what the ledger booked with the task id. Income: what it booked with
+    the task id, or with one of the post keys on a transaction without a task id.
     """
     if not posts:
         return []
-    txn, posting = Transaction.__table__, Posting.__table__
-    task_ids = [p[0] for p in posts]
-    key_to_task = {k: p[0] for p in posts for k in p[2]}
-    spend: dict[str, int] = {}
-    income: dict[str, int] = {}
-    with engine.connect() as conn:
-        for chunk in _chunks(task_ids, 500):
-            rows = conn.execute(
-                select(txn.c.task_id, posting.c.account.startswith("income:").label("inc"), func.sum(posting.c.amount))
-                .join(posting, posting.c.txn_id == txn.c.id)
-                .where(txn.c.task_id.in_(chunk))
-                .where(posting.c.account.startswith("expenses:compute:") | posting.c.account.startswith("income:"))
-                .group_by(txn.c.task_id, "inc")
-            ).all()
-            for tid, inc, total in rows:
-                if inc:
-                    income[tid] = income.get(tid, 0) - int(total)
-                else:
-                    spend[tid] = spend.get(tid, 0) + int(total)
-        keys = list(key_to_task)
-        for chunk in _chunks(keys, 500):
-            rows = conn.execute(
-                select(txn.c.post_id, func.sum(posting.c.amount))
-                .join(posting, posting.c.txn_id == txn.c.id)
-                .where(txn.c.post_id.in_(chunk), txn.c.task_id.is_(None), posting.c.account.startswith("income:"))
-                .group_by(txn.c.post_id)
-            ).all()
-            for key, total in rows:
-                tid = key_to_task[key]
-                income[tid] = income.get(tid, 0) - int(total)
-    return [(arm, spend.get(tid, 0), income.get(tid, 0)) for tid, arm, _ in posts]
-
-
-def _chunks(seq: list, n: int):  # noqa: ANN001, ANN202
-    for i in range(0, len(seq), n):
-        yield seq[i : i + n]
+    outcomes = task_outcomes(journal, [(task_id, keys) for task_id, _, keys in posts])
+    return [(arm, *outcomes[task_id]) for task_id, arm, _ in posts]

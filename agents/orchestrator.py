@@ -50,7 +50,6 @@ from typing import Protocol, runtime_checkable
 
 from opentelemetry import trace
 from pydantic import ValidationError
-from sqlalchemy import Engine, func, select
 
 from agents.bandit import Bandit, arm_of, arm_stats, ledger_history
 from agents.critic import Critic
@@ -81,7 +80,7 @@ from kernel.money import format_credits
 from config.settings import ModelPrice, Settings
 from ledger.budget import Budget, BudgetExceeded
 from ledger.journal import Journal
-from ledger.models import Posting, Transaction
+from ledger.reads import task_cost
 from publishers.protocol import PermanentError, Post, PublishChannel, PublishError
 
 log = logging.getLogger(__name__)
@@ -263,16 +262,9 @@ def _platforms(report: CycleReport, done: Sequence) -> None:
             report.published_to.append(p.platform)
 
 
-def task_spend(engine: Engine, task_id: str) -> int:
-    """Compute spend (ucr) the ledger holds for one task id."""
-    txn, posting = Transaction.__table__, Posting.__table__
-    with engine.connect() as conn:
-        total = conn.execute(
-            select(func.coalesce(func.sum(posting.c.amount), 0))
-            .join(txn, posting.c.txn_id == txn.c.id)
-            .where(txn.c.task_id == task_id, posting.c.account.startswith("expenses:compute:"))
-        ).scalar_one()
-    return int(total)
+def task_spend(journal: Journal, task_id: str) -> int:
+    """Spend (ucr) the ledger holds for one task id (ledger.reads.task_cost)."""
+    return task_cost(journal, task_id)
 
 
 class Orchestrator:
@@ -456,7 +448,7 @@ class Orchestrator:
     def _rank(self, fresh: list[Candidate]):  # noqa: ANN202
         """Candidates best first by Thompson sampling over past earnings per credit."""
         d = self.deps
-        history = ledger_history(d.journal.engine, d.tasks.published_arms())
+        history = ledger_history(d.journal, d.tasks.published_arms())
         bandit = Bandit(arm_stats(history), d.rng)
         by_key = {str(i): c for i, c in enumerate(fresh)}
         ranked = bandit.rank([(k, arm_of(c.item.feed_url, c.item.tags)) for k, c in by_key.items()])
@@ -553,7 +545,7 @@ class Orchestrator:
         if isinstance(exc, LLMError):
             for endpoint in self._endpoints(exc):
                 report.llm_failures[endpoint] = report.llm_failures.get(endpoint, 0) + 1
-        cost = task_spend(d.journal.engine, task.id)
+        cost = task_spend(d.journal, task.id)
         if getattr(exc, "retryable", False):
             return d.tasks.note(task, reason=f"retry later: {what}", cost=cost)
         attempts = task.attempts + 1
@@ -630,13 +622,13 @@ class Orchestrator:
             self.deps.budget.check(need, cycle_id=cycle_id, agent=role)
 
     def _save(self, task: Task, status: str, *, reason: str | None = None, release: bool = False, **kw) -> Task:  # noqa: ANN003
-        cost = task_spend(self.deps.journal.engine, task.id)
+        cost = task_spend(self.deps.journal, task.id)
         return self.deps.tasks.advance(task, status, reason=reason, cost=cost, release=release, **kw)
 
     def _approve(self, task: Task, report: CycleReport) -> Task:
         """Approval mode: auto approves; manual holds all; risky holds what crosses a limit."""
         a = self.settings.approval
-        cost = task_spend(self.deps.journal.engine, task.id)
+        cost = task_spend(self.deps.journal, task.id)
         score = task.messages.reviews[-1].score
         risks = []
         if a.mode == "manual":

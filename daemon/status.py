@@ -1,13 +1,13 @@
 """What the status page, /metrics and the systemd STATUS line read: money over time, posts, errors, runway.
 
-Reads the ledger tables and the daemon's job runs; never writes. Job error text is
+Reads the daemon's job runs, and the ledger through ledger.reads (the one read model: the
+chart here is the series `selfpub ledger plot` draws); never writes. Job error text is
 redacted on the way out (daemon/redact.py), so rows stored before redaction on
 write, or by an older version, never show a secret either.
 """
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,35 +18,11 @@ from sqlalchemy import Engine, func, select
 
 from daemon.models import ERROR_OUTCOMES, INTERRUPTED, OK, RUNNING, JobRun
 from daemon.redact import Redactor
-from ledger.journal import WALLET, Journal
-from ledger.models import Posting, Transaction
+from ledger import reads
+from ledger.journal import Journal
+from ledger.reads import Point, PostRow  # noqa: F401 - re-exported for the status page (daemon.http)
 
-TXN = Transaction.__table__
-POSTING = Posting.__table__
 RUNS = JobRun.__table__
-RUNWAY_WINDOW_DAYS = 7
-
-
-@dataclass(frozen=True)
-class Point:
-    """Cumulative money at one moment, in micro-credits."""
-
-    at: datetime
-    balance: int  # wallet minus provider liabilities
-    spend: int  # all compute spent so far
-    income: int  # all income so far
-
-
-@dataclass(frozen=True)
-class PostRow:
-    """One published post with what it cost and what it earned."""
-
-    when: datetime
-    platform: str
-    post_id: str
-    title: str
-    cost: int
-    earnings: int
 
 
 @dataclass(frozen=True)
@@ -85,89 +61,21 @@ class StatusReader:
     def series(self, days: int = 30, now: datetime | None = None) -> list[Point]:
         """Balance, cumulative spend and cumulative income at each ledger transaction of the last `days`."""
         now = now or datetime.now(timezone.utc)
-        since = now - timedelta(days=days)
-        acct = POSTING.c.account
-        balance_acct = (acct == WALLET) | acct.startswith("liabilities:provider:")
-        spend_acct = acct.startswith("expenses:compute:")
-        income_acct = acct.startswith("income:")
-        with self.engine.connect() as conn:
-            first = conn.execute(select(func.min(TXN.c.time))).scalar()
-            if first is not None and _aware(first) > since:
-                since = _aware(first)  # a young ledger: the chart starts at its first transaction
-
-            def total(cond, before):  # noqa: ANN001, ANN202
-                q = select(func.coalesce(func.sum(POSTING.c.amount), 0)).select_from(
-                    POSTING.join(TXN, TXN.c.id == POSTING.c.txn_id)).where(cond, TXN.c.time < before)
-                return int(conn.execute(q).scalar_one())
-
-            bal, spend, income = total(balance_acct, since), total(spend_acct, since), -total(income_acct, since)
-            rows = conn.execute(
-                select(TXN.c.time, POSTING.c.account, POSTING.c.amount)
-                .select_from(POSTING.join(TXN, TXN.c.id == POSTING.c.txn_id))
-                .where(TXN.c.time >= since)
-                .order_by(TXN.c.time, TXN.c.id)
-            ).all()
-        points = [Point(since, bal, spend, income)]
-        for r in rows:
-            a = r.account
-            if a == WALLET or a.startswith("liabilities:provider:"):
-                bal += r.amount
-            elif a.startswith("expenses:compute:"):
-                spend += r.amount
-            elif a.startswith("income:"):
-                income -= r.amount
-            else:
-                continue
-            when = _aware(r.time)
-            if points and points[-1].at == when:
-                points[-1] = Point(when, bal, spend, income)
-            else:
-                points.append(Point(when, bal, spend, income))
-        points.append(Point(now, bal, spend, income))
-        return points
+        return reads.money_series(self.journal, since=now - timedelta(days=days), until=now)
 
     def spend_by_agent(self) -> dict[str, int]:
         """Compute spend per agent (expenses:compute:<agent>)."""
-        return {
-            name.removeprefix("expenses:compute:"): bal
-            for name, bal in self.journal.balances().items()
-            if name.startswith("expenses:compute:")
-        }
+        return reads.spend_by_agent(self.journal)
 
     def income_total(self) -> int:
         """Every credit of income so far."""
-        return -self.journal.balance("income")
+        return reads.income_total(self.journal)
 
     def recent_posts(self, limit: int = 10) -> list[PostRow]:
         """The latest posts with cost and earnings (from the publishers when wired, else from the ledger)."""
         if self.posts_source is not None:
             return self.posts_source(limit)
-        with self.engine.connect() as conn:
-            rows = conn.execute(
-                select(TXN.c.post_id, TXN.c.task_id, TXN.c.time, POSTING.c.account, POSTING.c.amount)
-                .select_from(POSTING.join(TXN, TXN.c.id == POSTING.c.txn_id))
-                .where(TXN.c.post_id.is_not(None))
-            ).all()
-            posts: dict[str, dict] = {}
-            for r in rows:
-                p = posts.setdefault(r.post_id, {"when": _aware(r.time), "tasks": set(), "earn": 0, "platform": ""})
-                p["when"] = min(p["when"], _aware(r.time))
-                if r.task_id:
-                    p["tasks"].add(r.task_id)
-                if r.account.startswith("income:"):
-                    p["earn"] -= r.amount
-                    p["platform"] = r.account.rsplit(":", 1)[-1]
-            out = []
-            for post_id, p in sorted(posts.items(), key=lambda kv: kv[1]["when"], reverse=True)[:limit]:
-                cost = 0
-                if p["tasks"]:
-                    cost = int(conn.execute(
-                        select(func.coalesce(func.sum(POSTING.c.amount), 0))
-                        .select_from(POSTING.join(TXN, TXN.c.id == POSTING.c.txn_id))
-                        .where(TXN.c.task_id.in_(p["tasks"]), POSTING.c.account.startswith("expenses:compute:"))
-                    ).scalar_one())
-                out.append(PostRow(p["when"], p["platform"] or "?", post_id, post_id, cost, p["earn"]))
-        return out
+        return reads.ledger_posts(self.journal, limit)
 
     def posts_by_platform(self) -> dict[str, int]:
         """How many posts each platform got (of the recent ones known)."""
@@ -196,27 +104,12 @@ class StatusReader:
         return {job: int(n) for job, n in rows}
 
     def runway_days(self, available: int, now: datetime | None = None, budget: Any = None) -> float | None:
-        """Days the available balance lasts at the recent spend rate; None when nothing is spent."""
+        """Days the available balance lasts at the recent spend (ledger.reads.runway); None when nothing is spent."""
         if self.runway_source is not None:
             return self.runway_source()
-        try:
-            from ledger.reports import runway_days  # the ledger room's own figure, when it exists
-        except ImportError:
-            runway_days = None
-        if runway_days is not None:
-            value = runway_days(self.journal, budget, now=now)
-            return None if value is None or (isinstance(value, float) and math.isinf(value)) else float(value)
-        now = now or datetime.now(timezone.utc)
-        with self.engine.connect() as conn:
-            spent = int(conn.execute(
-                select(func.coalesce(func.sum(POSTING.c.amount), 0))
-                .select_from(POSTING.join(TXN, TXN.c.id == POSTING.c.txn_id))
-                .where(POSTING.c.account.startswith("expenses:compute:"),
-                       TXN.c.time >= now - timedelta(days=RUNWAY_WINDOW_DAYS))
-            ).scalar_one())
-        if spent <= 0:
-            return None
-        return max(available, 0) / (spent / RUNWAY_WINDOW_DAYS)
+        if budget is None:
+            raise TypeError("StatusReader.runway_days needs the daemon's Budget (budget=...)")
+        return reads.runway_days(self.journal, budget, now=now, available=available)
 
     def last_cycle(self) -> tuple[datetime, str] | None:
         """When the latest finished cycle of this persona ended (any instance) and its outcome."""
@@ -273,7 +166,6 @@ class StatusReader:
         return out
 
 
-
 def outbox_posts(journal: Journal, outbox: Any) -> Callable[[int], list[PostRow]]:  # noqa: ANN401
     """A posts source for StatusReader: what the publishers' outbox delivered, with each task's cost and earnings."""
 
@@ -284,22 +176,12 @@ def outbox_posts(journal: Journal, outbox: Any) -> Callable[[int], list[PostRow]
         done = done[:limit]
         tasks = {r.task_id for r in done if r.task_id}
         post_ids = {f"{r.platform}:{r.published.remote_id}" for r in done}
-        with journal.engine.connect() as conn:
-            joined = POSTING.join(TXN, TXN.c.id == POSTING.c.txn_id)
-            cost = dict(conn.execute(
-                select(TXN.c.task_id, func.sum(POSTING.c.amount)).select_from(joined)
-                .where(TXN.c.task_id.in_(tasks), POSTING.c.account.startswith("expenses:compute:"))
-                .group_by(TXN.c.task_id)
-            ).all()) if tasks else {}
-            earned = dict(conn.execute(
-                select(TXN.c.post_id, func.sum(POSTING.c.amount)).select_from(joined)
-                .where(TXN.c.post_id.in_(post_ids), POSTING.c.account.startswith("income:"))
-                .group_by(TXN.c.post_id)
-            ).all()) if post_ids else {}
+        cost = reads.task_costs(journal, tasks)
+        earned = reads.post_earnings(journal, post_ids)
         return [
             PostRow(
                 _aware(r.published_at) if r.published_at else epoch, r.platform, r.published.remote_id,
-                r.published.url, int(cost.get(r.task_id, 0)), -int(earned.get(f"{r.platform}:{r.published.remote_id}", 0)),
+                r.published.url, cost.get(r.task_id, 0), earned.get(f"{r.platform}:{r.published.remote_id}", 0),
             )
             for r in done
         ]

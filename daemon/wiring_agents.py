@@ -27,6 +27,7 @@ from agents.writer import Writer
 from config.settings import Settings
 from ledger.budget import Budget
 from ledger.journal import Journal
+from ledger.reads import runway_days
 
 log = logging.getLogger(__name__)
 
@@ -70,15 +71,11 @@ class AgentsRuntime:
                 await result
 
 
-def _runway(journal: Journal, budget: Budget, persona: str) -> Callable[[], float | None]:
-    try:
-        from daemon.status import StatusReader
-    except ImportError:
-        return lambda: None
-    reader = StatusReader(journal, persona)
+def _runway(journal: Journal, budget: Budget) -> Callable[[], float | None]:
+    """Days of runway now: the ledger's one figure, on the daemon's own budget."""
 
     def runway() -> float | None:
-        return reader.runway_days(budget.available())
+        return runway_days(journal, budget)
 
     return runway
 
@@ -123,7 +120,7 @@ def build_deps(
     engine = journal.engine
     tasks = TaskStore(engine, persona=settings.persona)
     store = ResearchStore(engine)
-    runway = _runway(journal, budget, settings.persona)
+    runway = _runway(journal, budget)
     if llm is None:
         llm = build_llm(settings, journal, budget, closers, runway)
     if http_client is None:

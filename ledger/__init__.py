@@ -1,21 +1,17 @@
 """Money: double-entry journal, budget reservations and pause state, reports."""
 
-from ledger.budget import Budget, BudgetExceeded, Hold, PauseState, Snapshot
-from ledger.journal import (
+from ledger.accounts import (
     OPENING,
     RECEIVABLE_ENGAGEMENT,
     TIPS,
     WALLET,
-    Entry,
-    InvalidPosting,
-    Journal,
-    LedgerError,
-    Posted,
-    UnbalancedTransaction,
     compute_account,
     engagement_account,
     provider_account,
 )
+from ledger.budget import Budget, BudgetExceeded, Hold, PauseState, Snapshot
+from ledger.errors import InvalidPosting, LedgerError, UnbalancedTransaction
+from ledger.journal import Entry, Journal, Posted
 from ledger.models import COMMODITY
 
 __all__ = [

@@ -50,11 +50,12 @@ from sqlalchemy import Engine
 from kernel.clock import utcnow
 from kernel.money import format_credits
 from config.settings import BudgetSettings
-from ledger.journal import WALLET, Entry, Journal, LedgerError, Write, compute_account, provider_account
+from ledger.accounts import PROVIDERS, WALLET, compute_account, prefix, provider_account
+from ledger.journal import Entry, Journal, LedgerError, Write
 from ledger.models import COMMODITY
 
 LOCK_ROW = "*"  # not a valid persona name
-PROVIDERS = "liabilities:provider:"
+OWED = prefix(PROVIDERS)  # every liabilities:provider:<name>
 
 
 class HoldClosed(LedgerError):
@@ -235,7 +236,7 @@ class Budget:
         cur.execute(
             sql.q(_STATE),
             (
-                WALLET, len(WALLET) + 1, WALLET + ":", len(PROVIDERS), PROVIDERS,
+                WALLET, len(WALLET) + 1, prefix(WALLET), len(OWED), OWED,
                 day_key(now), cycle_key(cycle_id) if cycle_id is not None else None, self.persona,
             ),
         )

@@ -5,7 +5,8 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from ledger.journal import OPENING, WALLET, Entry, Journal, LedgerError, Posted
+from ledger.accounts import OPENING, WALLET
+from ledger.journal import Entry, Journal, LedgerError, Posted
 
 
 def deposit(

@@ -1,8 +1,7 @@
 """The double-entry journal: append-only transactions whose postings sum to zero.
 
-Account names are `<kind>:<part>[:<part>...]`, kind one of assets, liabilities,
-income, expenses, equity, and each part lowercase letters, digits and '-'
-(so hledger and beancount take them as they are). Amounts are integers in the
+Account names are `<kind>:<part>[:<part>...]` (ledger.accounts, the chart of
+accounts, says which and checks them). Amounts are integers in the
 commodity's smallest unit (micro-credits for CR); commodities are 2-16
 capitals/digits. The database refuses UPDATE and DELETE on transactions and
 postings (migration 0002); a correction is a reversal, a new transaction.
@@ -32,44 +31,30 @@ from sqlalchemy.exc import DBAPIError
 
 from kernel.clock import utcnow
 from kernel.db import migrate
+from ledger.accounts import (  # noqa: F401 - names re-exported: `from ledger.journal import WALLET` still works
+    OPENING,
+    RECEIVABLE_ENGAGEMENT,
+    TIPS,
+    WALLET,
+    account_part,
+    check_account,
+    compute_account,
+    dimensioned,
+    engagement_account,
+    is_expense,
+    provider_account,
+)
+from ledger.errors import InvalidPosting, LedgerError, UnbalancedTransaction
 from ledger.models import COMMODITY
 from ledger.sql import Dialect, cursor, day_str, rollup_model
 
-ACCOUNT_KINDS = ("assets", "liabilities", "income", "expenses", "equity")
 MIGRATIONS = Path(__file__).parent / "migrations"
 VERSION_TABLE = "alembic_version_ledger"
 
-WALLET = "assets:wallet"
-RECEIVABLE_ENGAGEMENT = "assets:receivable:engagement"
-OPENING = "equity:opening"
-TIPS = "income:tips"
-
-ACCOUNT_RE = re.compile(rf"^(?:{'|'.join(ACCOUNT_KINDS)})(?::[a-z0-9][a-z0-9-]*)+$")
 COMMODITY_RE = re.compile(r"^[A-Z][A-Z0-9]{1,15}$")
-MAX_ACCOUNT = 200
-_SLUG_BAD = re.compile(r"[^a-z0-9-]+")
 
 # Column widths of ledger_txn; checked here so SQLite refuses what PostgreSQL would.
 MAX_KEY, MAX_KIND, MAX_TASK, MAX_POST, MAX_MODEL, MAX_HASH, MAX_MEMO = 200, 32, 64, 200, 200, 80, 500
-
-
-class LedgerError(Exception):
-    """Base of every ledger error."""
-
-    retryable: bool | None = None
-
-
-class UnbalancedTransaction(LedgerError):
-    """A transaction whose postings do not sum to zero per commodity."""
-
-    def __init__(self, sums: dict[str, int], idempotency_key: str):
-        self.sums = sums
-        self.idempotency_key = idempotency_key
-        super().__init__(f"transaction {idempotency_key!r} does not balance: {sums}")
-
-
-class InvalidPosting(LedgerError):
-    """A posting that is not an integer amount on a well-formed account."""
 
 
 @dataclass(frozen=True)
@@ -87,38 +72,6 @@ class Posted:
 
     txn_id: int
     created: bool
-
-
-def account_part(name: str) -> str:
-    """A name (agent, provider, platform) as one account part: lowercase, [a-z0-9-]."""
-    part = _SLUG_BAD.sub("-", name.strip().lower()).lstrip("-")
-    if not part:
-        raise InvalidPosting(f"{name!r} cannot name an account: use letters or digits")
-    return part
-
-
-def compute_account(agent: str) -> str:
-    """expenses:compute:<agent>."""
-    return f"expenses:compute:{account_part(agent)}"
-
-
-def provider_account(provider: str) -> str:
-    """liabilities:provider:<name>."""
-    return f"liabilities:provider:{account_part(provider)}"
-
-
-def engagement_account(platform: str) -> str:
-    """income:engagement:<platform>."""
-    return f"income:engagement:{account_part(platform)}"
-
-
-def check_account(name: str) -> None:
-    """Refuse an account name hledger, beancount or our reports would misread."""
-    if type(name) is not str or len(name) > MAX_ACCOUNT or not ACCOUNT_RE.match(name):
-        raise InvalidPosting(
-            f"account {name!r} must look like '<{'|'.join(ACCOUNT_KINDS)}>:name[:sub]' with each name "
-            f"lowercase letters, digits and '-' (at most {MAX_ACCOUNT} characters)"
-        )
 
 
 def check_entries(entries: Sequence[Entry], idempotency_key: str) -> None:
@@ -386,9 +339,9 @@ class Journal:
             slot = rollup.setdefault((e.account, e.commodity, rollup_model(e.account, model)), [0, 0])
             slot[0] += e.amount
             slot[1] += 1
-            if task_id and e.account.startswith(("expenses:", "income:")):
+            if task_id and dimensioned(e.account):
                 t = tasks.setdefault(e.commodity, [0, 0, 0])
-                if e.account.startswith("expenses:"):
+                if is_expense(e.account):
                     t[0] += e.amount
                 else:
                     t[1] -= e.amount
@@ -462,7 +415,7 @@ class Journal:
         return int(row[0]) if row else None
 
     def balance(self, account: str, commodity: str = COMMODITY, conn: Connection | None = None) -> int:
-        """Balance of one account, or of every account under it ("liabilities:provider")."""
+        """Balance of one account, or of every account under it (e.g. accounts.PROVIDERS)."""
         params = (commodity, account, len(account) + 1, account + ":")
         if conn is not None:
             cur = cursor(conn)

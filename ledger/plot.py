@@ -1,7 +1,12 @@
-"""Balance, spend and income over time: the numbers (for the status page) and a chart.
+"""Balance, spend and income over time: the numbers and a chart (`selfpub ledger plot`).
 
-    s = series(journal, by="day")        # Series of ints (ucr), one point per period
-    render(journal, "ledger.png")        # or .svg; matplotlib, Agg, no display needed
+    p = points(journal, since=..., now=...)  # ledger.reads.money_series: the status page's chart too
+    s = series(journal, by="day")            # Series of ints (ucr), one entry per period (the report's)
+    render(journal, "ledger.png")            # or .svg; matplotlib, Agg, no display needed
+
+The top panel draws `points()` as step lines, the same series the status page
+draws, so a pause, a tip and the resume show in both; the bottom panel has
+spend and income per period.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from kernel.clock import utcnow
 from kernel.money import UCR_PER_CREDIT
 from ledger.journal import Journal
 from ledger.query import as_moment, next_bucket, period_series
+from ledger.reads import Point, money_series
 
 FORMATS = (".png", ".svg")
 
@@ -37,6 +43,18 @@ class Series:
             "spend": list(self.spend),
             "income": list(self.income),
         }
+
+
+def points(
+    journal: Journal,
+    *,
+    since: date | datetime | None = None,
+    until: date | datetime | None = None,
+    now: datetime | None = None,
+) -> list[Point]:
+    """Balance (wallet minus owed), cumulative spend and income at each transaction of [since, until)."""
+    end = as_moment(until, end=True) or as_moment(now) or utcnow()
+    return money_series(journal, since=as_moment(since), until=end)
 
 
 def series(
@@ -68,11 +86,12 @@ def render(
     by: str = "day",
     now: datetime | None = None,
 ) -> Path:
-    """Draw the wallet balance (line) over spend and income (bars) to a .png or .svg file."""
+    """Draw money so far (step lines, the status page's series) over spend and income per period (bars)."""
     out = Path(out_path)
     if out.suffix.lower() not in FORMATS:
         raise ValueError(f"plot to a {' or '.join(FORMATS)} file, not {out.name!r}")
     s = series(journal, since=since, until=until, by=by, now=now)
+    steps = points(journal, since=since, until=until, now=now)
     # Figure + the Agg canvas directly: no pyplot, no global backend switch.
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.dates import AutoDateLocator, ConciseDateFormatter, date2num
@@ -87,11 +106,14 @@ def render(
     top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=(3, 2))
     x = [float(date2num(d)) for d in s.start]
     ends = [float(date2num(next_bucket(d, by))) for d in s.start]
-    top.plot(ends, credits(s.balance), color="tab:blue", marker="o" if len(s.start) < 60 else None,
-             label="wallet balance (at period end)")
+    at = [float(date2num(p.at)) for p in steps]
+    for name, colour, label in (("balance", "tab:blue", "balance (wallet minus owed to providers)"),
+                                ("spend", "tab:red", "spend so far"), ("income", "tab:green", "income so far")):
+        # Step lines: money changes at a transaction and stays, as on the status page.
+        top.step(at, credits([getattr(p, name) for p in steps]), where="post", color=colour, label=label)
     top.ticklabel_format(axis="y", useOffset=False, style="plain")
     top.set_ylabel("credits")
-    top.set_title(f"selfpub ledger, by {by}")
+    top.set_title(f"selfpub ledger (bars: per {by})")
     top.legend(loc="upper left")
     top.grid(alpha=0.3)
     # Two bars inside each period: spend in its first half, income in its second.
@@ -107,7 +129,7 @@ def render(
     locator = AutoDateLocator()
     bottom.xaxis.set_major_locator(locator)
     bottom.xaxis.set_major_formatter(ConciseDateFormatter(locator))
-    if not s.start:
+    if not steps:
         top.text(0.5, 0.5, "no transactions yet", transform=top.transAxes, ha="center", va="center")
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, format=out.suffix.lower().lstrip("."))

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Any, Literal
 
-from ledger.journal import WALLET, Journal
+from ledger.accounts import COMPUTE, EXPENSES, INCOME, WALLET, is_expense, is_income, sql_under, under
+from ledger.journal import Journal
 from ledger.models import COMMODITY
 from ledger.sql import cursor
 
@@ -23,10 +24,10 @@ By = Literal["day", "week", "month"]
 PERIODS = ("day", "week", "month")
 
 # Conditions on the rollup's columns, usable as `where` below.
-EXPENSES = "substr(account, 1, 9) = 'expenses:'"
-COMPUTE = "substr(account, 1, 17) = 'expenses:compute:'"
-INCOME = "substr(account, 1, 7) = 'income:'"
-WALLET_TREE = f"(account = '{WALLET}' OR substr(account, 1, {len(WALLET) + 1}) = '{WALLET}:')"
+IS_EXPENSE = sql_under(EXPENSES)
+IS_COMPUTE = sql_under(COMPUTE)
+IS_INCOME = sql_under(INCOME)
+WALLET_TREE = sql_under(WALLET)
 
 
 def midnight(d: date) -> datetime:
@@ -246,11 +247,11 @@ def period_series(
     wallet: dict[date, int] = defaultdict(int)
     for (day, account), amount in daily.items():
         b = bucket(date.fromisoformat(day), by)
-        if account.startswith("expenses:"):
+        if is_expense(account):
             spend[b] += amount
-        elif account.startswith("income:"):
+        elif is_income(account):
             income[b] -= amount
-        if account == WALLET or account.startswith(WALLET + ":"):
+        if under(account, WALLET):
             wallet[b] += amount
     last = (until - timedelta(microseconds=1)).date()
     rows, b, balance = [], bucket(start.date(), by), opening

@@ -9,6 +9,8 @@ Summary figures (balance, available, reserved, liabilities, receivable,
 paused) are as of `now`. Income, spend, posts and the series cover postings
 with since <= time < until (until defaults to now; a `date` given as
 `until` includes that whole day). Only the credit commodity (CR) is reported.
+Spend by agent and model, burn and runway are ledger.reads' figures (one
+implementation, handed the caller's Budget).
 
 JSON (`Report.to_json()`), version 1. Keys are stable: new keys may be
 added, none renamed or removed without bumping "version". Every amount is an
@@ -42,6 +44,7 @@ integer of micro-credits (1 credit = 1,000,000 ucr), never a float.
     runway_days   available / burn.per_day in days (2 decimals), null when nothing is burnt
     paused        whether the loop is paused
     pause_reason  why ("" when running)
+    runway_note   "" or why runway_days is missing or rough (less than a day of history)
 
 CSV (`to_csv`): columns section,key,field,value; money in credits with 6
 decimals. Sections: summary (key = a summary field), income (key = tips,
@@ -57,34 +60,19 @@ import heapq
 import io
 import json
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
-from fractions import Fraction
+from datetime import date, datetime
 from typing import Any
 
 from kernel.money import format_credits
-from config.settings import BudgetSettings
+from ledger.accounts import COMPUTE, ENGAGEMENT, RECEIVABLE_ENGAGEMENT, TIPS, is_income, leaf, under
 from ledger.budget import Budget, PauseState
-from ledger.journal import RECEIVABLE_ENGAGEMENT, TIPS, Journal
+from ledger.journal import Journal
 from ledger.models import COMMODITY
-from ledger.query import (
-    COMPUTE,
-    EXPENSES,
-    INCOME,
-    PERIODS,
-    Period,
-    as_moment,
-    first_time,
-    grouped,
-    period_series,
-    task_totals,
-)
+from ledger.query import IS_EXPENSE, IS_INCOME, PERIODS, Period, as_moment, grouped, period_series, task_totals
+from ledger.reads import DEFAULT_WINDOW_DAYS, JUST_AFTER, Burn, runway, spend_by_agent, spend_by_model
 
 VERSION = 1
-DEFAULT_WINDOW_DAYS = 7
-INCOME_OR_EXPENSES = f"({EXPENSES} OR {INCOME})"
-JUST_AFTER = timedelta(microseconds=1)  # "until now" includes what happened at now
-COMPUTE_PREFIX = "expenses:compute:"
-ENGAGEMENT_PREFIX = "income:engagement:"
+INCOME_OR_EXPENSES = f"({IS_EXPENSE} OR {IS_INCOME})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,15 +87,6 @@ class PostPnl:
     @property
     def net(self) -> int:
         return self.earnings - self.cost
-
-
-@dataclass(frozen=True)
-class Burn:
-    """Spend per day over the trailing window; net subtracts income (negative: earning)."""
-
-    per_day: int
-    net_per_day: int
-    window_days: int
 
 
 @dataclass(frozen=True)
@@ -134,6 +113,7 @@ class Report:
     burn: Burn
     runway_days: float | None
     pause: PauseState = field(default_factory=lambda: PauseState(False, ""))
+    runway_note: str = ""
 
     @property
     def income_total(self) -> int:
@@ -185,6 +165,7 @@ class Report:
             "runway_days": self.runway_days,
             "paused": self.pause.paused,
             "pause_reason": self.pause.reason,
+            "runway_note": self.runway_note,
         }
 
     def to_json(self, indent: int | None = 2) -> str:
@@ -193,41 +174,6 @@ class Report:
 
 
 # -- building ------------------------------------------------------------------------
-
-
-def _burn(journal: Journal, now: datetime, window_days: int, conn: Any) -> tuple[Fraction, Fraction, int]:
-    """(spend per day, net spend per day, window in whole days) over the trailing window."""
-    start = now - timedelta(days=window_days)
-    sums = grouped(journal, since=start, until=now + JUST_AFTER, by=("account",), where=INCOME_OR_EXPENSES, conn=conn)
-    spent = sum(v for (a,), v in sums.items() if a.startswith("expenses:"))
-    earned = -sum(v for (a,), v in sums.items() if a.startswith("income:"))
-    first = first_time(journal, conn)
-    seconds = window_days * 86_400
-    if first is not None and first > start:
-        seconds = max(int((now - first).total_seconds()), 86_400)  # a young ledger: its own age, at least a day
-    days = Fraction(seconds, 86_400)
-    return Fraction(spent) / days, Fraction(spent - earned) / days, window_days
-
-
-def _runway(available: int, per_day: Fraction) -> float | None:
-    if per_day <= 0:
-        return None
-    return round(float(Fraction(max(available, 0)) / per_day), 2)
-
-
-def runway_days(
-    journal: Journal,
-    budget: Budget | None = None,
-    *,
-    now: datetime | None = None,
-    window_days: int = DEFAULT_WINDOW_DAYS,
-) -> float | None:
-    """Days until available is spent at the trailing burn rate; None when nothing is burnt."""
-    budget = budget or Budget(journal, BudgetSettings())
-    now = as_moment(now) or budget.clock()
-    with journal.engine.connect() as conn:
-        per_day, _, _ = _burn(journal, now, window_days, conn)
-    return _runway(budget.snapshot().available, per_day)
 
 
 def build_report(
@@ -251,24 +197,21 @@ def build_report(
         receivable = journal.balance(RECEIVABLE_ENGAGEMENT, conn=conn)
         series = period_series(journal, since=start, until=end, by=by, conn=conn)
         accounts = grouped(journal, since=start, until=end, by=("account",), where=INCOME_OR_EXPENSES, conn=conn)
-        models = grouped(journal, since=start, until=end, by=("model",), where=COMPUTE, conn=conn)
+        by_agent = spend_by_agent(journal, since=start, until=end, conn=conn)
+        by_model = spend_by_model(journal, since=start, until=end, conn=conn)
         tasks = task_totals(journal, since=start, until=end, conn=conn)
-        per_day, net_per_day, window = _burn(journal, now, window_days, conn)
+        left = runway(journal, budget, now=now, window_days=window_days, available=snap.available, conn=conn)
 
-    tips, engagement, other_income = 0, {}, {}
-    by_agent, other_spend = {}, {}
+    tips, engagement, other_income, other_spend = 0, {}, {}, {}
     for (account,), amount in sorted(accounts.items()):
         if account == TIPS:
             tips = -amount
-        elif account.startswith(ENGAGEMENT_PREFIX):
-            engagement[account[len(ENGAGEMENT_PREFIX):]] = -amount
-        elif account.startswith("income:"):
+        elif under(account, ENGAGEMENT):
+            engagement[leaf(account, ENGAGEMENT)] = -amount
+        elif is_income(account):
             other_income[account] = -amount
-        elif account.startswith(COMPUTE_PREFIX):
-            by_agent[account[len(COMPUTE_PREFIX):]] = amount
-        else:
+        elif not under(account, COMPUTE):
             other_spend[account] = amount
-    by_model = {(model or "unknown"): amount for (model,), amount in sorted(models.items())}
 
     posts = [PostPnl(task_id, post_ids, cost, earned) for task_id, (cost, earned, post_ids) in sorted(tasks.items())]
     return Report(
@@ -276,8 +219,7 @@ def build_report(
         balance=snap.wallet, available=snap.available, reserved=snap.reserved, liabilities=snap.liabilities,
         receivable=receivable, tips=tips, engagement=engagement, other_income=other_income,
         spend_by_agent=by_agent, spend_by_model=by_model, other_spend=other_spend, posts=posts, series=series,
-        burn=Burn(int(per_day), int(net_per_day), window), runway_days=_runway(snap.available, per_day),
-        pause=snap.pause,
+        burn=left.burn, runway_days=left.days, runway_note=left.note, pause=snap.pause,
     )
 
 
@@ -298,6 +240,7 @@ def to_csv(report: Report) -> str:
     w.writerow(["summary", "burn_per_day", "", c(report.burn.per_day)])
     w.writerow(["summary", "net_burn_per_day", "", c(report.burn.net_per_day)])
     w.writerow(["summary", "runway_days", "", "" if report.runway_days is None else f"{report.runway_days:.2f}"])
+    w.writerow(["summary", "runway_note", "", report.runway_note])
     w.writerow(["summary", "paused", "", "true" if report.pause.paused else "false"])
     w.writerow(["summary", "pause_reason", "", report.pause.reason])
     w.writerow(["income", "tips", "", c(report.tips)])
@@ -354,7 +297,8 @@ def render_table(report: Report, console: Any = None, *, posts: int = 20, period
         ("net", c(report.income_total - report.spend_total)),
         (f"burn per day ({report.burn.window_days}d)", c(report.burn.per_day)),
         ("net burn per day", c(report.burn.net_per_day)),
-        ("runway", "-" if report.runway_days is None else f"{report.runway_days:.2f} days"),
+        ("runway", ("-" if report.runway_days is None else f"{report.runway_days:.2f} days")
+         + (f" ({report.runway_note})" if report.runway_note else "")),
         ("status", status),
     ):
         summary.add_row(name, value)

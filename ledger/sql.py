@@ -18,18 +18,19 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine
 
+from ledger.accounts import EXPENSES, INCOME, dimensioned, sql_under
+
 UTC = timezone.utc
 
 # Income and expense postings roll up per model too; the others with model ''.
 # Mirrors migration 0002.
-DIMENSIONED = ("income:", "expenses:")
-_IS_EXPENSE = "substr(p.account, 1, 9) = 'expenses:'"
-_IS_INCOME = "substr(p.account, 1, 7) = 'income:'"
+_IS_EXPENSE = sql_under(EXPENSES, "p.account")
+_IS_INCOME = sql_under(INCOME, "p.account")
 
 
 def rollup_model(account: str, model: str | None) -> str:
     """The model a posting is summed under in ledger_rollup."""
-    return (model or "") if account.startswith(DIMENSIONED) else ""
+    return (model or "") if dimensioned(account) else ""
 
 
 class Dialect:
@@ -41,7 +42,7 @@ class Dialect:
         # Transactions drive the join, so a time range is read through the index
         # on ledger_txn.time. SQLite (no statistics unless ANALYZE is run) would
         # otherwise scan every posting by account; CROSS JOIN fixes its order.
-        self._txn_postings = (
+        self.txn_postings = (
             "ledger_txn t JOIN ledger_posting p ON p.txn_id = t.id" if self.pg
             else "ledger_txn t CROSS JOIN ledger_posting p ON p.txn_id = t.id"
         )
@@ -76,7 +77,7 @@ class Dialect:
         return (
             f"SELECT {self.day_of('t.time')} AS day, p.account AS account, p.commodity AS commodity, "
             f"CASE WHEN {_IS_EXPENSE} OR {_IS_INCOME} THEN COALESCE(t.model, '') ELSE '' END AS model, "
-            f"p.amount AS amount FROM {self._txn_postings}"
+            f"p.amount AS amount FROM {self.txn_postings}"
             + (f" WHERE {where}" if where else "")
         )
 
@@ -86,7 +87,7 @@ class Dialect:
             f"SELECT {self.day_of('t.time')} AS day, t.task_id AS task_id, COALESCE(t.post_id, '') AS post_id, "
             f"p.commodity AS commodity, CASE WHEN {_IS_EXPENSE} THEN p.amount ELSE 0 END AS cost, "
             f"CASE WHEN {_IS_INCOME} THEN -p.amount ELSE 0 END AS earnings "
-            f"FROM {self._txn_postings} "
+            f"FROM {self.txn_postings} "
             f"WHERE t.task_id IS NOT NULL AND t.task_id <> '' AND ({_IS_EXPENSE} OR {_IS_INCOME})"
             + (f" AND {where}" if where else "")
         )

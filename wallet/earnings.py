@@ -17,7 +17,8 @@ from sqlalchemy import select, update
 
 from config.settings import EngagementRates
 from kernel.clock import utcnow
-from ledger.journal import RECEIVABLE_ENGAGEMENT, Entry, Journal, engagement_account
+from ledger.accounts import RECEIVABLE_ENGAGEMENT, engagement_account
+from ledger.journal import Entry, Journal
 from wallet.models import EngagementSeen
 
 SEEN = EngagementSeen.__table__

@@ -56,7 +56,8 @@ from web3.exceptions import BlockNotFound
 
 from kernel.clock import utcnow
 from kernel.db import is_postgres
-from ledger.journal import OPENING, TIPS, WALLET, Entry, Journal
+from ledger.accounts import OPENING, TIPS, WALLET
+from ledger.journal import Entry, Journal
 from wallet.chain import TRANSFER_TOPIC, ZERO_ADDRESS, address_topic, hexstr, rpc, topic_address
 from wallet.errors import RpcErrorReply
 from wallet.models import CountedLog, Dust, ScanCursor

@@ -71,7 +71,8 @@ from web3 import Web3
 
 from config.settings import WalletSettings
 from kernel.clock import utcnow
-from ledger.journal import WALLET, Entry, Journal, provider_account
+from ledger.accounts import DUST, GAS, NATIVE, PROVIDERS, WALLET, leaf, prefix, provider_account
+from ledger.journal import Entry, Journal
 from wallet.chain import hexstr
 from wallet.errors import InsufficientGas, PaymentRefused, TransactionRejected
 from wallet.keystore import Signer
@@ -84,9 +85,6 @@ log = logging.getLogger(__name__)
 
 PAYMENT = Payment.__table__
 GAS_COMMODITY = "WEI"
-GAS_EXPENSE = "expenses:gas"
-NATIVE = "assets:native"
-DUST_EXPENSE = "expenses:dust"
 OPEN_STATUSES = ("planned", "signed", "sent", "mined")
 BOOKED_STATUSES = ("confirmed", "failed")
 ABSENT_LOOKS = 2  # looks (at rising heads) that must miss our hash before its payment is given up
@@ -188,8 +186,8 @@ class Settler:
         """What each provider is owed (positive ucr), from the ledger."""
         out = {}
         for account, bal in self.journal.balances().items():
-            if account.startswith("liabilities:provider:") and bal < 0:
-                out[account.removeprefix("liabilities:provider:")] = -bal
+            if account.startswith(prefix(PROVIDERS)) and bal < 0:
+                out[leaf(account, PROVIDERS)] = -bal
         return out
 
     def plan(self) -> tuple[list[PlannedPayment], list[PaymentRefused]]:
@@ -198,7 +196,7 @@ class Settler:
         allow = {a.lower() for a in s.allowlist}
         room = s.settle_daily_cap - self._paid_today(f"{self.clock():%Y-%m-%d}")
         plans, refused = [], []
-        payees = {provider_account(name).removeprefix("liabilities:provider:"): a for name, a in s.providers.items()}
+        payees = {leaf(provider_account(name), PROVIDERS): a for name, a in s.providers.items()}
         for provider, owed in sorted(self.owed().items()):
             if owed < s.settle_threshold:
                 continue
@@ -452,11 +450,11 @@ class Settler:
         return "ours" if found.lower() == row.tx_hash.lower() else "other"
 
     def _entries(self, provider: str, amount: int, cost: int, ok: bool, gas: int) -> list[Entry]:
-        entries = [Entry(GAS_EXPENSE, gas, GAS_COMMODITY), Entry(NATIVE, -gas, GAS_COMMODITY)] if gas else []
+        entries = [Entry(GAS, gas, GAS_COMMODITY), Entry(NATIVE, -gas, GAS_COMMODITY)] if gas else []
         if ok:
             entries += [Entry(provider_account(provider), amount), Entry(WALLET, -cost)]
             if cost > amount:
-                entries.append(Entry(DUST_EXPENSE, cost - amount))
+                entries.append(Entry(DUST, cost - amount))
         return entries
 
     def _record(self, row, receipt: Receipt) -> PaymentOutcome:  # noqa: ANN001

@@ -22,7 +22,8 @@ from web3 import Web3
 from kernel.clock import utcnow
 from kernel.db import migrate as migrate_room
 from config.settings import WalletSettings
-from ledger.journal import WALLET, Journal
+from ledger.accounts import WALLET
+from ledger.journal import Journal
 from wallet import reconcile as recon
 from wallet.chain import check_chain_id, rpc, token_contract
 from wallet.errors import NotOnChain, RpcUnavailable

@@ -11,6 +11,7 @@ from rich.console import Console
 
 from kernel.money import format_credits
 from daemon.context import app_context
+from ledger.accounts import WALLET
 
 # web3 (behind every wallet module) costs about a second to import: each command imports it when it runs.
 
@@ -46,7 +47,7 @@ def balance(ctx: typer.Context) -> None:
     """The wallet balance in the ledger and on chain, and how fresh chain data is."""
     w = _wallet(ctx)
     b = _run(w.balance)
-    console.print(f"ledger assets:wallet  {format_credits(b.ledger_ucr)} credits")
+    console.print(f"ledger {WALLET}  {format_credits(b.ledger_ucr)} credits")
     if b.chain_ucr is not None:
         console.print(f"on chain balanceOf    {format_credits(b.chain_ucr)} credits ({b.chain_units} token units)")
     if b.note:

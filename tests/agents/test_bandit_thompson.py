@@ -63,7 +63,7 @@ def test_history_comes_from_ledger_spend_and_income_by_task(tmp_path):
     journal.post("engagement", [Entry("assets:receivable:engagement", 250), Entry("income:engagement:bluesky", -250)],
                  idempotency_key="i2", post_id="selfpub-t2")
     arm = arm_of("https://f.example/feed", ("Rust",))
-    hist = ledger_history(engine, [("t1", arm, ["selfpub-t1"]), ("t2", "other|", ["selfpub-t2"])])
+    hist = ledger_history(journal, [("t1", arm, ["selfpub-t1"]), ("t2", "other|", ["selfpub-t2"])])
     assert hist == [(arm, 500, 1000), ("other|", 0, 250)]
     assert arm_stats(hist)[arm].mean_ratio == 2.0
     engine.dispose()

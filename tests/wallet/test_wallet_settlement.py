@@ -5,11 +5,12 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
+from ledger.accounts import GAS
 from ledger.journal import WALLET, Entry, Journal, provider_account
 from tests.wallet.conftest import AnvilToken, embedded_wallet
 from wallet.embedded import EmbeddedChain
 from wallet.models import Payment
-from wallet.settlement import GAS_COMMODITY, GAS_EXPENSE, Settler
+from wallet.settlement import GAS_COMMODITY, Settler
 
 PAYMENT = Payment.__table__
 
@@ -39,7 +40,7 @@ def test_a_provider_over_the_threshold_is_paid_and_gas_recorded(funded: Embedded
     assert funded.balance_of(funded.others[0]) == funded.units(3_000_000)
     assert journal.balance(provider_account("embedded")) == 0
     assert journal.balance(WALLET) == 97_000_000
-    assert paid.gas_wei and journal.balance(GAS_EXPENSE, GAS_COMMODITY) == paid.gas_wei
+    assert paid.gas_wei and journal.balance(GAS, GAS_COMMODITY) == paid.gas_wei
     assert wallet.reconcile().drift_ucr == 0
     assert wallet.settle().paid == ()  # nothing owed any more
 

@@ -1,0 +1,357 @@
+"""The ledger read model: every figure other rooms read from the ledger, computed one way.
+
+    task_costs(journal, task_ids)         {task: ucr} expenses booked with the task id
+    task_outcomes(journal, posts)         {task: (spend, income)} for the bandit's history
+    post_earnings(journal, post_ids)      {post id: ucr} income booked with the post id
+    ledger_posts(journal, limit)          [PostRow] posts the ledger knows, newest first
+    spend_by_agent / spend_by_model       compute spend per agent, per model
+    income_total(journal)                 every credit of income so far
+    money_series(journal, since, until)   [Point] balance, spend, income over time: the
+                                          status page's chart and `selfpub ledger plot`
+    runway(journal, budget, now)          Runway: days the available balance lasts at the
+                                          trailing burn, and a note when the figure is rough
+
+Definitions (in CR, micro-credits):
+    cost of a task      expenses posted in transactions carrying its task id
+                        (ledger_task_rollup: one row per day, so any history is a few rows)
+    earnings            income posted in transactions carrying the task or post id
+    balance             wallet (with sub-accounts) minus what is owed to providers: what
+                        the budget's `available` is before open reservations, so the
+                        pause below min_balance and the resume after a tip show in it
+    spend, income       cumulative expenses and income from the ledger's first transaction
+    burn                expenses per day over the trailing window (net: minus income); a
+                        ledger younger than the window uses its own age, at least one day
+    runway              available / burn per day; None when nothing was spent
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+from fractions import Fraction
+from typing import Any
+
+from sqlalchemy import Connection
+
+from ledger.accounts import (
+    COMPUTE,
+    EXPENSES,
+    INCOME,
+    PROVIDERS,
+    WALLET,
+    is_expense,
+    is_income,
+    leaf,
+    sql_under,
+    under,
+)
+from ledger.budget import Budget
+from ledger.journal import Journal
+from ledger.models import COMMODITY
+from ledger.query import IS_COMPUTE, IS_EXPENSE, IS_INCOME, first_time, grouped, midnight
+from ledger.sql import cursor
+
+UTC = timezone.utc
+CHUNK = 500  # ids per IN (...) list
+DEFAULT_WINDOW_DAYS = 7
+MIN_HISTORY = timedelta(days=1)  # less ledger history than this: the runway is rough, and says so
+JUST_AFTER = timedelta(microseconds=1)  # "until now" includes what happened at now
+STEP_LIMIT = 20_000  # transactions in a series' range above which it is drawn per day from the rollup
+
+_BALANCE = f"({sql_under(WALLET, 'p.account')} OR {sql_under(PROVIDERS, 'p.account')})"
+_EXPENSE = sql_under(EXPENSES, "p.account")
+_INCOME = sql_under(INCOME, "p.account")
+
+
+@contextmanager
+def _connected(journal: Journal, conn: Connection | None) -> Iterator[Connection]:
+    if conn is not None:
+        yield conn
+        return
+    with journal.engine.connect() as c:
+        yield c
+
+
+def _chunks(seq: list, n: int = CHUNK) -> Iterator[list]:
+    for i in range(0, len(seq), n):
+        yield seq[i : i + n]
+
+
+def _marks(n: int) -> str:
+    return ", ".join("?" * n)
+
+
+# -- tasks and posts ---------------------------------------------------------------------
+
+
+def task_totals_of(
+    journal: Journal, task_ids: Iterable[str], *, conn: Connection | None = None
+) -> dict[str, tuple[int, int]]:
+    """task id -> (cost, earnings) over all time: expenses and income booked with the task id."""
+    ids = sorted({t for t in task_ids if t})
+    out: dict[str, tuple[int, int]] = {}
+    if not ids:
+        return out
+    sql = journal.sql
+    with _connected(journal, conn) as c:
+        cur = cursor(c)
+        for chunk in _chunks(ids):
+            cur.execute(
+                sql.q(f"SELECT task_id, SUM(cost), SUM(earnings) FROM ledger_task_rollup "
+                      f"WHERE commodity = ? AND task_id IN ({_marks(len(chunk))}) GROUP BY task_id"),
+                (COMMODITY, *chunk),
+            )
+            out.update({tid: (int(cost), int(earned)) for tid, cost, earned in cur.fetchall()})
+    return out
+
+
+def task_costs(journal: Journal, task_ids: Iterable[str], *, conn: Connection | None = None) -> dict[str, int]:
+    """task id -> ucr spent on it (tasks with no spend are left out)."""
+    return {t: cost for t, (cost, _) in task_totals_of(journal, task_ids, conn=conn).items() if cost}
+
+
+def task_cost(journal: Journal, task_id: str) -> int:
+    """Ucr spent on one task."""
+    return task_costs(journal, [task_id]).get(task_id, 0)
+
+
+def post_earnings(
+    journal: Journal, post_ids: Iterable[str], *, without_task: bool = False, conn: Connection | None = None
+) -> dict[str, int]:
+    """post id -> income booked with it; `without_task`: only transactions that carry no task id."""
+    ids = sorted({p for p in post_ids if p})
+    out: dict[str, int] = {}
+    if not ids:
+        return out
+    sql = journal.sql
+    untasked = " AND t.task_id IS NULL" if without_task else ""
+    with _connected(journal, conn) as c:
+        cur = cursor(c)
+        for chunk in _chunks(ids):
+            cur.execute(
+                sql.q(f"SELECT t.post_id, SUM(p.amount) FROM {sql.txn_postings} "
+                      f"WHERE p.commodity = ? AND {_INCOME} AND t.post_id IN ({_marks(len(chunk))}){untasked} "
+                      "GROUP BY t.post_id"),
+                (COMMODITY, *chunk),
+            )
+            out.update({pid: -int(total) for pid, total in cur.fetchall()})
+    return out
+
+
+def task_outcomes(journal: Journal, posts: Sequence[tuple[str, Sequence[str]]]) -> dict[str, tuple[int, int]]:
+    """task id -> (spend, income) for (task id, its post keys): the bandit's history.
+
+    Income is what was booked with the task id, plus what was booked with one of
+    its post keys on a transaction that carries no task id.
+    """
+    with journal.engine.connect() as conn:
+        totals = task_totals_of(journal, [t for t, _ in posts], conn=conn)
+        key_to_task = {k: t for t, keys in posts for k in keys}
+        by_key = post_earnings(journal, key_to_task, without_task=True, conn=conn)
+    out = {}
+    for task_id, _ in posts:
+        spend, income = totals.get(task_id, (0, 0))
+        out[task_id] = (spend, income)
+    for key, earned in by_key.items():
+        spend, income = out[key_to_task[key]]
+        out[key_to_task[key]] = (spend, income + earned)
+    return out
+
+
+@dataclass(frozen=True)
+class PostRow:
+    """One published post with what it cost and what it earned (ucr)."""
+
+    when: datetime
+    platform: str
+    post_id: str
+    title: str
+    cost: int
+    earnings: int
+
+
+def ledger_posts(journal: Journal, limit: int = 10) -> list[PostRow]:
+    """The latest posts the ledger knows (transactions with a post id), with their tasks' cost and their income."""
+    sql = journal.sql
+    posts: dict[str, dict[str, Any]] = {}
+    with journal.engine.connect() as conn:
+        cur = cursor(conn)
+        cur.execute(
+            sql.q(f"SELECT t.post_id, t.task_id, t.time, p.account, p.amount FROM {sql.txn_postings} "
+                  "WHERE t.post_id IS NOT NULL AND p.commodity = ? ORDER BY t.id, p.id"),
+            (COMMODITY,),
+        )
+        for post_id, task_id, when, account, amount in cur.fetchall():
+            when = sql.parse_ts(when)
+            p = posts.setdefault(post_id, {"when": when, "tasks": set(), "earn": 0, "platform": ""})
+            p["when"] = min(p["when"], when)
+            if task_id:
+                p["tasks"].add(task_id)
+            if is_income(account):
+                p["earn"] -= int(amount)
+                p["platform"] = account.rsplit(":", 1)[-1]
+        latest = sorted(posts.items(), key=lambda kv: kv[1]["when"], reverse=True)[:limit]
+        costs = task_costs(journal, {t for _, p in latest for t in p["tasks"]}, conn=conn)
+    return [
+        PostRow(p["when"], p["platform"] or "?", post_id, post_id, sum(costs.get(t, 0) for t in p["tasks"]), p["earn"])
+        for post_id, p in latest
+    ]
+
+
+# -- spend and income --------------------------------------------------------------------
+
+
+def spend_by_agent(
+    journal: Journal, *, since: datetime | None = None, until: datetime | None = None, conn: Connection | None = None
+) -> dict[str, int]:
+    """Compute spend per agent (expenses:compute:<agent>) over since <= time < until (default: all time)."""
+    found = grouped(journal, since=since, until=until, by=("account",), where=IS_COMPUTE, conn=conn)
+    return {leaf(account, COMPUTE): amount for (account,), amount in sorted(found.items())}
+
+
+def spend_by_model(
+    journal: Journal, *, since: datetime | None = None, until: datetime | None = None, conn: Connection | None = None
+) -> dict[str, int]:
+    """Compute spend per model ("unknown" when none was recorded) over since <= time < until."""
+    found = grouped(journal, since=since, until=until, by=("model",), where=IS_COMPUTE, conn=conn)
+    return {(model or "unknown"): amount for (model,), amount in sorted(found.items())}
+
+
+def income_total(journal: Journal) -> int:
+    """Every credit of income so far."""
+    return -journal.balance(INCOME)
+
+
+# -- money over time ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Point:
+    """Money at one moment, in micro-credits."""
+
+    at: datetime
+    balance: int  # wallet minus provider liabilities
+    spend: int  # all expenses so far
+    income: int  # all income so far
+
+
+def _add(point: list[int], account: str, amount: int) -> None:
+    if under(account, WALLET, PROVIDERS):
+        point[0] += amount
+    elif is_expense(account):
+        point[1] += amount
+    elif is_income(account):
+        point[2] -= amount
+
+
+def money_series(
+    journal: Journal, *, since: datetime | None = None, until: datetime, conn: Connection | None = None
+) -> list[Point]:
+    """Balance, cumulative spend and income: at the start, after each transaction time, and at `until`.
+
+    The start is `since` or the ledger's first transaction, whichever is later
+    (a young ledger's chart starts at its beginning). Past STEP_LIMIT
+    transactions in the range, one point per UTC day's end instead (from the rollup).
+    """
+    with _connected(journal, conn) as c:
+        first = first_time(journal, c)
+        start = since if first is None else max(since or first, first)
+        if start is None or start >= until:
+            return []
+        now = [0, 0, 0]
+        for (account,), amount in grouped(journal, since=None, until=start, by=("account",), conn=c).items():
+            _add(now, account, amount)
+        points = [Point(start, *now)]
+        sql = journal.sql
+        cur = cursor(c)
+        cur.execute(sql.q("SELECT COUNT(*) FROM ledger_txn WHERE time >= ? AND time < ?"), (sql.ts(start), sql.ts(until)))
+        if int(cur.fetchone()[0]) <= STEP_LIMIT:
+            cur.execute(
+                sql.q(f"SELECT t.time, SUM(CASE WHEN {_BALANCE} THEN p.amount ELSE 0 END), "
+                      f"SUM(CASE WHEN {_EXPENSE} THEN p.amount ELSE 0 END), "
+                      f"SUM(CASE WHEN {_INCOME} THEN p.amount ELSE 0 END) FROM {sql.txn_postings} "
+                      "WHERE p.commodity = ? AND t.time >= ? AND t.time < ? GROUP BY t.time ORDER BY t.time"),
+                (COMMODITY, sql.ts(start), sql.ts(until)),
+            )
+            steps = [(sql.parse_ts(when), int(b), int(s), -int(i)) for when, b, s, i in cur.fetchall()]
+        else:
+            days: dict[str, list[int]] = {}
+            for (day, account), amount in grouped(journal, since=start, until=until, by=("day", "account"), conn=c).items():
+                _add(days.setdefault(day, [0, 0, 0]), account, amount)
+            steps = [(min(midnight(date.fromisoformat(day) + timedelta(days=1)), until), *d)
+                     for day, d in sorted(days.items())]
+    for when, *delta in steps:
+        if not any(delta):
+            continue
+        now = [a + b for a, b in zip(now, delta)]
+        if points[-1].at == when:
+            points[-1] = Point(when, *now)
+        else:
+            points.append(Point(when, *now))
+    if points[-1].at != until:
+        points.append(Point(until, *now))
+    return points
+
+
+# -- burn and runway ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Burn:
+    """Spend per day over the trailing window; net subtracts income (negative: earning)."""
+
+    per_day: int
+    net_per_day: int
+    window_days: int
+
+
+@dataclass(frozen=True)
+class Runway:
+    """Days the available balance lasts at the trailing burn (None: nothing spent), and why it may be rough."""
+
+    days: float | None
+    burn: Burn
+    note: str = ""  # "" when the figure stands on a full window of history
+
+
+def runway(
+    journal: Journal,
+    budget: Budget,
+    *,
+    now: datetime | None = None,
+    window_days: int = DEFAULT_WINDOW_DAYS,
+    available: int | None = None,
+    conn: Connection | None = None,
+) -> Runway:
+    """The runway at `now` (the budget's clock by default) of `available` (the budget's, by default)."""
+    now = now or budget.clock()
+    if available is None:
+        available = budget.snapshot().available
+    start = now - timedelta(days=window_days)
+    with _connected(journal, conn) as c:
+        sums = grouped(journal, since=start, until=now + JUST_AFTER, by=("account",),
+                       where=f"({IS_EXPENSE} OR {IS_INCOME})", conn=c)
+        first = first_time(journal, c)
+    spent = sum(v for (a,), v in sums.items() if is_expense(a))
+    earned = -sum(v for (a,), v in sums.items() if is_income(a))
+    seconds, note = window_days * 86_400, ""
+    if first is not None and first > start:
+        age = now - first
+        seconds = max(int(age.total_seconds()), 86_400)  # a young ledger: its own age, at least a day
+        if age < MIN_HISTORY:
+            note = (f"only {age.total_seconds() / 3600:.1f} h of ledger history: the burn is averaged "
+                    "over a whole day, so the runway is a rough guess")
+    per_day = Fraction(spent * 86_400, seconds)
+    net_per_day = Fraction((spent - earned) * 86_400, seconds)
+    burn = Burn(int(per_day), int(net_per_day), window_days)
+    if per_day <= 0:
+        return Runway(None, burn, f"nothing spent in the last {window_days} days")
+    return Runway(round(float(Fraction(max(available, 0)) / per_day), 2), burn, note)
+
+
+def runway_days(journal: Journal, budget: Budget, *, now: datetime | None = None,
+                window_days: int = DEFAULT_WINDOW_DAYS, available: int | None = None) -> float | None:
+    """Days until available is spent at the trailing burn rate; None when nothing is burnt."""
+    return runway(journal, budget, now=now, window_days=window_days, available=available).days
