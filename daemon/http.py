@@ -148,7 +148,7 @@ PAGE_CSS = """
 body{font-family:system-ui,sans-serif;margin:24px;color:#111827;background:#f9fafb}
 h1{font-size:22px;margin:0 0 12px} h2{font-size:16px;margin:24px 0 8px}
 .state{display:inline-block;padding:4px 10px;border-radius:6px;color:#fff;font-weight:600}
-.RUNNING{background:#16a34a}.PAUSED,.DEGRADED{background:#b45309}.STOPPING,.STARTING{background:#6b7280}
+.RUNNING{background:#16a34a}.PAUSED{background:#d97706}.DEGRADED{background:#b91c1c}.STOPPING,.STARTING{background:#6b7280}
 .cards{display:flex;gap:16px;margin:12px 0}.card{background:#fff;border:1px solid #e5e7eb;border-radius:8px;padding:10px 14px}
 .card b{display:block;font-size:20px}
 table{border-collapse:collapse;background:#fff}td,th{border:1px solid #e5e7eb;padding:4px 10px;text-align:left;font-size:13px}

@@ -4,7 +4,17 @@ State machine:
 
     STARTING -> RUNNING <-> PAUSED(reason) -> STOPPING
                 (the one gate, agents.cycle.Gate: budget.evaluate with the wallet's pause
-                 reason, before every cycle (daemon.cycle.admit) and after every earnings pull)
+                 reason, before every cycle (daemon.cycle.admit), after every earnings pull,
+                 on a reload, and while paused at every heartbeat and every /healthz: a deposit
+                 or a tip resumes within seconds, and the skipped cycle runs at once)
+
+Shown to people (STATUS=, /healthz, the page), RUNNING becomes DEGRADED(reason) while the
+last cycle failed or degraded, or after schedule.stalled_after_cycles cycles in a row that
+stored nothing (daemon/health.py keeps the counts, /metrics exposes them).
+
+At start, job runs a dead process of this host left "running" (SIGKILL, a crash) are
+marked interrupted and counted. A job the stop cancels (the scheduler's shutdown) ends
+quietly: a clean stop logs no error.
 
 A cycle: the job makes its CycleContext (id, start, the stop flag, a deadline one
 cycle period away), passes the gate and takes the persona's cycle lock
