@@ -70,7 +70,7 @@ from daemon.cycle import LOCKED, PAUSED, admit
 from daemon.health import HealthBook, Verdict, verdict
 from daemon.http import StatusServer
 from daemon.lock import CycleLock
-from daemon.models import ABANDONED, CRASHED, DEGRADED, FAILED, INTERRUPTED, OK, RETRY, RUNNING, SKIPPED, JobRun
+from daemon.models import ABANDONED, CRASHED, DEGRADED, FAILED, OK, RETRY, RUNNING, SKIPPED, JobRun
 from daemon.notify import Notifier
 from daemon.scheduler import Cadence, JobFns
 from daemon.status import StatusReader
