@@ -7,7 +7,7 @@
         counters             cycles by outcome, model failures by endpoint, feed failures by feed,
                              publish failures by platform
         last successes       unix seconds of the last ok cycle, each feed's last good read, each platform's
-                             last post (seeded at start from the job runs and the outbox)
+                             last post (seeded at start from the job runs, the research store, the outbox)
         no_progress          cycles in a row that stored nothing (failed, crashed, or nothing to do)
     HealthBook.problem()     None, or why the daemon is degraded:
                                "no useful progress in N cycle(s) in a row; last cycle failed: <why>"
@@ -96,12 +96,14 @@ class HealthBook:
             if getattr(getattr(pubs, name, None), "enabled", False):
                 self.publish.setdefault(name, 0)
 
-    def seed(self, last_ok_cycle: float | None, published: dict[str, float]) -> None:
-        """Last successes known from before this process (the job-run table, the outbox)."""
+    def seed(self, last_ok_cycle: float | None, published: dict[str, float], feeds: dict[str, float] | None = None) -> None:
+        """Last successes known from before this process (the job-run table, the outbox, the research store)."""
         if last_ok_cycle is not None:
             self.last_ok_cycle = max(self.last_ok_cycle or 0.0, last_ok_cycle)
         for platform, at in published.items():
             self.publish_ok[platform] = max(self.publish_ok.get(platform, 0.0), at)
+        for url, at in (feeds or {}).items():
+            self.feed_ok[_label(url)] = max(self.feed_ok.get(_label(url), 0.0), at)
 
     # -- recording ---------------------------------------------------------------
 

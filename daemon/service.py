@@ -285,7 +285,8 @@ class Service:
         self.budget.expire_stale()
         self._evaluate()
         self._refresh()
-        self.book.seed(self.reader.last_ok_cycle_time(), self.reader.last_post_times())
+        self.book.seed(self.reader.last_ok_cycle_time(), self.reader.last_post_times(),
+                       self.reader.last_feed_reads([f.url for f in self.settings.feeds]))
 
     def _mark_interrupted(self) -> None:
         """Job runs a dead process of this host left "running" become interrupted (counted, shown)."""

@@ -158,6 +158,30 @@ class StatusReader:
                 RUNS.c.persona == self.persona, RUNS.c.job == "cycle", RUNS.c.outcome == OK)).scalar()
         return _aware(at).timestamp() if at is not None else None
 
+    def last_feed_reads(self, feed_urls: list[str]) -> dict[str, float]:
+        """Unix time of each feed's last check, for the feeds whose last check read them (the research store)."""
+        if not feed_urls:
+            return {}  # and the research room is not imported
+        from sqlalchemy.exc import SQLAlchemyError
+
+        from agents.feeds import OK_STATUSES
+        from agents.research_store import ResearchStore
+
+        store, out = ResearchStore(self.engine), {}
+        try:
+            for url in feed_urls:
+                state = store.feed_state(url)
+                if state is None:
+                    continue
+                good = getattr(state, "ok_at", None)  # the last good read, where the store keeps it
+                if good is None and state.last_outcome in OK_STATUSES:
+                    good = state.checked_at
+                if good is not None:
+                    out[url] = _aware(good).timestamp()
+        except SQLAlchemyError:
+            return {}  # no research tables yet: nothing was ever fetched
+        return out
+
     def last_post_times(self) -> dict[str, float]:
         """Unix time of each platform's latest post known."""
         out: dict[str, float] = {}

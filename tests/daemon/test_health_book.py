@@ -76,3 +76,31 @@ def test_reasons_are_redacted_before_they_are_shown():
     book = HealthBook(settings(), redact=lambda t: t.replace("s3cret", "[REDACTED]"))
     book.cycle_done(FAILED, None, detail="PermanentJobError: token s3cret refused")
     assert book.problem() == "last cycle failed: PermanentJobError: token [REDACTED] refused"
+
+
+def test_last_successes_are_seeded_from_before_the_process():
+    book = HealthBook(settings())
+    book.seed(1_500.0, {"local": 1_400.0}, {"https://u:pw@feeds.example/rss": 1_300.0})
+    text = exposition(book)
+    assert "selfpub_cycle_last_success_timestamp_seconds 1500.0" in text
+    assert 'selfpub_publish_last_success_timestamp_seconds{platform="local"} 1400.0' in text
+    assert 'selfpub_feed_last_success_timestamp_seconds{feed="https://u:[REDACTED]@feeds.example/rss"} 1300.0' in text
+
+
+def test_the_last_good_feed_read_comes_from_the_research_store(tmp_path):
+    from agents.research_store import ResearchStore
+    from daemon.status import StatusReader
+    from kernel.db import make_engine
+    from ledger.journal import Journal
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'state.db'}")
+    reader = StatusReader(Journal(engine), "default")
+    assert reader.last_feed_reads(["http://a/feed"]) == {}  # no research tables yet
+    store = ResearchStore(engine)
+    store.migrate()
+    store.save_feed_state("http://a/feed", status=200, outcome="ok")
+    store.save_feed_state("http://b/feed", status=None, outcome="fetch_error", error="refused")
+    store.save_feed_state("http://a/feed", status=500, outcome="http_error")  # the good read stays known
+    reads = reader.last_feed_reads(["http://a/feed", "http://b/feed", "http://c/feed"])
+    assert list(reads) == ["http://a/feed"] and reads["http://a/feed"] > 0
+    engine.dispose()
