@@ -125,10 +125,15 @@ class ScanResult:
     counted_ucr: int = 0
     reversed: int = 0  # booked logs undone by a reorg
     note: str = ""  # why the scan stopped early (the node is behind or moved); empty when it reached safe
+    behind: bool = False  # the node is behind our cursor: it answered, but its chain data is not fresh
 
 
 class _Stop(Exception):
     """Ends a scan early with what it booked so far: the node is behind or moved, or another scan did."""
+
+    def __init__(self, note: str, *, behind: bool = False):
+        super().__init__(note)
+        self.behind = behind
 
 
 @dataclass
@@ -240,7 +245,7 @@ class TipScanner:
                 raise
             block = None
         if block is None:
-            raise _Stop(f"node behind: it has no block {number} yet; waiting for it to catch up")
+            raise _Stop(f"node behind: it has no block {number} yet; waiting for it to catch up", behind=True)
         return hexstr(block["hash"])
 
     def _logs(self, start: int, end: int) -> list:
@@ -253,7 +258,8 @@ class TipScanner:
             return self._call("get_logs", lambda: self.w3.eth.get_logs(query), from_block=start, to_block=end)
         except RpcErrorReply as exc:
             if is_behind_refusal(exc.node_message):
-                raise _Stop(f"node behind: it refused logs up to block {end} ({exc.node_message[:120]}); waiting") from None
+                raise _Stop(f"node behind: it refused logs up to block {end} ({exc.node_message[:120]}); waiting",
+                            behind=True) from None
             if not is_range_refusal(exc.node_message):
                 raise
             if start == end:
@@ -283,10 +289,11 @@ class TipScanner:
         cur = self.cursor()
         first = cur[0] + 1 if cur else self.start_block
         tally = _Tally()
-        note = ""
+        note, behind = "", False
         try:
             if cur is not None and head < cur[0]:
-                raise _Stop(f"node behind: its head {head} is below the last scanned block {cur[0]}; waiting for it to catch up")
+                raise _Stop(f"node behind: its head {head} is below the last scanned block {cur[0]}; "
+                            "waiting for it to catch up", behind=True)
             cur = self._check_reorgs(head, cur, tally)
             first = cur[0] + 1 if cur else self.start_block
             safe = head - self.confirmations
@@ -304,12 +311,12 @@ class TipScanner:
                          extra={"from_block": start, "to_block": end, "logs": len(logs), "chain_id": self.chain_id})
                 start = end + 1
         except _Stop as stop:
-            note = str(stop)
+            note, behind = str(stop), stop.behind
             log.warning("wallet scan stopped early", extra={"reason": note, "head": head, "chain_id": self.chain_id})
             cur = self.cursor()
         last_scanned = cur[0] if cur else self.start_block - 1
         return ScanResult(min(first, last_scanned + 1), last_scanned, head, tally.logs, tally.counted, tally.ucr,
-                          tally.reversed, note)
+                          tally.reversed, note, behind)
 
     def _count(self, conn: Connection, entry: Any, tally: _Tally) -> None:  # noqa: ANN401
         """Book one log unless it is booked in this very block; a reversed row of this block is booked again."""

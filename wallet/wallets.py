@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
 from opentelemetry import trace
@@ -220,8 +220,12 @@ class ChainWallet:
         self.connect()
         return self._decimals  # type: ignore[return-value]
 
-    def _guarded(self, fn: Callable):  # noqa: ANN202
-        """Run a chain operation; record success or failure for staleness."""
+    def _guarded(self, fn: Callable, *, stale_because: Callable[[Any], str] = lambda _: ""):  # noqa: ANN202
+        """Run a chain operation; record success or failure for staleness.
+
+        An answer whose data is not fresh (`stale_because` gives a reason, e.g. a node behind our cursor) is
+        recorded as a failure: a node stuck behind must grow stale and pause the loop, not look healthy.
+        """
         self.connect()
         try:
             result = fn()
@@ -230,7 +234,11 @@ class ChainWallet:
             log.warning("wallet chain unavailable",
                         extra={"operation": exc.operation, "cause": exc.cause, "node": _node(self.w3)})
             raise
-        self._sync().ok()
+        reason = stale_because(result)
+        if reason:
+            self._sync().failed(reason)
+        else:
+            self._sync().ok()
         return result
 
     def scanner(self) -> TipScanner:
@@ -283,7 +291,8 @@ class ChainWallet:
     def scan(self, max_blocks: int | None = None) -> ScanResult:
         """Book confirmed tips since the cursor (reorg-aware)."""
         with tracer.start_as_current_span("wallet.scan", attributes={"wallet.mode": self.mode}) as span:
-            result = self._guarded(lambda: self.scanner().scan(max_blocks))
+            result = self._guarded(lambda: self.scanner().scan(max_blocks),
+                                   stale_because=lambda r: f"scan: {r.note}" if r.behind else "")
             span.set_attribute("wallet.tips_booked", result.counted)
             return result
 

@@ -12,8 +12,8 @@ from web3 import Web3
 from config.settings import BudgetSettings
 from ledger.budget import Budget
 from ledger.funding import deposit
-from ledger.journal import Journal
-from tests.peers.anvil import free_port
+from ledger.journal import WALLET, Journal
+from tests.peers.anvil import free_port, rpc_call
 from tests.wallet.conftest import AnvilToken, wallet_settings
 from wallet import ChainMismatch, ChainWallet, RpcUnavailable
 
@@ -117,3 +117,24 @@ def test_a_wrong_chain_id_is_refused(anvil_token: AnvilToken, sqlite_journal: Jo
         wallet.scan()
     assert (err.value.expected, err.value.actual) == (1, anvil_token.node.chain_id)
     assert "wallet.chain_id" in str(err.value)
+
+
+def test_a_node_stuck_behind_our_cursor_grows_stale_and_pauses(anvil_token: AnvilToken, sqlite_journal: Journal) -> None:
+    """A node that answers but is behind is not a fresh sync: stuck there, it must pause the loop (scenario 5)."""
+    clock = Clock()
+    wallet = anvil_token.wallet(sqlite_journal, confirmations=0)
+    wallet.clock = clock
+    snapshot = rpc_call(anvil_token.node.url, "evm_snapshot")
+    anvil_token.tip(1_000_000)
+    anvil_token.mine(3)
+    assert wallet.scan().counted == 1
+    rpc_call(anvil_token.node.url, "evm_revert", [snapshot])  # the node now answers from below our cursor
+    try:
+        r = wallet.scan()
+        assert r.behind and r.reversed == 0 and sqlite_journal.balance(WALLET) == 1_000_000
+        assert wallet.status().last_sync_at == clock.now and "behind" in wallet.status().last_error
+        clock.now += timedelta(seconds=wallet.settings.max_staleness_seconds + 1)
+        assert wallet.scan().behind
+        assert wallet.is_too_stale() and wallet.pause_reason() is not None
+    finally:
+        anvil_token.mine(5)  # leave the shared node ahead again
