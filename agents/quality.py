@@ -41,11 +41,11 @@ META_WORDS = frozenset(
     "technical tech markdown md json yaml format formatted dev devto text content heading headline output "
     "response reply answer example sample placeholder insert name topic angle key point points document "
     "story piece write writing written generated template lorem ipsum report note notes overview intro "
-    "introduction tldr update news item items ai model llm".split()
+    "introduction tldr update news item items ai model llm body field fields".split()
 )
 _META_TITLE = re.compile(
     r"\b(your|this|the|my|our)\s+(article|post|blog\s+post|draft|title|reply|answer)\b"
-    r"|\b(in|as)\s+(json|markdown|yaml)\b|\b(json|markdown)\s+format\b"
+    r"|\b(article|post|draft|reply|answer|title)\s+(in|as)\s+(json|markdown|yaml)\b"
     r"|^\s*title\s*:|\btitle\s+(here|goes\s+here)\b|lorem\s+ipsum"
     r"|[\[{<][^\]}>]*[\]}>]",  # a template slot: [Title], {title}, <title>
     re.IGNORECASE,
@@ -55,8 +55,9 @@ _ECHO_PHRASES = re.compile(
     r"\b(your|this|the|my)\s+(article|post|draft|reply|answer|response)\s+(is|was|will\s+be)\s+"
     r"(in|written|formatted|as|below)\b"
     r"|\b(here\s+is|here's|below\s+is)\s+(the|your|my|an?)\s+(article|post|draft|blog\s+post|json|markdown)\b"
-    r"|\b(in|as)\s+(json|markdown)\s+format\b|\bas\s+an\s+ai\b|\bresearch\s+brief\b|\bdata\s+sections?\b"
-    r"|<<<|>>>|\bEND\s+DATA\b"
+    r"|\b(article|post|draft|reply|answer)\s+(in|as)\s+(json|markdown)\b|\bas\s+an\s+ai\b|\bresearch\s+brief\b"
+    r"|\bdata\s+sections?\b"
+    r"|<<<|>>>|\bEND\s+DATA\b|\b(body_markdown|bsky_text|key_points|source_url)\b"
     r"|^\s*(topic|angle|key\s+points|body_markdown|bsky_text)\s*:",
     re.IGNORECASE | re.MULTILINE,
 )
@@ -104,7 +105,7 @@ def words(text: str) -> list[str]:
 
 def title_is_placeholder(title: str) -> bool:
     """True for a title that names no subject: only meta words, or talk about the article or its format."""
-    ws = [w.lower().strip(".'’-") for w in words(title.replace(".", " "))]
+    ws = [w.lower().strip(".'’-") for w in words(title.replace(".", " ").replace("_", " "))]
     return not ws or all(w in META_WORDS for w in ws) or bool(_META_TITLE.search(title))
 
 
@@ -145,16 +146,17 @@ def terms(text: str) -> set[str]:
     return {_stem(w) for w in words(text) if w.lower() not in STOP_WORDS and (len(w) > 2 or w.isdigit())}
 
 
+def covers(claim: str, text: str) -> bool:
+    """True when the text holds at least KEY_POINT_TERMS of the claim's content words (lightly stemmed)."""
+    want = terms(claim)
+    return not want or len(want & terms(text)) >= KEY_POINT_TERMS * len(want)
+
+
 def key_point_coverage(brief: Brief, body_prose: str) -> tuple[float, list[str]]:
     """(fraction of the brief's key points the prose covers, the claims it misses); 1.0 for no key points."""
     if not brief.key_points:
         return 1.0, []
-    have = terms(body_prose)
-    missed = []
-    for kp in brief.key_points:
-        want = terms(kp.claim)
-        if want and len(want & have) < KEY_POINT_TERMS * len(want):
-            missed.append(kp.claim)
+    missed = [kp.claim for kp in brief.key_points if not covers(kp.claim, body_prose)]
     return 1 - len(missed) / len(brief.key_points), missed
 
 

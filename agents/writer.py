@@ -23,6 +23,11 @@ title), its hashtags and the disclosure, within the room the article link
 leaves. Post-processing never adds a URL that is not a source, and never hides
 one the model added: judging those is the critic's job.
 
+On an endpoint that enforces a schema as a grammar (the embedded llama.cpp server;
+`Writer(structured=True)`), the one call asks instead for the article section by
+section, one paragraph per key point, under a schema the server turns into a
+grammar (agents/sections.py): the free-text shapes cannot happen there.
+
 Errors:
     StructuredOutputError  no usable article after the repair call (an LLMError; carries the cost of both calls)
     whatever the LLM client raises (BudgetExceeded, its own errors) passes through
@@ -39,11 +44,13 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.json_schema import SkipJsonSchema
 
+from agents.links import text_urls
 from agents.llm.errors import StructuredOutputError
 from agents.messages import Brief, Draft
 from agents.prompts import data_section, load_prompt
 from agents.protocol import LLM
 from agents.quality import bare_labels, prose, sentences
+from agents.sections import sections_article, sections_model
 from agents.untrusted import looks_like_injection
 from agents.text import (
     BSKY_TEXT_MAX,
@@ -147,7 +154,8 @@ def post_sentences(*texts: str) -> list[str]:
     out: list[str] = []
     for text in texts:
         for s in sentences(strip_hashtags(strip_urls(prose(text)))):
-            if s.endswith((".", "!", "?")) and s not in out:
+            # a sentence naming a host ("news.example.org") would be linked by Bluesky: never in the post
+            if s.endswith((".", "!", "?")) and s not in out and not text_urls(s, bluesky=True):
                 out.append(s)
     return out
 
@@ -293,11 +301,13 @@ def finish_draft(out: WriterOutput, brief: Brief, disclosure: DisclosureSettings
 class Writer:
     """Turns a Brief into a Draft with one LLM call."""
 
-    def __init__(self, llm: LLM, *, max_tokens: int | None = None, disclosure: DisclosureSettings | None = None):
+    def __init__(self, llm: LLM, *, max_tokens: int | None = None, disclosure: DisclosureSettings | None = None,
+                 structured: bool = False):
         self.llm = llm
         self.max_tokens = max_tokens
         self.disclosure = disclosure or DisclosureSettings()
-        self.prompt = load_prompt("writer")
+        self.structured = structured  # the endpoint enforces a schema as a grammar: write section by section
+        self.prompt = load_prompt("writer_sections" if structured else "writer")
 
     def messages(self, brief: Brief, fixes: Sequence[str] = ()) -> list[dict[str, str]]:
         """The chat messages of one writer call."""
@@ -315,6 +325,8 @@ class Writer:
         One call for a Markdown article; when its shape is wrong, one repair call (see the module doc).
         """
         messages = self.messages(brief, fixes)
+        if self.structured:
+            return await self._sections(brief, messages, task_id=task_id, cycle_id=cycle_id, fixes=fixes)
         completion = await self.llm.complete(
             ROLE, messages, max_tokens=self.max_tokens, task_id=task_id, cycle_id=cycle_id,
         )
@@ -343,4 +355,28 @@ class Writer:
         draft = finish_draft(out, brief, self.disclosure, tags_hint=fix_tags(fixes))
         log.info("draft written", extra={"task_id": task_id, "cycle_id": cycle_id, "cost": cost, "calls": calls,
                                          "revision": bool(fixes)})
+        return draft
+
+    async def _sections(self, brief: Brief, messages: list[dict[str, str]], *, task_id: str, cycle_id: str,
+                        fixes: Sequence[str]) -> Draft:
+        """One call under the brief's sections schema (agents/sections.py); the metered client repairs a bad
+        reply once and raises StructuredOutputError when that fails too."""
+        model = sections_model(brief, self.max_tokens)
+        completion = await self.llm.complete(
+            ROLE, messages, response_model=model, max_tokens=self.max_tokens, task_id=task_id, cycle_id=cycle_id,
+        )
+        parsed = completion.parsed
+        if not isinstance(parsed, model):
+            try:
+                parsed = model.model_validate_json(completion.text)
+            except ValidationError as exc:
+                raise StructuredOutputError(
+                    f"{ROLE}: the reply does not match the sections schema", errors=[str(e["loc"]) for e in exc.errors()],
+                    cost=completion.cost, role=ROLE, model=completion.model, task_id=task_id,
+                ) from None
+        title, body, tags = sections_article(parsed, brief)
+        draft = finish_draft(WriterOutput(title=title, body_markdown=body, tags=tags), brief, self.disclosure,
+                             tags_hint=fix_tags(fixes))
+        log.info("draft written", extra={"task_id": task_id, "cycle_id": cycle_id, "cost": completion.cost,
+                                         "calls": completion.calls, "revision": bool(fixes), "sections": True})
         return draft

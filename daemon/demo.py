@@ -55,6 +55,7 @@ class DemoResult:
     paused_reason: str = ""
     resumed: bool = False
     published: int = 0
+    rejected: list[str] = field(default_factory=list)  # one line per draft the gate refused: title, cost, reasons
     report_json: dict = field(default_factory=dict)
     chart: Path | None = None
     outbox: Path | None = None
@@ -265,6 +266,8 @@ async def _run(workdir: Path, feed_url: str, settings: Settings, journal: Journa
 
         result.bluesky_uris = [r.published.remote_id for r in Outbox(journal.engine).published("bluesky")
                                if r.published is not None]
+    console.print(f"drafts: {result.published} published, {len(result.rejected)} rejected by the critic's gate "
+                  f"(review.min_score {settings.review.min_score} and the quality floor; reasons above)")
     console.print(f"chart: {result.chart}\nposts written to: {result.outbox}\nstate: {settings.state_dir}")
     if isinstance(peer, DemoBluesky):
         console.print(f"bluesky posts on the local PDS {peer.pds.url} ({len(result.bluesky_uris)}):")
@@ -310,7 +313,25 @@ async def _one_cycle(orchestrator, door: Door, console: Console, result: DemoRes
             console.print(f"  [dim]{why}[/]")
     for err in report.errors[:3]:
         console.print(f"  [red]error[/] {err}")
+    for line in _rejections(orchestrator.deps.tasks, report.tasks):
+        result.rejected.append(line)
+        console.print(f"  [yellow]rejected[/] {line}", highlight=False)
     return True
+
+
+def _rejections(tasks, task_ids: list[str]) -> list[str]:  # noqa: ANN001
+    """A line per task of the cycle the gate rejected: its draft's title, what it cost, the critic's reasons."""
+    from agents.tasks import REJECTED
+
+    out = []
+    for task in (tasks.get(t) for t in task_ids):
+        if task.status != REJECTED:
+            continue
+        review = task.messages.reviews[-1] if task.messages.reviews else None
+        reasons = "; ".join(review.problems[:4]) if review else (task.reasons[-1] if task.reasons else "")
+        title = task.messages.draft.title if task.messages.draft else task.item_url
+        out.append(f"{title!r} cost {format_credits(task.cost)} credits: {reasons}")
+    return out
 
 
 def _status(exc: Exception) -> str:

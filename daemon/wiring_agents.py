@@ -24,7 +24,7 @@ from agents.messages import FeedItem
 from agents.orchestrator import Candidate, Orchestrator, OrchestratorDeps
 from agents.tasks import TaskStore
 from agents.writer import Writer
-from config.settings import Settings
+from config.settings import EMBEDDED, Settings
 from ledger.budget import Budget
 from ledger.journal import Journal
 from ledger.reads import runway_days
@@ -143,7 +143,8 @@ def build_deps(
     return OrchestratorDeps(
         settings=settings, llm=llm, budget=budget, journal=journal, tasks=tasks, research=research,
         feed=ResearchFeed(research, settings.feeds),
-        writer=Writer(llm, max_tokens=settings.agents.writer.max_tokens, disclosure=settings.disclosure),
+        writer=Writer(llm, max_tokens=settings.agents.writer.max_tokens, disclosure=settings.disclosure,
+                      structured=settings.agents.writer.base_url == EMBEDDED),  # llama.cpp: schema as grammar
         critic=Critic(llm, settings.review, max_tokens=settings.agents.critic.max_tokens, disclosure=settings.disclosure),
         channel=channel, runway=runway,
     )

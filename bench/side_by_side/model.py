@@ -17,7 +17,6 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 DATA_RE = re.compile(r"<<<DATA feed_items>>>\n(.*?)\n<<<END DATA feed_items>>>", re.DOTALL)
 ITEM_RE = re.compile(r"^Title: (?P<title>.+)\nURL: (?P<url>\S+)\nSummary: (?P<summary>.+)$", re.MULTILINE)
@@ -116,8 +115,7 @@ def compose_article(topic: str, facts: list[Fact], words: int) -> str:
     total, i = 0, 0
     while total < words and i < 400:  # bounded
         fact = facts[i % len(facts)]
-        host = (urlsplit(fact.url).hostname or "source").removeprefix("www.")
-        link = f" ([{host}]({fact.url}))" if fact.url else ""
+        link = f" ([the announcement]({fact.url}))" if fact.url else ""  # a label saying what it is, not a host
         sentence = f"{fact.claim.rstrip('.')}{link}. {BRIDGES[i % len(BRIDGES)]}"
         if i % 3 == 0:
             paragraphs.append(sentence)
@@ -233,6 +231,8 @@ def answer(body: Mapping[str, Any], words: int) -> str:
         reply = research_notes(text)
     elif kind in ("article", "edit"):
         reply = article_text(text, words)
+        if "Tags:" in text:  # the prompt asks for a last line of tags (selfpub's writer does)
+            reply += "\n\nTags: " + ", ".join(tags_of(topic_in(text, facts_in(text))))
     else:
         reply = "I have nothing to add."
     if "Final Answer:" in text:

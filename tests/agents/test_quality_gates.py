@@ -46,7 +46,8 @@ def test_gate_placeholder_title(title):
 
 def test_real_titles_naming_a_format_are_not_placeholders():
     for title in ("JSON Schema 2026 adds conditional types", "Markdown tables land in the Rust docs",
-                  "The Rust 2026 edition: faster builds for everyone"):
+                  "The Rust 2026 edition: faster builds for everyone", "SQLite 3.45 adds a binary JSON format",
+                  "Config files as YAML in the new release"):
         assert not title_is_placeholder(title), title
 
 
@@ -58,6 +59,11 @@ def test_real_titles_naming_a_format_are_not_placeholders():
 ])
 def test_gate_prompt_echo(text):
     assert codes(sample_draft(body_markdown=with_prose(text))) == ["prompt_echo"]
+
+
+def test_an_article_about_a_format_is_not_an_echo():
+    text = "SQLite 3.45 stores documents in JSON format on disk, and exports them as Markdown tables too."
+    assert codes(sample_draft(body_markdown=with_prose(text))) == []
 
 
 def test_prompt_echo_in_the_title_or_post_counts_and_code_samples_do_not():
