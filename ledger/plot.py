@@ -103,7 +103,8 @@ def render(
 
     fig = Figure(figsize=(10, 6), layout="constrained")
     FigureCanvasAgg(fig)
-    top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=(3, 2))
+    # Own x axes: the step lines span the transactions (minutes, in a demo), the bars whole periods.
+    top, bottom = fig.subplots(2, 1, height_ratios=(3, 2))
     x = [float(date2num(d)) for d in s.start]
     ends = [float(date2num(next_bucket(d, by))) for d in s.start]
     at = [float(date2num(p.at)) for p in steps]
@@ -126,9 +127,10 @@ def render(
     bottom.set_ylabel("credits")
     bottom.legend(loc="upper left")
     bottom.grid(alpha=0.3)
-    locator = AutoDateLocator()
-    bottom.xaxis.set_major_locator(locator)
-    bottom.xaxis.set_major_formatter(ConciseDateFormatter(locator))
+    for axes in (top, bottom):
+        locator = AutoDateLocator()
+        axes.xaxis.set_major_locator(locator)
+        axes.xaxis.set_major_formatter(ConciseDateFormatter(locator))
     if not steps:
         top.text(0.5, 0.5, "no transactions yet", transform=top.transAxes, ha="center", va="center")
     out.parent.mkdir(parents=True, exist_ok=True)
