@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 import threading
 import time
@@ -24,7 +23,6 @@ from sqlalchemy import text
 
 from kernel.db import make_engine
 from tests.agents.feeds_support import FeedServer, rss
-from tests.daemon.conftest import REPO
 from tests.e2e.standins import UsageLLM
 
 MODEL, PROVIDER = "standin-model", "standin"
@@ -96,15 +94,16 @@ class GatedLLM(UsageLLM):
         return sum(cost(price, a.prompt_tokens, a.completion_tokens) for a in self.answered)
 
 
-def write_config(root: Path, db_url: str, llm_url: str, feed_url: str, *, wallet: str = "", items: int = 1) -> Path:
-    """A selfpub.toml: a new persona on db_url, every agent on the stand-in, the local outbox; `wallet` appended."""
+def write_config(root: Path, db_url: str, llm_url: str, feed_url: str, *, wallet: str = "", items: int = 1,
+                 persona: str | None = None, name: str = "selfpub.toml") -> Path:
+    """root/name: a persona (new unless given) on db_url, agents on the stand-in, local outbox; `wallet` appended."""
     roles = "".join(
         f'[agents.{r}]\nbase_url = "{llm_url}"\nmodel = "{MODEL}"\nmax_retries = 0\ntimeout_seconds = 120\n'
         "max_calls_per_cycle = 40\ntoken_budget_per_cycle = 1000000\n"
         for r in ("orchestrator", "research", "writer", "critic"))
-    path = root / "selfpub.toml"
+    path = root / name
     path.write_text(
-        f'persona = "p{uuid.uuid4().hex[:8]}"\nstate_dir = "{root / "state"}"\n'
+        f'persona = "{persona or "p" + uuid.uuid4().hex[:8]}"\nstate_dir = "{root / "state"}"\n'
         f'[database]\nurl = "{db_url}"\n'
         '[budget]\nmin_balance = "0.1"\nresume_balance = "0.2"\nper_cycle_cap = "5"\ndaily_cap = "50"\n'
         f'[prices."{MODEL}"]\ninput_per_million = "2.5"\noutput_per_million = "7.3"\nprovider = "{PROVIDER}"\n'
@@ -138,12 +137,6 @@ def cli_args(config: Path, *args: str) -> list[str]:
     return [sys.executable, "-m", "daemon.cli", "--config", str(config), *args]
 
 
-def selfpub(config: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    """Run `selfpub ARGS...` to the end."""
-    return subprocess.run(cli_args(config, *args), cwd=REPO, capture_output=True, text=True, timeout=timeout,
-                          check=False)
-
-
 def query(db_url: str, sql: str, **params: object) -> list:
     """Rows of one query on db_url (a fresh engine, disposed)."""
     engine = make_engine(db_url)
@@ -154,16 +147,19 @@ def query(db_url: str, sql: str, **params: object) -> list:
         engine.dispose()
 
 
-def cycle_windows(db_url: str, llm: GatedLLM) -> dict[str, tuple[float, float]]:
-    """Each cycle's [first request arrived, last answer written] on the stand-in's clock."""
-    answered = {(a.prompt_tokens, a.completion_tokens): a for a in llm.answered}
-    assert len(answered) == len(llm.answered)  # UsageLLM makes every pair unique
+def cycle_windows(db_url: str, *llms: GatedLLM) -> dict[str, tuple[float, float]]:
+    """Each cycle's [first request arrived, last answer written] on the stand-ins' clock (one machine, one clock)."""
+    answered = {}
+    for llm in llms:
+        answered[llm.url] = {(a.prompt_tokens, a.completion_tokens): a for a in llm.answered}
+        assert len(answered[llm.url]) == len(llm.answered)  # UsageLLM makes every pair unique
+    arrived = {llm.url: llm.arrived for llm in llms}
     windows: dict[str, tuple[float, float]] = {}
-    for cycle_id, tin, tout in query(db_url, "SELECT cycle_id, input_tokens, output_tokens FROM llm_call "
-                                             "WHERE outcome = 'ok'"):
-        a = answered[(tin, tout)]
-        start, end = windows.get(cycle_id, (llm.arrived[a.n], a.at))
-        windows[cycle_id] = (min(start, llm.arrived[a.n]), max(end, a.at))
+    for cycle_id, url, tin, tout in query(db_url, "SELECT cycle_id, endpoint, input_tokens, output_tokens "
+                                                  "FROM llm_call WHERE outcome = 'ok'"):
+        a, at = answered[url][(tin, tout)], arrived[url]
+        start, end = windows.get(cycle_id, (at[a.n], a.at))
+        windows[cycle_id] = (min(start, at[a.n]), max(end, a.at))
     return windows
 
 

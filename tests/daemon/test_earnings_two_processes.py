@@ -1,4 +1,4 @@
-"""Two processes, one wallet: the earnings job books tips from anvil while `selfpub cycle` spends, on SQLite and PostgreSQL.
+"""Two processes, one ledger: the earnings job books tips from anvil while `selfpub cycle` spends (SQLite, PostgreSQL).
 
     process 1   the daemon's earnings job (tests/daemon/earnings_worker.py: real_jobs(...).earnings, the
                 wallet's scan then the engagement pull), back to back, two blocks per scan transaction
@@ -65,8 +65,8 @@ def transfers_to(tok: AnvilToken, agent: str) -> dict[tuple[str, int], int]:
     """(tx hash, log index) -> token units of every Transfer log to `agent` on chain."""
     logs = tok.w3.eth.get_logs({"fromBlock": tok.start_block, "toBlock": "latest", "address": tok.address,
                                 "topics": [TRANSFER_TOPIC, None, address_topic(agent)]})
-    return {("0x" + bytes(lg["transactionHash"]).hex(), int(lg["logIndex"])): int.from_bytes(bytes(lg["data"])[-32:], "big")
-            for lg in logs}
+    return {("0x" + bytes(lg["transactionHash"]).hex(), int(lg["logIndex"])):
+            int.from_bytes(bytes(lg["data"])[-32:], "big") for lg in logs}
 
 
 def utc(value: datetime | str) -> datetime:
@@ -121,7 +121,9 @@ def tip_booked_after(db_url: str, at: float, timeout: float) -> bool:
 
 
 @pytest.mark.parametrize("db", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def test_earnings_and_a_cycle_in_two_processes_keep_the_ledger_consistent(db, request, tmp_path, anvil_token) -> None:  # noqa: F811
+def test_earnings_and_a_cycle_in_two_processes_keep_the_ledger_consistent(
+    db, request, tmp_path, anvil_token,  # noqa: F811 - the fixture imported above
+) -> None:
     tok = anvil_token
     db_url = request.getfixturevalue("sqlite_url" if db == "sqlite" else "pg_url")
     started = time.monotonic()
@@ -132,7 +134,8 @@ def test_earnings_and_a_cycle_in_two_processes_keep_the_ledger_consistent(db, re
     try:
         feed_url = news_feed(feeds, ITEMS)
         with llm.running():
-            config = write_config(tmp_path, db_url, llm.url, feed_url, wallet=wallet_section(tok, tmp_path), items=ITEMS)
+            wallet = wallet_section(tok, tmp_path)
+            config = write_config(tmp_path, db_url, llm.url, feed_url, wallet=wallet, items=ITEMS)
             fund_and_open(config, tok)
             llm.gate.clear()  # the cycle's first model call waits until the earnings job has booked a tip meanwhile
             tipper.start()
