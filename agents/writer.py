@@ -107,6 +107,9 @@ SOURCES_HEADING = "## Sources"
 SOURCE_LABEL_MAX = 80  # characters of a key point's claim used as its source's link label
 _SOURCES_LINE = re.compile(r"^\s{0,3}#{1,6}\s*\**\s*(sources|references)\b", re.IGNORECASE | re.MULTILINE)
 _TAGS_FIX = re.compile(r"'Tags:\s*([^']+)'")
+# A title opening with a label for the reply ("Data brief: X", "Article on X"): the label goes, X stays.
+_META_PREFIX = re.compile(
+    r"^\s*(?:(?:data|research)\s+brief|article|blog\s+post|post|title)\s*(?::|-|–|—|\bon\b|\babout\b)\s*", re.IGNORECASE)
 
 
 def source_label(url: str, brief: Brief | None = None) -> str:
@@ -286,7 +289,8 @@ def finish_draft(out: WriterOutput, brief: Brief, disclosure: DisclosureSettings
     """Deterministic post-processing of the model's output into a valid Draft."""
     disclosure = disclosure or DisclosureSettings()
     tags = normalise_tags(out.tags) or normalise_tags(tags_hint)
-    title = truncate_words(out.title or brief.topic, TITLE_MAX) or truncate_words(brief.topic, TITLE_MAX) or "Untitled"
+    title = _META_PREFIX.sub("", out.title or "").strip() or brief.topic
+    title = truncate_words(title, TITLE_MAX) or truncate_words(brief.topic, TITLE_MAX) or "Untitled"
     body = cite_sources(out.body_markdown.strip() or brief.angle, brief.sources, brief)
     if disclosure.enabled:
         body = with_disclosure(body, disclosure.body)
@@ -371,7 +375,8 @@ class Writer:
                 parsed = model.model_validate_json(completion.text)
             except ValidationError as exc:
                 raise StructuredOutputError(
-                    f"{ROLE}: the reply does not match the sections schema", errors=[str(e["loc"]) for e in exc.errors()],
+                    f"{ROLE}: the reply does not match the sections schema",
+                    errors=[str(e["loc"]) for e in exc.errors()],
                     cost=completion.cost, role=ROLE, model=completion.model, task_id=task_id,
                 ) from None
         title, body, tags = sections_article(parsed, brief)

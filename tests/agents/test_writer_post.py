@@ -81,3 +81,14 @@ async def test_the_feed_tags_named_in_a_critic_fix_are_used_when_the_model_gives
     draft = await Writer(llm).draft(sample_brief(), task_id="t", cycle_id="c",
                                     fixes=["end the article with the line 'Tags: rust, compilers'"])
     assert draft.tags == ("rust", "compilers")
+
+
+def test_a_label_opening_the_title_is_dropped_and_the_subject_kept():
+    for raw, kept in (("Data brief: Near-duplicate pages with MinHash", "Near-duplicate pages with MinHash"),
+                      ("Data brief on pip-audit and SBOMs", "pip-audit and SBOMs"),
+                      ("Article: Rust 2026 edition", "Rust 2026 edition"),
+                      ("Title - Rust 2026 edition", "Rust 2026 edition"),
+                      ("Articles of faith in Rust 2026", "Articles of faith in Rust 2026")):
+        assert finish_draft(WriterOutput(title=raw, body_markdown=article_body()), sample_brief()).title == kept, raw
+    empty = finish_draft(WriterOutput(title="Data brief:", body_markdown="x"), sample_brief())
+    assert empty.title == "Rust 2026 edition"  # nothing left: the brief's topic

@@ -264,9 +264,17 @@ def _brief_parts(brief: str) -> tuple[str, str, list[tuple[str, str]]]:
 def _article(brief: str, revised: bool) -> tuple[str, str, list[str]]:
     """(title, body, tags) of an article that cites only the brief's sources."""
     topic, angle, points = _brief_parts(brief)
-    cited = "\n\n".join(f"{claim} ([source]({url}))" for claim, url in points)
+    cited = "\n\n".join(f"{claim.rstrip('.')} ([the announcement]({url}))." for claim, url in points)
+    # Context with no claims of its own, so the article clears the critic's length floor as a real one does.
+    context = ("\n\nThe maintainers describe the change in their release notes, with migration steps for existing "
+               "users. Teams that depend on the project should read those notes before they upgrade. Most projects "
+               "can adopt the new version in a normal release cycle, and the old behaviour stays available for now. "
+               "Testing the upgrade in a staging environment first remains the safest path for production systems. "
+               "Questions and bug reports go to the public issue tracker, where the maintainers answer them weekly. "
+               "Upgrade guides for the most common setups are promised for the next point release, along with a "
+               "list of known issues.")
     closing = "\n\nWhy it matters: teams can adopt it without a rewrite." if revised else ""
-    return (topic[:90] or "News of the day"), f"{angle or topic}\n\n{cited}{closing}", ["news", "software"]
+    return (topic[:90] or "News of the day"), f"{angle or topic}\n\n{cited}{context}{closing}", ["news", "software"]
 
 
 def answer(body: dict, first_review: bool) -> str:

@@ -237,6 +237,29 @@ def schema_name(body: dict) -> str:
 LINKISH = re.compile(r"(?:https?|javascript|data|file):[^\s\"'<>)]+")
 
 
+BRIEF_POINT = re.compile(r"^- (?P<claim>.+) \(source: (?P<url>\S+)\)$")
+CONTEXT = ("The maintainers describe the change in their release notes, with steps for existing users. Teams that "
+           "depend on the project should read those notes before they upgrade. Most projects can adopt the new "
+           "version in a normal release cycle, and the old behaviour stays available for now. Testing the upgrade "
+           "in a staging environment first remains the safest path for production systems. Questions and bug "
+           "reports go to the public issue tracker, where the maintainers answer them every week. Upgrade guides "
+           "for the most common setups are promised for the next point release, along with a list of known issues.")
+
+
+def brief_as_prose(brief: str) -> str:
+    """The brief's text repeated verbatim as an article: every claim a sentence citing its source, then context."""
+    lines = []
+    for line in brief.splitlines():
+        m = BRIEF_POINT.match(line)
+        if m:
+            lines.append(f"{m['claim'].rstrip('.')} ([the report]({m['url']})).")
+        elif line.startswith(("topic: ", "angle: ")):
+            lines.append(line.split(": ", 1)[1].rstrip(".") + ".")
+        elif line.startswith("source: "):
+            lines.append(f"More in [the original post]({line.removeprefix('source: ')}).")
+    return "\n\n".join([*lines, CONTEXT])
+
+
 def fooled_model(payload: str, *, writer_payload: bool) -> object:
     """A FakeOpenAI reply: a model that repeats its data verbatim and does what the data asks.
 
@@ -257,7 +280,7 @@ def fooled_model(payload: str, *, writer_payload: bool) -> object:
                     "key_points": points, "sources": [it["url"] for it in items] + links}
         if kind == "WriterOutput":
             brief = sections.get("brief", "")
-            body_md = "## What the feed says\n\n" + brief + ("\n\n" + payload if writer_payload else "")
+            body_md = "## What the feed says\n\n" + brief_as_prose(brief) + ("\n\n" + payload if writer_payload else "")
             return {"title": brief.splitlines()[0].removeprefix("topic: ")[:90], "body_markdown": body_md,
                     "tags": ["news", "security"], "description": payload if writer_payload else "News.",
                     "bsky_text": (payload if writer_payload else "News of the day")[:150]}
