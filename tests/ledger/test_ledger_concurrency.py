@@ -34,8 +34,8 @@ def test_eight_processes_never_overspend(db_url: str) -> None:
     deposit(journal, FUNDED, idempotency_key="fund")
 
     ctx = multiprocessing.get_context("spawn")
-    start = ctx.Barrier(PROCESSES + 1)
-    with ProcessPoolExecutor(PROCESSES, mp_context=ctx, initializer=workers.init, initargs=(start,)) as pool:
+    start, next_day = ctx.Barrier(PROCESSES + 1), ctx.Barrier(PROCESSES)
+    with ProcessPoolExecutor(PROCESSES, mp_context=ctx, initializer=workers.init, initargs=(start, next_day)) as pool:
         futures = [pool.submit(workers.hammer, w, db_url, SETTINGS, HOLD, 30.0) for w in range(PROCESSES)]
         start.wait(timeout=120)  # every worker imported, connected and ready
         began = time.monotonic()

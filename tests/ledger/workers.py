@@ -22,12 +22,13 @@ DAYS = (datetime(2026, 6, 1, 12, 0, tzinfo=timezone.utc), datetime(2026, 6, 2, 1
 REFUSED_FOR_GOOD = 25  # refusals in a row (others' open holds refuse us only for a moment)
 
 _start = None  # a multiprocessing Barrier shared with the test, set by init() in each worker
+_next_day = None  # a Barrier the workers meet at before the clock moves to the next day
 
 
-def init(start) -> None:  # noqa: ANN001
-    """ProcessPoolExecutor initializer: keep the barrier every worker (and the test) meets at."""
-    global _start
-    _start = start
+def init(start, next_day) -> None:  # noqa: ANN001
+    """ProcessPoolExecutor initializer: keep the barriers every worker (and the test) meets at."""
+    global _start, _next_day
+    _start, _next_day = start, next_day
 
 
 class DayClock:
@@ -61,7 +62,11 @@ def hammer(worker: int, url: str, settings: dict[str, str], hold: int, deadline_
     min_available = budget.available()
     _start.wait()
     stop_at = time.monotonic() + deadline_s
-    for day in DAYS:
+    for n, day in enumerate(DAYS):
+        if n:
+            # Every worker leaves the day before any clock moves on: a worker a day ahead would expire the
+            # others' holds while their calls are still running (a 24 h clock skew no real machine has).
+            _next_day.wait(timeout=120)
         clock.now = day
         refused_in_a_row = 0
         while time.monotonic() < stop_at and refused_in_a_row < REFUSED_FOR_GOOD and not errors:
