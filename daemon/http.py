@@ -19,6 +19,7 @@ from prometheus_client.core import GaugeMetricFamily
 
 from kernel.money import UCR_PER_CREDIT, format_credits
 from daemon.status import ErrorRow, Point, PostRow
+from daemon.threads import in_thread
 
 if TYPE_CHECKING:
     from daemon.service import Service
@@ -249,8 +250,6 @@ class StatusServer:
         await self._send(writer, status, body, ctype, length=len(body))
 
     async def _route(self, path: str) -> tuple[int, bytes, str]:
-        from daemon.service import in_thread
-
         s = self.service
         if path == "/healthz":
             h = await s.fresh_health()

@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextvars
 import enum
 import inspect
 import logging
@@ -74,6 +73,7 @@ from daemon.models import ABANDONED, CRASHED, DEGRADED, FAILED, OK, RETRY, RUNNI
 from daemon.notify import Notifier
 from daemon.scheduler import Cadence, JobFns
 from daemon.status import StatusReader
+from daemon.threads import call_job, in_thread
 from ledger.budget import Budget, PauseState, Snapshot
 
 log = logging.getLogger("selfpub.service")
@@ -149,42 +149,6 @@ class Figures:
     last_cycle_outcome: str | None = None
     refreshed_at: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
-
-
-async def call_job(fn: Callable[..., Any], *args: Any) -> Any:
-    """Await an async job; run a sync one in a daemon thread (so a hung call never blocks exit)."""
-    if inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(getattr(fn, "__call__", None)):
-        return await fn(*args)
-    result = await in_thread(fn, *args)
-    if inspect.isawaitable(result):
-        return await result
-    return result
-
-
-async def in_thread(fn: Callable[..., Any], *args: Any) -> Any:
-    """Run fn in a daemon thread with the caller's context (tracing spans follow)."""
-    loop = asyncio.get_running_loop()
-    future: asyncio.Future = loop.create_future()
-    ctx = contextvars.copy_context()
-
-    def settle(setter: str, value: Any) -> None:
-        if not future.done():
-            getattr(future, setter)(value)
-
-    def target() -> None:
-        try:
-            result = ctx.run(fn, *args)
-        except BaseException as exc:  # handed to the awaiting task
-            outcome = ("set_exception", exc)
-        else:
-            outcome = ("set_result", result)
-        try:
-            loop.call_soon_threadsafe(settle, *outcome)
-        except RuntimeError:
-            pass  # the loop is gone: the service exited while this ran
-
-    threading.Thread(target=target, name=f"job-{getattr(fn, '__name__', 'fn')}", daemon=True).start()
-    return await future
 
 
 class Service:

@@ -38,6 +38,7 @@ from daemon.service import (
 )
 from daemon.state import open_state
 from daemon.status import StatusReader
+from daemon.threads import call_job, in_thread
 from ledger.budget import Budget
 from ledger.journal import Journal
 
@@ -178,8 +179,6 @@ class WalletSlot:
 
     async def reload(self, settings: Settings) -> bool:
         """Build a wallet on `settings` (in a thread) and swap it in; False keeps the old one."""
-        from daemon.service import in_thread
-
         if settings.wallet == self.current.settings:
             return True
         try:
@@ -196,7 +195,6 @@ class WalletSlot:
 def _earnings(slot: OrchestratorSlot, journal: Journal, scan: Callable[[], Any] | None) -> Callable[[], Any]:
     """Tips from the chain, then engagement from the platforms (whatever of the two is wired)."""
     from daemon.engagement import pull_engagement
-    from daemon.service import call_job
 
     async def earnings() -> None:
         if scan is not None:
@@ -269,8 +267,6 @@ class OrchestratorSlot:
 
     async def reload(self, settings: Settings) -> bool:
         """Build an orchestrator on `settings` (in a thread) and swap it in; False keeps the old one."""
-        from daemon.service import in_thread
-
         try:
             fresh = await in_thread(self._build, settings)
         except Exception as exc:  # noqa: BLE001 - any failure keeps the running orchestrator

@@ -18,7 +18,7 @@ from pathlib import Path
 async def earnings_until(config: Path, stop: Path) -> int:
     """Run the earnings job until `stop` exists, then once more; how many runs."""
     from config.loader import load_settings
-    from daemon.service import call_job
+    from daemon.threads import call_job
     from daemon.state import open_state
     from daemon.wiring import real_jobs
 
