@@ -31,12 +31,25 @@ app = typer.Typer(
 )
 
 
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            typer.echo(f"selfpub {version('selfpub')}")
+        except PackageNotFoundError:  # run from a checkout that was never installed
+            typer.echo("selfpub (not installed: run `pip install .` in the checkout)")
+        raise typer.Exit()
+
+
 @app.callback()
 def _root(
     ctx: typer.Context,
     config: Optional[Path] = typer.Option(  # noqa: UP007
         None, "--config", "-c", help="Config file (default: $SELFPUB_CONFIG, ./selfpub.toml, /etc/selfpub/selfpub.toml)."
     ),
+    _show_version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="Print the version and exit."),
 ) -> None:
     ctx.obj = AppContext(config_path=config)
 

@@ -202,3 +202,15 @@ def test_init_writes_example_and_state_dir(tmp_path: Path) -> None:
     assert (tmp_path / "site" / "state").is_dir()
     again = runner.invoke(app, ["init", str(tmp_path / "site")])
     assert again.exit_code == 1 and "--force" in again.output
+
+
+def test_version_prints_the_installed_version_without_a_config() -> None:
+    """`selfpub --version` needs no config file and says the version the package was installed as (issue 14.6)."""
+    from importlib.metadata import version
+
+    from typer.testing import CliRunner
+
+    from daemon.cli import app
+
+    result = CliRunner().invoke(app, ["--version"], env={"SELFPUB_CONFIG": "/nonexistent/selfpub.toml"})
+    assert result.exit_code == 0 and result.stdout.strip() == f"selfpub {version('selfpub')}"

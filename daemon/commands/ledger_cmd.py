@@ -74,6 +74,14 @@ def deposit(
     from ledger.funding import deposit as ledger_deposit
 
     app = app_context(ctx)
+    mode = app.settings.wallet.mode
+    if mode != "ledger":
+        # On a chain wallet, assets:wallet mirrors the token balance: a deposit by hand would make the ledger
+        # disagree with the chain (and reconciliation report it as drift). Funds arrive on chain instead.
+        console.print(f"[red]ledger deposit is for wallet.mode = \"ledger\"; this wallet is {mode!r}: send credit "
+                      "tokens to the agent's address (`selfpub wallet balance` shows it) and they are booked by "
+                      "the next scan (`selfpub wallet scan`)[/]")
+        raise typer.Exit(1)
     posted = ledger_deposit(app.journal, ucr, memo=memo)
     console.print(f"deposited {format_credits(ucr)} credits (transaction {posted.txn_id})")
 

@@ -212,3 +212,14 @@ def test_cli_deposit_report_export_plot(cli_config: Path, tmp_path: Path) -> Non
 def test_cli_refuses_bad_options(cli_config: Path, args: tuple[str, ...]) -> None:
     result = run(cli_config, *args)
     assert result.exit_code == 2, result.output
+
+
+def test_cli_deposit_is_refused_on_a_chain_wallet(tmp_path: Path) -> None:
+    """On a chain wallet assets:wallet mirrors the token balance: a hand deposit would be drift (issue 14.6)."""
+    cfg = tmp_path / "selfpub.toml"
+    cfg.write_text(f'state_dir = "{tmp_path / "state"}"\n[wallet]\nmode = "embedded"\n')
+    result = run(cfg, "ledger", "deposit", "2")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "this wallet is 'embedded'" in result.output and "selfpub wallet scan" in result.output
+    report = run(cfg, "ledger", "report", "--format", "json")
+    assert report.exit_code == 0 and json.loads(report.stdout)["balance"] == 0
