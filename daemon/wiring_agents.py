@@ -28,6 +28,7 @@ from config.settings import EMBEDDED, Settings
 from ledger.budget import Budget
 from ledger.journal import Journal
 from ledger.reads import runway_days
+from publishers import BLUESKY_APP_URL
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +146,8 @@ def build_deps(
         feed=ResearchFeed(research, settings.feeds),
         writer=Writer(llm, max_tokens=settings.agents.writer.max_tokens, disclosure=settings.disclosure,
                       structured=settings.agents.writer.base_url == EMBEDDED),  # llama.cpp: schema as grammar
-        critic=Critic(llm, settings.review, max_tokens=settings.agents.critic.max_tokens, disclosure=settings.disclosure),
+        critic=Critic(llm, settings.review, max_tokens=settings.agents.critic.max_tokens,
+                      platforms=(settings.publishers.devto.base_url, BLUESKY_APP_URL), disclosure=settings.disclosure),
         channel=channel, runway=runway,
     )
 
