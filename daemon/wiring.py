@@ -1,7 +1,8 @@
 """Build the long-running Service from Settings: the only place that assembles real pieces for `selfpub run`.
 
-Every room is imported inside build_service so a room that is not installed
-(or not written yet) leaves a clear message instead of an ImportError at start.
+Every room is ours and always installed: nothing here is guarded by `except ImportError`. The
+heavy rooms (web3, the agents and their clients) are imported inside the functions that build
+them, so the other commands that import this module do not pay for them at start.
 """
 
 from __future__ import annotations
@@ -33,7 +34,6 @@ from daemon.service import (
     DEFAULT_STOP_GRACE_SECONDS,
     ErrorPolicy,
     Jobs,
-    PermanentJobError,
     Service,
 )
 from daemon.state import open_state
@@ -106,31 +106,17 @@ def _outbox_posts(journal: Journal):  # noqa: ANN202
 
 def real_jobs(settings: Settings, journal: Journal, budget: Budget) -> Jobs:
     """Jobs from the real rooms: the wallet's earnings/settle/reconcile and the orchestrator's cycle."""
-    jobs = Jobs(cycle=_missing_orchestrator)
-    try:
-        from daemon.wiring_wallet import build_wallet
-    except ImportError:
-        build_wallet = None
-    wallet = WalletSlot(journal, settings, build_wallet) if build_wallet is not None else None
-    if wallet is not None:
-        jobs.earnings, jobs.settle, jobs.reconcile = wallet.scan, wallet.settle, wallet.reconcile
-        jobs.pause_reason = wallet.pause_reason
-        jobs.on_reload = wallet.reload
-    try:
-        from agents.orchestrator import Orchestrator  # noqa: F401
-    except ImportError:
-        log.warning("the orchestrator is not installed; cycles are recorded as failed")
-        return jobs
+    from daemon.wiring_wallet import build_wallet  # deferred: web3 loads only when a service is built
+
+    wallet = WalletSlot(journal, settings, build_wallet)
     slot = OrchestratorSlot(journal, settings, budget)
-    jobs.cycle = slot.cycle
-    jobs.earnings = _earnings(slot, journal, jobs.earnings)
 
     async def on_reload(new: Settings) -> bool:
-        rebuilt = await wallet.reload(new) if wallet is not None else True
+        rebuilt = await wallet.reload(new)
         return await slot.reload(new) and rebuilt
 
-    jobs.on_reload = on_reload
-    return jobs
+    return Jobs(cycle=slot.cycle, earnings=_earnings(slot, journal, wallet.scan), settle=wallet.settle,
+                reconcile=wallet.reconcile, pause_reason=wallet.pause_reason, on_reload=on_reload)
 
 
 class WalletSlot:
@@ -304,10 +290,6 @@ def wallet_pause_reason(settings: Settings, journal: Journal) -> Callable[[], st
 
     wallet = build_wallet(settings, journal)
     return wallet.pause_reason
-
-
-def _missing_orchestrator(ctx: CycleContext) -> None:
-    raise PermanentJobError("no orchestrator is wired into this build; nothing to run")
 
 
 class FakeCycle:

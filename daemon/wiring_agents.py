@@ -130,15 +130,10 @@ def build_deps(
     research = ResearchAgent(llm, store, settings.research, client=http_client,
                              max_tokens=settings.agents.research.max_tokens)
     if channel == "auto":
-        channel = None
-        try:
-            from daemon.wiring_publishers import build_channel
-        except ImportError:
-            log.warning("no publishers wiring: approved drafts wait")
-        else:
-            channel = build_channel(settings, engine)
-            if callable(getattr(channel, "aclose", None)):
-                closers.append(channel.aclose)
+        from daemon.wiring_publishers import build_channel  # deferred: atproto loads only when a channel is built
+
+        channel = build_channel(settings, engine)
+        closers.append(channel.aclose)
     if own and closers:
         atexit.register(_close_sync, list(closers))
     return OrchestratorDeps(
