@@ -10,11 +10,8 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
-import json
 import logging
 import os
-import time
-import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
@@ -43,6 +40,7 @@ from ledger.budget import Budget
 from ledger.journal import Journal
 
 log = logging.getLogger("selfpub.wiring")
+JobsFactory = Callable[[Settings, Journal, Budget], Jobs]  # what build_service runs: real_jobs, or a test's
 
 
 def error_policy() -> ErrorPolicy:
@@ -63,18 +61,14 @@ def build_service(
     tracer: Any = None,
     stop_grace_seconds: float = DEFAULT_STOP_GRACE_SECONDS,
     fast_seconds: float | None = None,
-    fake_cycle_seconds: float | None = None,
-    fake_cycle_cost: int = 0,
+    jobs: JobsFactory | None = None,
     on_settings: Callable[[Settings], None] | None = None,
 ) -> Service:
-    """The Service with the real orchestrator, wallet and publishers (or the test-only fake cycle)."""
+    """The Service with the real orchestrator, wallet and publishers, or the jobs `jobs(settings, journal, budget)` makes."""
     environ = os.environ if environ is None else environ
     state = open_state(settings)  # every room's tables at head; several instances may start at once
     engine, journal, budget = state.engine, state.journal, state.budget
-    if fake_cycle_seconds is not None:
-        jobs = Jobs(cycle=FakeCycle(settings.state_dir, fake_cycle_seconds, budget, fake_cycle_cost))
-    else:
-        jobs = real_jobs(settings, journal, budget)
+    jobs = (jobs or real_jobs)(settings, journal, budget)
     loader = None
     if config_path is not None:
         def loader() -> Settings:
@@ -290,69 +284,3 @@ def wallet_pause_reason(settings: Settings, journal: Journal) -> Callable[[], st
 
     wallet = build_wallet(settings, journal)
     return wallet.pause_reason
-
-
-class FakeCycle:
-    """TEST-ONLY stand-in for the orchestrator (`selfpub run --fake-cycle-seconds`).
-
-    It mimics the orchestrator's storage contract: a task advances through
-    steps and every step is persisted before the next, so an abandoned cycle
-    resumes its task at the next start. Every cycle's start and end times are
-    appended to <state_dir>/fake-cycles.jsonl so tests can check for overlaps.
-    Optionally spends `cost` ucr per cycle through a budget reservation.
-    A file <state_dir>/fake-cycle-bug makes the cycle raise a bug (an
-    unclassified error quoting the file's text), so tests can watch the crash path.
-    """
-
-    STEPS = ("researched", "drafted", "approved", "published")
-
-    def __init__(self, state_dir: Path, seconds: float, budget: Budget, cost: int = 0):
-        self.task_file = Path(state_dir) / "fake-task.json"
-        self.log_file = Path(state_dir) / "fake-cycles.jsonl"
-        self.bug_file = Path(state_dir) / "fake-cycle-bug"
-        self.seconds = seconds
-        self.budget = budget
-        self.cost = cost
-
-    def _load(self) -> dict:
-        try:
-            task = json.loads(self.task_file.read_text())
-        except (OSError, ValueError):
-            task = None
-        if not task or task["step"] >= len(self.STEPS):
-            task = {"task": uuid.uuid4().hex[:12], "step": 0}
-        return task
-
-    def _save(self, task: dict) -> None:
-        tmp = self.task_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(task))
-        os.replace(tmp, self.task_file)
-
-    def _append(self, record: dict) -> None:
-        with self.log_file.open("a") as fh:
-            fh.write(json.dumps(record) + "\n")
-
-    async def __call__(self, ctx: CycleContext) -> dict:
-        start = time.time()
-        if self.bug_file.exists():
-            raise _FakeBug(f"fake bug while handling {self.bug_file.read_text()!r}")
-        task = self._load()
-        first_step = task["step"]
-        self._append({"event": "start", "pid": os.getpid(), "t": start, "task": task["task"], "step": first_step})
-        if self.cost:
-            hold = await asyncio.to_thread(self.budget.reserve, "writer", self.cost, model="fake", provider="fake",
-                                           cycle_id=ctx.cycle_id, task_id=task["task"])
-            await asyncio.to_thread(self.budget.commit, hold, self.cost)
-        pause = self.seconds / len(self.STEPS)
-        while task["step"] < len(self.STEPS):
-            await asyncio.sleep(pause)
-            task["step"] += 1
-            self._save(task)
-        end = time.time()
-        self._append({"event": "end", "pid": os.getpid(), "t": end, "start": start, "task": task["task"],
-                      "from_step": first_step})
-        return task
-
-
-class _FakeBug(Exception):
-    """TEST-ONLY: an error no policy classifies, i.e. a bug."""

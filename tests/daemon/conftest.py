@@ -61,6 +61,16 @@ def notify_listener() -> Iterator[NotifyListener]:
     listener.close()
 
 
+TEST_ONLY_OPTIONS = ("--fake-cycle-seconds", "--fake-cycle-cost", "--fast-seconds")
+
+
+def daemon_command(config: Path, args: list[str]) -> list[str]:
+    """`selfpub run ARGS`, or tests/daemon/run_daemon.py (the same service) when ARGS use a test-only knob."""
+    if any(a in TEST_ONLY_OPTIONS for a in args):
+        return [sys.executable, "-m", "tests.daemon.run_daemon", "--config", str(config), *args]
+    return [sys.executable, "-m", "daemon.cli", "--config", str(config), "run", *args]
+
+
 class Daemon:
     """`selfpub run` as a child process; stdout (JSON log lines) captured to a file."""
 
@@ -68,7 +78,7 @@ class Daemon:
         self.log_path = log_path
         self.fh = log_path.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "daemon.cli", "--config", str(config), "run", *args],
+            daemon_command(config, args),
             cwd=REPO, env=env, stdout=self.fh, stderr=subprocess.STDOUT,
         )
 

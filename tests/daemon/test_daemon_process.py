@@ -1,4 +1,5 @@
-"""`selfpub run` as a real subprocess: systemd notify, SIGTERM mid-cycle, SIGHUP reload, pause/resume, HTTP."""
+"""`selfpub run` as a real subprocess (tests/daemon/run_daemon.py when a fake cycle is asked for): systemd notify,
+SIGTERM mid-cycle, SIGHUP reload, pause/resume, HTTP."""
 
 from __future__ import annotations
 
@@ -149,3 +150,14 @@ def test_status_server_answers_on_127_0_0_1_and_refuses_other_methods(tmp_path, 
     assert _get(port, "/nope")[0] == 404
     d.signal(signal.SIGTERM)
     assert d.wait(30) == 0
+
+
+def test_selfpub_run_has_no_test_only_options() -> None:
+    """The fake cycle and fast intervals live in tests/ (run_daemon.py), not behind hidden options of the command."""
+    from typer.testing import CliRunner
+
+    from daemon.cli import app
+
+    for option in ("--fake-cycle-seconds", "--fake-cycle-cost", "--fast-seconds"):
+        result = CliRunner().invoke(app, ["run", option, "1"])
+        assert result.exit_code == 2 and "No such option" in result.output, (option, result.output)

@@ -94,7 +94,7 @@ def test_a_crashing_daemon_never_prints_its_secret(tmp_path) -> None:
     assert load_settings(config, {}).publishers.devto.api_key_value.get_secret_value() == secret
     subprocess.run([sys.executable, "-m", "daemon.cli", "--config", str(config), "ledger", "deposit", "5"],
                    cwd=REPO, check=True, capture_output=True)
-    proc = subprocess.run([sys.executable, "-m", "daemon.cli", "--config", str(config), "run",
+    proc = subprocess.run([sys.executable, "-m", "tests.daemon.run_daemon", "--config", str(config),
                            "--fake-cycle-seconds", "0.1"], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 1  # a bug: exit non-zero so systemd restarts the service
     assert "Traceback" in proc.stdout and "_FakeBug" in proc.stdout and f"api_key={MASK} and {MASK}" in proc.stdout

@@ -32,7 +32,7 @@ class Peers:
 
 
 def crash_config(root: Path, peers: Peers, secret_files: dict[str, Path], keystore: Path) -> Path:
-    """Write root/selfpub.toml for `selfpub run --fast-seconds 1` against the stand-ins."""
+    """Write root/selfpub.toml for the daemon (tests/daemon/run_daemon.py --fast-seconds 1) against the stand-ins."""
     roles = "".join(
         f'[agents.{role}]\nbase_url = "{peers.llm_url}"\nmodel = "{MODEL}"\n'
         f'api_key_file = "{secret_files["llm_api_key"]}"\n'

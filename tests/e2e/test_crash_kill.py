@@ -1,6 +1,6 @@
 """End-to-end crash test: the real daemon, SIGKILLed at random points for 50+ cycles, then audited.
 
-`selfpub run --fast-seconds 1` runs as a subprocess against real local peers: the Bluesky PDS, anvil
+`selfpub run` with fast job intervals (tests/daemon/run_daemon.py --fast-seconds 1) runs as a subprocess against real local peers: the Bluesky PDS, anvil
 with the credit token (behind a JSON-RPC pass-through), a Dev.to stand-in that validates every request
 against the Forem spec (201 / 422 / 429 + Retry-After), a feed server whose feed grows between runs,
 and a fast OpenAI-compatible stand-in that reports usage. A seeded `random.Random` picks, run after
@@ -46,6 +46,7 @@ import random
 import signal
 import sqlite3
 import subprocess
+import sys
 import threading
 import time
 from collections import Counter
@@ -73,7 +74,7 @@ from tests.e2e.crash_config import (
     crash_config,
 )
 from tests.e2e.standins import Answered, DevtoStandIn, RpcProxy, UsageLLM, deploy_token, write_light_keystore
-from tests.e2e.support import SELFPUB, Secrets, cli_env
+from tests.e2e.support import REPO, Secrets, cli_env
 from tests.peers.anvil import rpc_call, start_anvil, stop_anvil
 from tests.peers.pds import start_pds
 
@@ -138,8 +139,9 @@ class Daemon:
             self.run, self.seen = run, Counter()
             run.started = time.time()
             self.proc = subprocess.Popen(
-                [str(SELFPUB), "--config", str(self.config), "run", "--fast-seconds", "1", "--stop-grace", "60"],
-                stdout=out, stderr=subprocess.STDOUT, env=cli_env(), cwd=self.config.parent,
+                [sys.executable, "-m", "tests.daemon.run_daemon", "--config", str(self.config), "--fast-seconds", "1",
+                 "--stop-grace", "60"],
+                stdout=out, stderr=subprocess.STDOUT, env=cli_env({"PYTHONPATH": str(REPO)}), cwd=self.config.parent,
             )
 
     def kill(self, *, fired: bool, run: Run | None = None) -> bool:

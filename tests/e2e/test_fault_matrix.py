@@ -4,7 +4,8 @@ Every peer sits behind its own FaultProxy (tests/e2e/faults.py): the LLM stand-i
 real server), the Dev.to stand-in (spec-validating ForemServer), the real local PDS, real anvil with
 the credit token (wallet.mode = "evm"), and a feed host.
 
-One daemon per peer ("world"): `selfpub run --fast-seconds 1` as a subprocess, shared by the six
+One daemon per peer ("world"): `selfpub run` with fast job intervals (tests/daemon/run_daemon.py
+--fast-seconds 1) as a subprocess, shared by the six
 cells of that peer, which run one after another. A cell gives the feeds two items of its own (one on
 the feed behind the proxy, one on a second, healthy feed host), so it asserts only about its own
 tasks, posts and log lines; a cell that fails marks its world dirty and the next cell starts a fresh
@@ -247,7 +248,7 @@ class World:
         fh = self.log_path.open("ab")
         try:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "daemon.cli", "--config", str(self.root / "selfpub.toml"), "run",
+                [sys.executable, "-m", "tests.daemon.run_daemon", "--config", str(self.root / "selfpub.toml"),
                  "--fast-seconds", "1", "--stop-grace", "10"],
                 cwd=REPO, env=cli_env(NO_INTERNET), stdout=fh, stderr=subprocess.STDOUT,
             )
