@@ -7,15 +7,14 @@ them, so the other commands that import this module do not pay for them at start
 
 from __future__ import annotations
 
-import asyncio
 import atexit
 import contextlib
 import logging
 import os
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from sqlalchemy.exc import OperationalError
@@ -39,6 +38,16 @@ from daemon.threads import call_job, in_thread
 from ledger.budget import Budget
 from ledger.journal import Journal
 
+if TYPE_CHECKING:  # the rooms behind these load web3 and the model clients: imported where they are built
+    from opentelemetry.trace import Tracer
+
+    from agents.orchestrator import CycleReport
+    from daemon.wiring_agents import AgentsRuntime
+    from daemon.wiring_wallet import AnyWallet
+    from wallet.reconcile import ReconcileResult
+    from wallet.scanner import ScanResult
+    from wallet.settlement import SettleReport
+
 log = logging.getLogger("selfpub.wiring")
 JobsFactory = Callable[[Settings, Journal, Budget], Jobs]  # what build_service runs: real_jobs, or a test's
 
@@ -58,7 +67,7 @@ def build_service(
     config_path: str | Path | None = None,
     environ: Mapping[str, str] | None = None,
     notifier: Notifier | None = None,
-    tracer: Any = None,
+    tracer: Tracer | None = None,
     stop_grace_seconds: float = DEFAULT_STOP_GRACE_SECONDS,
     fast_seconds: float | None = None,
     jobs: JobsFactory | None = None,
@@ -122,23 +131,23 @@ class WalletSlot:
     across a reload (rebuilding it would start a new chain with new balances).
     """
 
-    def __init__(self, journal: Journal, settings: Settings, build: Callable[[Settings, Journal], Any]):
+    def __init__(self, journal: Journal, settings: Settings, build: Callable[[Settings, Journal], AnyWallet]):
         self.journal = journal
         self._build = build
-        self.current = build(settings, journal)
+        self.current: AnyWallet = build(settings, journal)
 
     def __getattr__(self, name: str) -> Any:  # noqa: ANN401 - everything else is the current wallet's
         if name == "current":
             raise AttributeError(name)
         return getattr(self.current, name)
 
-    def scan(self) -> Any:  # noqa: ANN401 - the wallet's ScanResult
+    def scan(self) -> ScanResult:
         return self.current.scan()
 
-    def settle(self) -> Any:  # noqa: ANN401 - the wallet's SettleReport
+    def settle(self) -> SettleReport:
         return self.current.settle()
 
-    def reconcile(self) -> Any:  # noqa: ANN401 - the wallet's ReconcileResult
+    def reconcile(self) -> ReconcileResult | None:
         return self.current.reconcile()
 
     def is_too_stale(self) -> bool:
@@ -148,11 +157,11 @@ class WalletSlot:
         """The wallet's reason to pause the loop (chain data too stale), or None: the gate's input."""
         return self.current.pause_reason()
 
-    def _rebuild(self, settings: Settings) -> Any:  # noqa: ANN401 - a Wallet
-        old = self.current
-        if old.mode == "embedded" and settings.wallet.mode == "embedded":
-            from wallet.wallets import ChainWallet
+    def _rebuild(self, settings: Settings) -> AnyWallet:
+        from wallet.wallets import ChainWallet
 
+        old = self.current
+        if isinstance(old, ChainWallet) and old.mode == "embedded" and settings.wallet.mode == "embedded":
             return ChainWallet(old.w3, self.journal, settings.wallet, token=old.token, address=old.address,
                                signer=old.signer, mode="embedded", embedded=old.embedded)
         return self._build(settings, self.journal)
@@ -172,7 +181,8 @@ class WalletSlot:
         return True
 
 
-def _earnings(slot: OrchestratorSlot, journal: Journal, scan: Callable[[], Any] | None) -> Callable[[], Any]:
+def _earnings(slot: OrchestratorSlot, journal: Journal,
+              scan: Callable[[], ScanResult] | None) -> Callable[[], Awaitable[None]]:
     """Tips from the chain, then engagement from the platforms (whatever of the two is wired)."""
     from daemon.engagement import pull_engagement
 
@@ -203,7 +213,7 @@ class OrchestratorSlot:
         self._users: dict[int, int] = {}
         atexit.register(self._close_at_exit)
 
-    def _build(self, settings: Settings, budget: Budget | None = None) -> Any:  # noqa: ANN401 - AgentsRuntime
+    def _build(self, settings: Settings, budget: Budget | None = None) -> AgentsRuntime:
         from agents.orchestrator import Orchestrator, cycle_worker
         from daemon.wiring_agents import AgentsRuntime, _close_sync, build_deps
 
@@ -220,7 +230,7 @@ class OrchestratorSlot:
         return AgentsRuntime(Orchestrator(deps), deps, closers)
 
     @contextlib.asynccontextmanager
-    async def use(self) -> AsyncIterator[Any]:
+    async def use(self) -> AsyncIterator[AgentsRuntime]:
         """The current runtime, held (not closed by a reload) until the block ends."""
         runtime = self.current
         key = id(runtime)
@@ -234,14 +244,11 @@ class OrchestratorSlot:
                 if runtime is not self.current:
                     await self._close(runtime)
 
-    async def cycle(self, ctx: CycleContext) -> Any:  # noqa: ANN401
+    async def cycle(self, ctx: CycleContext) -> CycleReport:
         """The orchestrator's run_cycle as the cycle job, with the job's own cycle context."""
         async with self.use() as runtime:
             try:
-                result = runtime.orchestrator.run_cycle(ctx)
-                if asyncio.iscoroutine(result):
-                    result = await result
-                return result
+                return await runtime.orchestrator.run_cycle(ctx)
             finally:
                 trim_heap()  # what the cycle freed goes back to the OS (daemon/memory.py says why)
 
@@ -259,7 +266,7 @@ class OrchestratorSlot:
             await self._close(old)
         return True
 
-    async def _close(self, runtime: Any) -> None:  # noqa: ANN401
+    async def _close(self, runtime: AgentsRuntime) -> None:
         try:
             await runtime.aclose()
         except Exception:  # noqa: BLE001 - a failed close must not stop the service

@@ -15,7 +15,7 @@ import inspect
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
 
@@ -29,6 +29,15 @@ from ledger.budget import Budget
 from ledger.journal import Journal
 from ledger.reads import runway_days
 from publishers import BLUESKY_APP_URL
+from publishers.protocol import PublishChannel
+
+if TYPE_CHECKING:  # the model clients and the research agent load only when they are built
+    from agents.feeds import FeedReport
+    from agents.llm import MeteredLLM
+    from agents.protocol import LLM
+    from agents.research import ResearchAgent
+    from config.settings import FeedSettings
+    from daemon.context import AppContext
 
 log = logging.getLogger(__name__)
 
@@ -36,10 +45,10 @@ log = logging.getLogger(__name__)
 class ResearchFeed:
     """FeedSource over the research agent: new items of the configured feeds, with their novelty."""
 
-    def __init__(self, research: Any, feeds: Sequence[Any]):  # noqa: ANN401
+    def __init__(self, research: ResearchAgent, feeds: Sequence[FeedSettings]):
         self.research = research
         self.feeds = tuple(feeds)
-        self.reports: list[Any] = []  # how each feed went at the last fetch (the cycle report reads them)
+        self.reports: list[FeedReport] = []  # how each feed went at the last fetch (the cycle report reads them)
 
     async def candidates(self) -> list[Candidate]:
         """Fetch every feed; new items only (the research store remembers what it saw)."""
@@ -81,7 +90,8 @@ def _runway(journal: Journal, budget: Budget) -> Callable[[], float | None]:
     return runway
 
 
-def build_llm(settings: Settings, journal: Journal, budget: Budget, closers: list, runway=None):  # noqa: ANN001, ANN201
+def build_llm(settings: Settings, journal: Journal, budget: Budget, closers: list[Callable[[], Any]],
+              runway: Callable[[], float | None] | None = None) -> MeteredLLM:
     """The metered client, starting the embedded model server when a role asks for it."""
     from agents.llm.calllog import CallLog
     from agents.llm.embedded import EmbeddedServer, embedded_json_modes, embedded_roles, resolve_embedded
@@ -107,8 +117,8 @@ def build_deps(
     journal: Journal,
     budget: Budget,
     *,
-    llm: Any = None,  # noqa: ANN401
-    channel: Any = "auto",  # noqa: ANN401
+    llm: LLM | None = None,
+    channel: PublishChannel | Literal["auto"] | None = "auto",
     closers: list[Callable[[], Any]] | None = None,
     http_client: httpx.AsyncClient | None = None,
 ) -> OrchestratorDeps:
@@ -157,7 +167,8 @@ def _close_sync(closers: list[Callable[[], Any]]) -> None:
             log.debug("close at exit failed", exc_info=True)
 
 
-def build_orchestrator(app_context: Any, *, llm: Any = None, channel: Any = "auto") -> AgentsRuntime:  # noqa: ANN401
+def build_orchestrator(app_context: AppContext, *, llm: LLM | None = None,
+                       channel: PublishChannel | Literal["auto"] | None = "auto") -> AgentsRuntime:
     """A fully wired orchestrator for one CLI invocation; `await runtime.aclose()` when done."""
     closers: list[Callable[[], Any]] = []
     try:

@@ -11,7 +11,9 @@ from ledger.journal import Journal
 from wallet.chain import NodeProvider
 from wallet.errors import RpcUnavailable, WalletError
 from wallet.keystore import load_signer
-from wallet.wallets import ChainWallet, LedgerWallet, Wallet
+from wallet.wallets import ChainWallet, LedgerWallet
+
+AnyWallet = LedgerWallet | ChainWallet  # what build_wallet makes (the daemon's slot reads both kinds' settings)
 
 
 def build_web3(settings: Settings) -> Web3:
@@ -27,7 +29,7 @@ def build_web3(settings: Settings) -> Web3:
     return Web3(provider)
 
 
-def build_wallet(settings: Settings, journal: Journal) -> Wallet:
+def build_wallet(settings: Settings, journal: Journal) -> AnyWallet:
     """The wallet of settings.wallet.mode: ledger, evm (JSON-RPC) or embedded (in-process EVM)."""
     w = settings.wallet
     if w.mode == "ledger":
