@@ -34,8 +34,11 @@ _SENTENCE_END = re.compile(r"(?<=[.!?]) ")
 MIN_SECTIONS, MAX_SECTIONS = 3, 6
 SENTENCES = 3  # per paragraph
 SENTENCE_MIN, SENTENCE_MAX = 40, 220  # characters
-CHARS_PER_TOKEN = 3  # a low estimate for English prose: the grammar's longest reply must fit in max_tokens
-OVERHEAD_CHARS = 200  # JSON keys and quotes, the title, the tags
+# The grammar's longest reply must fit in max_tokens, or the reply is cut off and is not JSON. English prose
+# averages about 4 characters a token, but a small model's revision can write far denser text (3 per token
+# overran 400 tokens in the demo): size for 2, which only text of mostly one-character tokens could beat.
+CHARS_PER_TOKEN = 2
+OVERHEAD_CHARS = 260  # JSON keys, quotes and commas, the title (up to 100), the tags (up to 4 x 20)
 _PLAIN = r"[^\n<>#{}|*_`\[\]\\\"]"  # no HTML, heading, link, table or emphasis characters (nor quotes)
 # In prose a full stop only ends a sentence: no host name ("Dev.to") a renderer would link. (A group allowing
 # "." before a digit crashed llama.cpp's grammar sampler at these repetition counts.)

@@ -128,7 +128,7 @@ def demo_settings(workdir: Path, feed_url: str, payee: str | None = None, publis
         "agents": {
             "orchestrator": {**small, "max_tokens": 128},
             "research": {**small, "max_tokens": 256},
-            "writer": {**small, "max_tokens": 400},
+            "writer": {**small, "max_tokens": 600},  # room for the sections grammar's longest reply
             "critic": {**small, "max_tokens": 160},
         },
         "feeds": [{"url": feed_url, "name": "sample", "tags": ["python"]}],

@@ -11,7 +11,17 @@ from pydantic import ValidationError
 from agents.critic import check_draft
 from agents.llm.structured import compact_schema
 from agents.messages import Brief, KeyPoint
-from agents.sections import MAX_SECTIONS, MIN_SECTIONS, section_count, sections_model
+from agents.sections import (
+    CHARS_PER_TOKEN,
+    MAX_SECTIONS,
+    MIN_SECTIONS,
+    OVERHEAD_CHARS,
+    SENTENCE_MIN,
+    SENTENCES,
+    section_count,
+    sections_model,
+    sentence_max,
+)
 from agents.writer import Writer
 from tests.fakes.scripted_llm import SOURCE, ScriptedLLM, sample_brief, sample_item
 
@@ -97,3 +107,18 @@ async def test_echoed_sentences_are_dropped_and_a_placeholder_title_gives_way_to
     assert "research brief" not in draft.body_markdown
     assert draft.body_markdown.startswith(f"[Compile times dropped by a fifth]({SOURCE}). The release notes")
     assert check_draft(draft, sample_brief(), [sample_item()]) == ([], [])
+
+
+@pytest.mark.parametrize("n", range(MIN_SECTIONS, MAX_SECTIONS + 1))
+@pytest.mark.parametrize("max_tokens", [400, 600, 1024, 2048])
+def test_the_longest_reply_the_grammar_allows_fits_in_max_tokens(n: int, max_tokens: int) -> None:
+    """A reply cut off at max_tokens is not JSON: the grammar must not allow one longer than the cap
+    (at CHARS_PER_TOKEN), unless the floor on a sentence's length forces it (then it is said here)."""
+    longest = sentence_max(n, max_tokens)
+    paragraph = SENTENCES * longest + (SENTENCES - 1)
+    reply = len('{"title": "", "paragraphs": [], "tags": []}') + 100 + n * (paragraph + 4) + 4 * (20 + 4)
+    room = (max_tokens * CHARS_PER_TOKEN - OVERHEAD_CHARS) // (n * SENTENCES) - 2
+    if room >= SENTENCE_MIN + 10:  # not held up by the floor on a sentence's length
+        assert reply <= max_tokens * CHARS_PER_TOKEN, (longest, reply)
+    else:
+        assert longest == SENTENCE_MIN + 10
