@@ -94,3 +94,13 @@ def test_the_status_server_loads_without_the_service() -> None:
     code = "import sys, daemon.http; sys.exit('daemon.service' in sys.modules)"
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr or "daemon.http imported daemon.service"
+
+
+def test_the_demo_is_reached_through_its_package_only() -> None:
+    """daemon/demo/ is a sub-package: the rest of daemon/ imports `daemon.demo` (run_demo), never its modules."""
+    graph = import_graph(REPO, "daemon")
+    assert {"daemon.demo", "daemon.demo.loop", "daemon.demo.localpds"} <= set(graph)
+    inside = [m for m in graph if m.startswith("daemon.demo.")]
+    reaching_in = [f"{m} imports {d}" for m, deps in graph.items() if m != "daemon.demo" and not m.startswith("daemon.demo.")
+                   for d in deps if d in inside]
+    assert not reaching_in, "\n".join(reaching_in)

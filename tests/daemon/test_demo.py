@@ -12,8 +12,9 @@ from rich.console import Console
 
 from config import Settings
 from kernel.db import make_engine
-from daemon.demo import BSKY_HANDLE, BSKY_PASSWORD_FILE, TIP, run_demo, start_bluesky
-from daemon.localpds import find_pds
+from daemon.demo import run_demo
+from daemon.demo.localpds import find_pds
+from daemon.demo.loop import BSKY_HANDLE, BSKY_PASSWORD_FILE, TIP, start_bluesky
 from ledger import Journal
 from ledger.budget import Budget
 from tests.peers.pds import PEER_DIR, ensure_installed

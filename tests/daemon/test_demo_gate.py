@@ -10,7 +10,7 @@ from agents.messages import Review
 from agents.tasks import PUBLISHED, REJECTED, TaskStore
 from agents.writer import WriterOutput, finish_draft
 from config.settings import ReviewSettings
-from daemon.demo import _rejections, demo_settings
+from daemon.demo.loop import _rejections, demo_settings
 from kernel.db import make_engine
 from tests.fakes.scripted_llm import sample_brief, sample_draft, sample_item
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from config import load_settings
-from daemon.demo import sample_site
+from daemon.demo.loop import sample_site
 from daemon.service import Jobs
 from daemon.wiring import build_service
 from ledger.funding import deposit

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from config import load_settings
-from daemon.demo import sample_site
+from daemon.demo.loop import sample_site
 from daemon.wiring import WalletSlot, build_service
 from tests.e2e.support import ForemServer, Secrets, cli_env, cycle_config, fooled_model
 from tests.fakes.openai import FakeOpenAI

@@ -15,7 +15,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from config import load_settings
 from config.settings import Settings
-from daemon.demo import sample_site
+from daemon.demo.loop import sample_site
 from daemon.tracing import setup_tracing
 from daemon.wiring import build_service
 from tests.e2e.support import FAKE_MODEL, ForemServer, Secrets, cli_env, cycle_config, fooled_model

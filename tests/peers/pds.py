@@ -6,7 +6,7 @@
     pds.stop()                        # by PID
 
 The peer lives in build/node/pds (tests/peers/setup.sh or tests/peers/pds/install.sh);
-starting and stopping it is daemon.localpds (the demo uses it too).
+starting and stopping it is daemon.demo.localpds (the demo uses it too).
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from daemon import localpds
-from daemon.localpds import Account, free_port  # noqa: F401 - part of this module's API
-from daemon.localpds import LocalPds as Pds
+from daemon.demo import localpds
+from daemon.demo.localpds import Account, free_port  # noqa: F401 - part of this module's API
+from daemon.demo.localpds import LocalPds as Pds
 
 REPO = Path(__file__).resolve().parents[2]
 PEER_SRC = REPO / "tests" / "peers" / "pds"

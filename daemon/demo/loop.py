@@ -34,7 +34,7 @@ from ledger import Budget, Journal
 from ledger.plot import render as render_chart
 from ledger.reports import build_report, render_table
 from daemon.cycle import run_admitted
-from daemon.localpds import DEFAULT_PDS_DIR, LocalPds, PdsError, find_pds, start_pds
+from daemon.demo.localpds import DEFAULT_PDS_DIR, LocalPds, PdsError, find_pds, start_pds
 from daemon.lock import CycleLock
 from daemon.state import open_state
 
