@@ -3,89 +3,24 @@
 PostgreSQL: a session advisory lock (pg_try_advisory_lock) held on a
 dedicated connection for the whole cycle; it dies with the connection, so a
 crashed daemon never leaves it behind. SQLite: an fcntl file lock in the
-state dir (SQLite is one machine by nature).
+state dir (SQLite is one machine by nature). The lock itself is
+kernel.locks.TryLock, shared with settlement's.
 """
 
 from __future__ import annotations
 
-import fcntl
-import hashlib
-import os
 from pathlib import Path
 
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Engine
 
-from kernel.db import is_postgres
+from kernel.locks import TryLock
 
-
-def lock_key(persona: str) -> int:
-    """A stable signed 64-bit advisory-lock key for a persona's cycle."""
-    digest = hashlib.blake2b(f"selfpub:cycle:{persona}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big", signed=True)
+CYCLE_LOCK_SPACE = 0x5E1C  # the first int of the two-int advisory lock: the cycle locks' own key space
 
 
-class CycleLock:
+class CycleLock(TryLock):
     """Try-lock for one persona's cycle; `acquire()` never waits."""
 
     def __init__(self, engine: Engine, persona: str, state_dir: Path):
-        self.engine = engine
+        super().__init__(engine, CYCLE_LOCK_SPACE, persona, Path(state_dir) / f"cycle-{persona}.lock")
         self.persona = persona
-        self.path = Path(state_dir) / f"cycle-{persona}.lock"
-        self._conn: Connection | None = None
-        self._fd: int | None = None
-
-    @property
-    def held(self) -> bool:
-        """True while this object holds the lock."""
-        return self._conn is not None or self._fd is not None
-
-    def acquire(self) -> bool:
-        """Take the lock if free; False when another instance holds it."""
-        if self.held:
-            return True
-        if is_postgres(self.engine):
-            conn = self.engine.connect()
-            try:
-                got = bool(conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": lock_key(self.persona)}).scalar())
-                conn.commit()  # the session lock outlives the transaction
-            except BaseException:
-                conn.invalidate()
-                conn.close()
-                raise
-            if not got:
-                conn.close()
-                return False
-            self._conn = conn
-            return True
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            return False
-        self._fd = fd
-        return True
-
-    def release(self) -> None:
-        """Give the lock back (safe to call when not held)."""
-        if self._conn is not None:
-            conn, self._conn = self._conn, None
-            try:
-                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": lock_key(self.persona)})
-                conn.commit()
-            except Exception:
-                # A broken connection: discard it so the server ends the session (and the lock).
-                conn.invalidate()
-            finally:
-                conn.close()
-        if self._fd is not None:
-            fd, self._fd = self._fd, None
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
-
-    def __enter__(self) -> bool:
-        return self.acquire()
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()
