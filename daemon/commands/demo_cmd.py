@@ -17,6 +17,8 @@ WIPED = ("state", "pds")
 class DirectoryNotOurs(Exception):
     """--dir points at a directory the demo did not create, holding what the demo would wipe."""
 
+    retryable: bool | None = False  # the user's choice of directory: said once, never retried
+
 
 def fresh_workdir(workdir: Path) -> None:
     """Make `workdir` ready for a new demo run; wipe the last run's state only in a directory the demo made."""
