@@ -1,6 +1,6 @@
 """The journal as an hledger journal or a beancount file, for outside tools to check and query.
 
-    export(journal, "hledger", out)     # `hledger -f FILE bal` takes it
+    export(journal, "hledger", out)     # `hledger -f FILE bal` and `hledger check --strict` take it
     export(journal, "beancount", out)   # `bean-check FILE` takes it
 
 Amounts are written as decimals with 6 places (micro-units) in their
@@ -106,6 +106,8 @@ def write_hledger(journal: Journal, out: TextIO) -> int:
     """Write an hledger journal; returns how many transactions."""
     out.write("; selfpub ledger, exported for hledger. Amounts in micro-unit precision (6 decimals).\n\n")
     n = 0
+    accounts: set[str] = set()
+    commodities: set[str] = set()
     for txn in transactions(journal):
         # ';' starts a comment and ',' ends a tag value in hledger: keep both out.
         description = _clean(txn.memo).replace(";", ",") or txn.kind
@@ -114,8 +116,17 @@ def write_hledger(journal: Journal, out: TextIO) -> int:
         out.write(f"    ; time: {txn.time.isoformat()}\n")
         for account, commodity, amount in txn.postings:
             out.write(f"    {account:<40}  {decimal_text(amount):>22} {commodity}\n")
+            accounts.add(account)
+            commodities.add(commodity)
         out.write("\n")
         n += 1
+    # Declared after the transactions (hledger reads declarations wherever they are), so one streaming
+    # pass still suffices: `hledger check --strict` wants every account and commodity declared.
+    out.write("; declarations, for `hledger check --strict`\n")
+    for account in sorted(accounts):
+        out.write(f"account {account}\n")
+    for commodity in sorted(commodities):
+        out.write(f"commodity {decimal_text(10**DECIMALS)} {commodity}\n")
     return n
 
 

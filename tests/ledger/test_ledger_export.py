@@ -83,6 +83,19 @@ def test_hledger_balances_equal_ours_and_the_report(journal: Journal, clock: Clo
     assert counted == [str(txns)], stats
 
 
+@pytest.mark.skipif(HLEDGER is None, reason="hledger is not installed (tests/peers/apt.sh installs it)")
+def test_hledger_check_strict_accepts_the_export(journal: Journal, clock: Clock, tmp_path: Path) -> None:
+    """Every account and commodity is declared (issue 14.6: `hledger check --strict` failed)."""
+    populate(journal, clock)
+    path = write(journal, "hledger", tmp_path / "selfpub.journal")
+    result = subprocess.run([HLEDGER, "-f", str(path), "check", "--strict"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    undeclared = path.read_text().replace("account assets:wallet\n", "")  # the check is real: drop one
+    path.write_text(undeclared)
+    result = subprocess.run([HLEDGER, "-f", str(path), "check", "--strict"], capture_output=True, text=True)
+    assert result.returncode != 0 and "assets:wallet" in result.stderr
+
+
 def test_bean_check_accepts_the_file_and_its_balance_assertions(journal: Journal, clock: Clock, tmp_path: Path) -> None:
     populate(journal, clock)
     path = write(journal, "beancount", tmp_path / "selfpub.beancount")
