@@ -128,7 +128,9 @@ def demo_settings(workdir: Path, feed_url: str, payee: str | None = None, publis
         "agents": {
             "orchestrator": {**small, "max_tokens": 128},
             "research": {**small, "max_tokens": 256},
-            "writer": {**small, "max_tokens": 600},  # room for the sections grammar's longest reply
+            # Room for the sections grammar's longest reply, even a degenerate one ("1 1 1 ..." is 2 characters a
+            # token): a reply cut off at max_tokens is not JSON, and its task would fail every cycle.
+            "writer": {**small, "max_tokens": 1200},
             "critic": {**small, "max_tokens": 160},
         },
         "feeds": [{"url": feed_url, "name": "sample", "tags": ["python"]}],
