@@ -46,26 +46,56 @@ def serve(
         server.stop()
 
 
+CALL_COLUMNS = ("time", "role", "model", "tokens in/out", "cost", "ms", "outcome", "task")
+FLEXIBLE = ("model", "task")  # cut with an ellipsis to fit the terminal; every other cell is shown whole
+MIN_FLEX = 6
+
+
+def calls_table(rows: list, width: int) -> Table:  # rows: [CallRecord]
+    """The call log as a table no wider than `width`: one line per call, figures never cut."""
+    cells = [
+        (
+            f"{r.time:%m-%d %H:%M}" if r.time else "", r.role, r.model, f"{r.input_tokens}/{r.output_tokens}",
+            format_credits(r.cost), str(r.latency_ms), r.outcome, r.task_id or "",
+        )
+        for r in rows
+    ]
+    widths = [max([len(name), *(len(c[i]) for c in cells)]) for i, name in enumerate(CALL_COLUMNS)]
+    gaps = len(CALL_COLUMNS) - 1  # one space after every column but the last
+    fixed = sum(w for name, w in zip(CALL_COLUMNS, widths) if name not in FLEXIBLE)
+    room = max(width - fixed - gaps, MIN_FLEX * len(FLEXIBLE))
+    flex = {name: widths[CALL_COLUMNS.index(name)] for name in FLEXIBLE}
+    while sum(flex.values()) > room:  # shrink the widest flexible column first
+        widest = max(flex, key=lambda n: flex[n])
+        flex[widest] -= 1
+    table = Table(box=None, padding=(0, 1, 0, 0), show_edge=False, pad_edge=False, header_style="bold")
+    for name, w in zip(CALL_COLUMNS, widths):
+        numeric = name in ("tokens in/out", "cost", "ms")
+        table.add_column(name, justify="right" if numeric else "left", no_wrap=True, overflow="ellipsis",
+                         width=flex.get(name, w))
+    for c in cells:
+        table.add_row(*c)
+    return table
+
+
 @llm_app.command("calls")
 def calls(
     ctx: typer.Context,
     cycle: Optional[str] = typer.Option(None, "--cycle", help="Only this cycle id."),  # noqa: UP007
     limit: int = typer.Option(50, "--limit", help="Show the last N rows."),
 ) -> None:
-    """List logged LLM calls with tokens, cost and outcome."""
+    """List logged LLM calls with tokens, cost and outcome (fits the terminal's width; 80 columns at least)."""
     from agents.llm.calllog import CallLog
 
     log = CallLog(app_context(ctx).engine)
     rows = log.calls(cycle_id=cycle)[-limit:]
-    table = Table("time", "role", "model", "in", "out", "cost", "ms", "outcome", "task")
-    for r in rows:
-        table.add_row(
-            f"{r.time:%Y-%m-%d %H:%M:%S}" if r.time else "", r.role, r.model, str(r.input_tokens), str(r.output_tokens),
-            format_credits(r.cost), str(r.latency_ms), r.outcome + (f" ({r.error_class})" if r.error_class else ""), r.task_id or "",
-        )
-    console.print(table)
+    out = Console()  # sized now: the terminal (or $COLUMNS) this command runs in
+    out.print(calls_table(rows, out.width))
+    failed = [r for r in rows if r.error_class]
+    if failed:
+        out.print(f"{len(failed)} with an error: " + ", ".join(sorted({r.error_class for r in failed})))
     t = log.totals(cycle_id=cycle)
-    console.print(f"{t.calls} calls, {t.input_tokens} in / {t.output_tokens} out tokens, {format_credits(t.cost)} credits")
+    out.print(f"{t.calls} calls, {t.input_tokens} in / {t.output_tokens} out tokens, {format_credits(t.cost)} credits")
 
 
 def register(app: typer.Typer) -> None:
