@@ -6,6 +6,9 @@
       -> each section validated on its own (config/checks.py refusals carry their own fix)
       -> cross-key checks -> secrets read -> Settings
     A problem caused by an environment override is named by the variable, not the TOML key.
+    state_dir and relative `*_file` names resolve in systemd's folders when it sets them (config/dirs.py).
+    `need_secrets=False` (read-only commands) reads only the database password: a missing publisher,
+    LLM or wallet credential is an error only for the commands that use it.
 
 Errors:
     ConfigError            carries .problems: list[Problem(key, what, fix)]; retryable None (the
@@ -27,6 +30,7 @@ from typing import Any, get_args, get_origin
 from pydantic import BaseModel, SecretStr, TypeAdapter, ValidationError
 
 from config.checks import POSTGRES_DRIVERS, REFUSED, sqlite_folder, state_dir_fix, state_dir_problem
+from config.dirs import CREDENTIALS_HOW, Resolved, ServiceDirs, resolve_credential, resolve_state_dir
 from kernel.money import format_credits
 from config.settings import ROLES, SecretRef, Settings
 
@@ -120,11 +124,13 @@ def load_settings(
     data: dict[str, Any] | None = None,
     check_files: bool = True,
     probe_state_dir: bool = False,
+    need_secrets: bool = True,
 ) -> Settings:
     """Build the frozen Settings from a TOML file (or `data`) plus SELFPUB_* overrides.
 
     Raises ConfigError listing every problem found. `probe_state_dir` also checks that
-    state_dir can be created and written (creating nothing that stays).
+    state_dir can be created and written (creating nothing that stays). `need_secrets=False`
+    leaves every secret but the database password unread (its value None).
     """
     environ = os.environ if environ is None else environ
     source = None
@@ -142,8 +148,9 @@ def load_settings(
     origins = _apply_env_overrides(raw, environ, problems)
     _normalise_secrets(raw, "", problems)
     problems.extend(_validate_sections(raw))
+    dirs = ServiceDirs.from_environ(environ)
     if probe_state_dir:
-        problems.extend(_probe_folders(raw, base_dir, problems))
+        problems.extend(_probe_folders(raw, base_dir, dirs, problems))
     if problems:
         # Still report cross-key problems: check what remains with the bad keys dropped.
         partial = _prune_invalid(raw, problems)
@@ -152,10 +159,11 @@ def load_settings(
             problems.extend(p for p in cross_check(partial) if p.key not in seen)
         raise ConfigError(_name_env_sources(problems, origins), source)
     settings = Settings.model_validate(raw)
-    if not settings.state_dir.is_absolute():
-        settings = settings.model_copy(update={"state_dir": (base_dir / settings.state_dir).resolve()})
+    state_dir = state_dir_of(raw, base_dir, dirs).path
+    if state_dir != settings.state_dir:
+        settings = settings.model_copy(update={"state_dir": state_dir})
     problems.extend(cross_check(settings))
-    settings, secret_problems = _resolve_secrets(settings, environ, check_files)
+    settings, secret_problems = _resolve_secrets(settings, environ, check_files, need_secrets)
     problems.extend(secret_problems)
     if problems:
         raise ConfigError(_name_env_sources(problems, origins), source)
@@ -171,16 +179,31 @@ def check_config(path: str | Path | None, environ: Mapping[str, str] | None = No
     return []
 
 
+def state_dir_of(raw: Mapping[str, Any], base_dir: Path, dirs: ServiceDirs) -> Resolved:
+    """Where state_dir resolves and why: the config, $STATE_DIRECTORY, the default (config/dirs.py)."""
+    given = raw.get("state_dir")
+    default = Settings.model_fields["state_dir"].default
+    return resolve_state_dir(Path(str(given)) if given is not None else None, default, base_dir, dirs)
+
+
+def where_state_dir(path: Path | None, environ: Mapping[str, str]) -> Resolved:
+    """Where state_dir resolves for the config file at `path` (overrides applied) and by which rule."""
+    raw = read_toml(path) if path is not None else {}
+    _apply_env_overrides(raw, environ, [])
+    base_dir = path.resolve().parent if path is not None else Path(".")
+    return state_dir_of(raw, base_dir, ServiceDirs.from_environ(environ))
+
+
 # -- helpers -----------------------------------------------------------------
 
 
-def _probe_folders(raw: Mapping[str, Any], base_dir: Path, problems: list[Problem]) -> list[Problem]:
+def _probe_folders(raw: Mapping[str, Any], base_dir: Path, dirs: ServiceDirs, problems: list[Problem]) -> list[Problem]:
     """Problems of the folders selfpub would write: state_dir and a SQLite database's (values already valid)."""
     bad = {p.key for p in problems}
     found = []
-    state_dir = raw.get("state_dir", Settings.model_fields["state_dir"].default)
-    if "state_dir" not in bad and isinstance(state_dir, (str, Path)):
-        folder = base_dir / state_dir  # an absolute state_dir wins over base_dir
+    state_dir = raw.get("state_dir")
+    if "state_dir" not in bad and (state_dir is None or isinstance(state_dir, (str, Path))):
+        folder = state_dir_of(raw, base_dir, dirs).path
         why = state_dir_problem(folder)
         if why:
             found.append(Problem("state_dir", why, state_dir_fix(folder)))
@@ -477,16 +500,19 @@ def cross_check(settings: Settings) -> list[Problem]:
 def read_secret(ref: SecretRef, key: str, environ: Mapping[str, str], check_files: bool = True) -> tuple[SecretStr | None, Problem | None]:
     """Read a secret from its file or environment variable; a Problem when it cannot be had."""
     if ref.file is not None:
-        path = ref.file
-        if not path.is_absolute() and environ.get("CREDENTIALS_DIRECTORY"):
-            path = Path(environ["CREDENTIALS_DIRECTORY"]) / path
+        resolved = resolve_credential(ref.file, ServiceDirs.from_environ(environ))
         if not check_files:
             return None, None
+        if resolved is None and not ref.file.exists():  # a relative name that is no file here either
+            return None, Problem(f"{key}_file", f"{ref.file} is a credential name and no credentials folder is given",
+                                 CREDENTIALS_HOW)
+        path = resolved.path if resolved is not None else ref.file
         try:
             mode = path.stat().st_mode
         except OSError as exc:
-            return None, Problem(f"{key}_file", f"cannot read {path} ({exc.strerror})",
-                                 "create the file or fix the path (relative paths resolve in $CREDENTIALS_DIRECTORY)")
+            fix = ("create the file or fix the path" if ref.file.is_absolute() else
+                   f"put the credential `{ref.file}` in that folder (under systemd: a LoadCredential= line for it)")
+            return None, Problem(f"{key}_file", f"cannot read {path} ({exc.strerror})", fix)
         if mode & (stat.S_IRWXG | stat.S_IRWXO):
             return None, Problem(f"{key}_file", f"{path} is readable by group or others (mode {stat.S_IMODE(mode):o})",
                                  f"run `chmod 600 {path}`")
@@ -507,12 +533,44 @@ def read_secret(ref: SecretRef, key: str, environ: Mapping[str, str], check_file
     return None, Problem(key, "has neither file nor env", f"set {key}_file or {key}_env")
 
 
-def _resolve_secrets(settings: Settings, environ: Mapping[str, str], check_files: bool) -> tuple[Settings, list[Problem]]:
+def secret_refs(settings: Settings) -> list[tuple[str, SecretRef]]:
+    """Every secret the settings name, as (dotted key, reference)."""
+    found: list[tuple[str, SecretRef | None]] = []
+    for role in ROLES:
+        agent = settings.agents.role(role)
+        found.append((f"agents.{role}.api_key", agent.api_key))
+        found.extend((f"agents.{role}.fallbacks[{i}].api_key", fb.api_key) for i, fb in enumerate(agent.fallbacks))
+    found += [("publishers.devto.api_key", settings.publishers.devto.api_key),
+              ("publishers.bluesky.app_password", settings.publishers.bluesky.app_password),
+              ("wallet.keystore_password", settings.wallet.keystore_password),
+              ("database.password", settings.database.password)]
+    return [(key, ref) for key, ref in found if ref is not None]
+
+
+def credential_report(settings: Settings, environ: Mapping[str, str]) -> list[tuple[str, str, Problem | None]]:
+    """(key, where it resolves, problem) for every secret the settings name: what `config check` prints."""
+    dirs = ServiceDirs.from_environ(environ)
+    rows = []
+    for key, ref in secret_refs(settings):
+        if ref.file is not None:
+            resolved = resolve_credential(ref.file, dirs)
+            if resolved is None and not ref.file.exists():  # only the unit (or --credentials) can say
+                rows.append((key, f"{ref.file}: a credential name, not checked here; to check it, {CREDENTIALS_HOW}", None))
+                continue
+            where = str(resolved) if resolved is not None else f"{ref.file} (relative to the current folder)"
+        else:
+            where = f"${ref.env} (environment)"
+        rows.append((key, where, read_secret(ref, key, environ)[1]))
+    return rows
+
+
+def _resolve_secrets(settings: Settings, environ: Mapping[str, str], check_files: bool,
+                     need_secrets: bool = True) -> tuple[Settings, list[Problem]]:
     problems: list[Problem] = []
 
     def resolve(section: BaseModel, ref_field: str, value_field: str, key: str) -> BaseModel:
         ref = getattr(section, ref_field)
-        if ref is None:
+        if ref is None or (not need_secrets and not key.startswith("database.")):
             return section
         value, problem = read_secret(ref, key, environ, check_files)
         if problem:

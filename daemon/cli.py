@@ -50,8 +50,12 @@ def _root(
     ),
     _show_version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
                                        help="Print the version and exit."),
+    credentials: Optional[Path] = typer.Option(  # noqa: UP007
+        None, "--credentials", metavar="DIR",
+        help="Folder of credential files: relative *_file names in the config resolve here "
+             "(as $CREDENTIALS_DIRECTORY under systemd)."),
 ) -> None:
-    ctx.obj = AppContext(config_path=config)
+    ctx.obj = AppContext(config_path=config, credentials_dir=credentials)
 
 
 config_cmd.register(app)

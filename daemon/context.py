@@ -32,14 +32,30 @@ class AppContext:
 
     config_path: Path | None = None
     environ: dict[str, str] = field(default_factory=lambda: dict(os.environ))
+    credentials_dir: Path | None = None  # --credentials: where relative credential names resolve
+    need_secrets: bool = True  # False for read-only commands: publisher, LLM and wallet credentials unread
+
+    def __post_init__(self) -> None:
+        if self.credentials_dir is not None:
+            self.environ["CREDENTIALS_DIRECTORY"] = str(self.credentials_dir.resolve())
+
+    def read_only(self) -> AppContext:
+        """Mark this invocation read-only (a report, a list): it needs no publisher, LLM or wallet credential."""
+        self.need_secrets = False
+        return self
 
     @cached_property
     def settings(self) -> Settings:
         try:
-            return load_settings(self.config_path, self.environ)
+            settings = load_settings(self.config_path, self.environ, need_secrets=self.need_secrets)
         except ConfigError as exc:
             print_config_error(exc)
             raise typer.Exit(1) from None
+        from config.dirs import cache_environment
+
+        # Under CacheDirectory= matplotlib (imported later, by a plot) keeps its font cache there.
+        os.environ.update(cache_environment(self.environ))
+        return settings
 
     @cached_property
     def state(self) -> State:

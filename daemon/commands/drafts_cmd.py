@@ -14,8 +14,8 @@ console = Console()
 drafts_app = typer.Typer(help="Drafts held for approval (approval = manual | risky).", no_args_is_help=True)
 
 
-def _store(ctx: typer.Context) -> TaskStore:
-    app = app_context(ctx)
+def _store(ctx: typer.Context, *, read_only: bool = False) -> TaskStore:
+    app = app_context(ctx).read_only() if read_only else app_context(ctx)
     return TaskStore(app.engine, persona=app.settings.persona)
 
 
@@ -27,7 +27,7 @@ def list_drafts(
     limit: int = typer.Option(50, "--limit"),
 ) -> None:
     """List drafts (held ones by default)."""
-    tasks = _store(ctx).list(None if all_ else status, limit=limit)
+    tasks = _store(ctx, read_only=True).list(None if all_ else status, limit=limit)
     for t in tasks:
         draft = t.messages.draft
         title = (draft.title if draft else t.item_url)[:70]
@@ -43,7 +43,7 @@ def list_drafts(
 def show(ctx: typer.Context, task_id: str = typer.Argument(..., help="Task id or a unique prefix (6+ characters).")) -> None:
     """Show one draft with its brief, reviews and history."""
     try:
-        t = _store(ctx).get(task_id)
+        t = _store(ctx, read_only=True).get(task_id)
     except TaskError as exc:
         console.print(f"[red]{escape(str(exc))}[/]")
         raise typer.Exit(1) from None

@@ -98,7 +98,7 @@ def report(
     from ledger.reports import build_report, render_table, to_csv
 
     start, end = _range(since, until)
-    app = app_context(ctx)
+    app = app_context(ctx).read_only()  # needs no publisher, LLM or wallet credential
     result = build_report(app.journal, app.budget, since=start, until=end, by=by.value)
     if fmt is ReportFormat.json:
         sys.stdout.write(result.to_json() + "\n")
@@ -117,7 +117,7 @@ def export(
     """The whole journal for `hledger -f FILE bal` or `bean-check FILE`."""
     from ledger.export import export as ledger_export
 
-    app = app_context(ctx)
+    app = app_context(ctx).read_only()  # needs no publisher, LLM or wallet credential
     if out is None:
         ledger_export(app.journal, fmt.value, sys.stdout)
         return
@@ -144,7 +144,7 @@ def plot(
     from ledger.plot import render as render_plot  # matplotlib is imported by render itself
 
     start, end = _range(since, until)
-    app = app_context(ctx)
+    app = app_context(ctx).read_only()  # needs no publisher, LLM or wallet credential
     render_plot(app.journal, out, since=start, until=end, by=by.value, now=datetime.now().astimezone())
     err_console.print(f"wrote {out}")
 

@@ -87,7 +87,7 @@ def calls(
     """List logged LLM calls with tokens, cost and outcome (fits the terminal's width; 80 columns at least)."""
     from agents.llm.calllog import CallLog
 
-    log = CallLog(app_context(ctx).engine)
+    log = CallLog(app_context(ctx).read_only().engine)  # needs no LLM key
     rows = log.calls(cycle_id=cycle)[-limit:]
     out = Console()  # sized now: the terminal (or $COLUMNS) this command runs in
     out.print(calls_table(rows, out.width))
