@@ -27,6 +27,7 @@ from config.checks import (
     check_no_duplicate_feeds,
     check_timezone,
     database_url_with_password,
+    refuse,
 )
 from kernel.money import format_credits
 
@@ -264,6 +265,64 @@ class WalletSettings(Section):
     keystore_password_value: SecretStr | None = Field(None, exclude=True)
 
 
+def _caip2_evm(value: str) -> str:
+    network, _, chain = value.partition(":")
+    if network != "eip155" or not chain.isdigit() or int(chain) <= 0:
+        raise refuse(f"{value!r} is not an EVM network id", 'write it as CAIP-2 "eip155:<chain id>", e.g. "eip155:8453"')
+    return value
+
+
+def _evm_address(value: str) -> str:
+    if not (isinstance(value, str) and len(value) == 42 and value[:2] in ("0x", "0X")
+            and all(c in "0123456789abcdefABCDEF" for c in value[2:])):
+        raise refuse(f"{value!r} is not an EVM address", 'write 0x and 40 hex digits, e.g. "0x12ab..."')
+    return value
+
+
+def _facilitator(value: str) -> str:
+    if value == "local":
+        return value
+    check_http_url(value)
+    return value.rstrip("/")
+
+
+Caip2 = Annotated[str, AfterValidator(_caip2_evm)]
+EvmAddress = Annotated[str, AfterValidator(_evm_address)]
+Facilitator = Annotated[str, AfterValidator(_facilitator)]
+
+
+class X402SignerSettings(Section):
+    """The key the local facilitator settles with (it pays the gas): a keystore of its own, never the wallet's,
+    so its transactions never take a nonce settlement planned for a payment."""
+
+    keystore_file: Path
+    keystore_password: SecretRef | None = None
+    keystore_password_value: SecretStr | None = Field(None, exclude=True)
+
+
+class X402Settings(Section):
+    """Paid reads over x402 (payments/): the article as Markdown and its research brief answer 402 until paid.
+
+    network, asset and pay_to default to eip155:<wallet.chain_id>, wallet.token_address and wallet.address.
+    facilitator is "local" (the x402 SDK's facilitator, run by selfpub against wallet.rpc_url and signing
+    with [x402.signer]) or the base URL of a facilitator service. Prices are in credits, held as integer
+    micro-credits, and charged in the token's units rounded up (wallet/units.py). The EIP-712 domain
+    (token_name, token_version) is read from the token when unset.
+    """
+
+    enabled: bool = False
+    network: Caip2 | None = None
+    asset: EvmAddress | None = None
+    pay_to: EvmAddress | None = None
+    facilitator: Facilitator = "local"
+    signer: X402SignerSettings | None = None
+    price_article: Credits = 50_000  # 0.05 credits for /a/{slug}.md
+    price_brief: Credits = 20_000  # 0.02 credits for /api/briefs/{slug}
+    max_timeout_seconds: int = Field(300, ge=10, le=3600)  # how long a signed authorization stays valid
+    token_name: str | None = None
+    token_version: str | None = None
+
+
 class HttpSettings(Section):
     enabled: bool = True
     bind: str = "127.0.0.1"
@@ -299,6 +358,7 @@ class Settings(Section):
     approval: ApprovalSettings = ApprovalSettings()
     publishers: PublishersSettings = PublishersSettings()
     wallet: WalletSettings = WalletSettings()
+    x402: X402Settings = X402Settings()
     http: HttpSettings = HttpSettings()
     logging: LoggingSettings = LoggingSettings()
     tracing: TracingSettings = TracingSettings()

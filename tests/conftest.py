@@ -31,6 +31,9 @@ from sqlalchemy import Engine, text
 from kernel.db import make_engine
 from tests.fakes.openai import SERVING
 
+# Fixtures of the peers every room's tests may use: x402_node, x402_peer (tests/peers/x402.py).
+pytest_plugins = ("tests.peers.x402",)
+
 REPO = Path(__file__).resolve().parent.parent
 DATA = REPO / "tests" / "data"  # vendored test data (specs, corpus): a clone tests itself
 PG_URL = os.environ.get("SELFPUB_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")

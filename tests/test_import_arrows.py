@@ -8,12 +8,13 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-ROOMS = ("kernel", "config", "ledger", "wallet", "publishers", "agents", "daemon")
+ROOMS = ("kernel", "config", "ledger", "wallet", "payments", "publishers", "agents", "daemon")
 ALLOWED = {
     "kernel": set(),  # the shared kernel: every room may import it, it imports none
     "config": {"kernel"},
     "ledger": {"kernel", "config"},
     "wallet": {"kernel", "config", "ledger"},
+    "payments": {"kernel", "config", "ledger", "wallet"},
     "publishers": {"kernel", "config"},
     "agents": {"kernel", "config", "ledger", "publishers"},
     "daemon": set(ROOMS),

@@ -1,6 +1,8 @@
 #!/usr/bin/env node
-// Compile CreditToken.sol offline with solc-js + @openzeppelin/contracts and
-// write CreditToken.json (ABI + bytecode), so runtime never needs a compiler.
+// Compile the credit tokens offline with solc-js + @openzeppelin/contracts and
+// write <Name>.json (ABI + bytecode) beside each source, so runtime never needs
+// a compiler: CreditToken (the plain ERC-20) and CreditToken3009 (ERC-20 +
+// EIP-3009, the token x402's `exact` scheme settles).
 //
 //   node wallet/contracts/compile.js [NODE_MODULES]
 //
@@ -15,17 +17,7 @@ const solc = require(path.join(modules, "solc"));
 
 // Cancun: both anvil and the embedded py-evm chain run it.
 const EVM_VERSION = "cancun";
-const SOURCE = "CreditToken.sol";
-
-const input = {
-  language: "Solidity",
-  sources: { [SOURCE]: { content: fs.readFileSync(path.join(here, SOURCE), "utf8") } },
-  settings: {
-    evmVersion: EVM_VERSION,
-    optimizer: { enabled: true, runs: 200 },
-    outputSelection: { "*": { "*": ["abi", "evm.bytecode.object"] } },
-  },
-};
+const CONTRACTS = ["CreditToken", "CreditToken3009"];
 
 function findImports(importPath) {
   const file = path.join(modules, importPath);
@@ -33,19 +25,35 @@ function findImports(importPath) {
   return { error: `not found: ${importPath}` };
 }
 
-const output = JSON.parse(solc.compile(JSON.stringify(input), { import: findImports }));
-const errors = (output.errors || []).filter((e) => e.severity === "error");
-for (const e of output.errors || []) process.stderr.write(e.formattedMessage + "\n");
-if (errors.length) process.exit(1);
-
-const contract = output.contracts[SOURCE].CreditToken;
 const oz = require(path.join(modules, "@openzeppelin", "contracts", "package.json"));
-const artifact = {
-  contractName: "CreditToken",
-  compiler: { name: "solc-js", version: solc.version(), evmVersion: EVM_VERSION, optimizerRuns: 200 },
-  openzeppelin: oz.version,
-  abi: contract.abi,
-  bytecode: "0x" + contract.evm.bytecode.object,
-};
-fs.writeFileSync(path.join(here, "CreditToken.json"), JSON.stringify(artifact, null, 2) + "\n");
-process.stdout.write(`wrote ${path.join(here, "CreditToken.json")} (${contract.evm.bytecode.object.length / 2} bytes)\n`);
+
+function compile(name) {
+  const source = `${name}.sol`;
+  const input = {
+    language: "Solidity",
+    sources: { [source]: { content: fs.readFileSync(path.join(here, source), "utf8") } },
+    settings: {
+      evmVersion: EVM_VERSION,
+      optimizer: { enabled: true, runs: 200 },
+      outputSelection: { "*": { "*": ["abi", "evm.bytecode.object"] } },
+    },
+  };
+  const output = JSON.parse(solc.compile(JSON.stringify(input), { import: findImports }));
+  const errors = (output.errors || []).filter((e) => e.severity === "error");
+  for (const e of output.errors || []) process.stderr.write(e.formattedMessage + "\n");
+  if (errors.length) process.exit(1);
+
+  const contract = output.contracts[source][name];
+  const artifact = {
+    contractName: name,
+    compiler: { name: "solc-js", version: solc.version(), evmVersion: EVM_VERSION, optimizerRuns: 200 },
+    openzeppelin: oz.version,
+    abi: contract.abi,
+    bytecode: "0x" + contract.evm.bytecode.object,
+  };
+  const target = path.join(here, `${name}.json`);
+  fs.writeFileSync(target, JSON.stringify(artifact, null, 2) + "\n");
+  process.stdout.write(`wrote ${target} (${contract.evm.bytecode.object.length / 2} bytes)\n`);
+}
+
+for (const name of CONTRACTS) compile(name);
