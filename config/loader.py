@@ -40,7 +40,7 @@ DEFAULT_PATHS = (Path("selfpub.toml"), Path("/etc/selfpub/selfpub.toml"))
 
 # Keys whose value is a secret. In the TOML they may only be `<key>_file`,
 # `<key>_env` or a table {file = ..., env = ...}, never the secret itself.
-SECRET_KEYS = ("api_key", "app_password", "keystore_password", "password")
+SECRET_KEYS = ("api_key", "app_password", "keystore_password", "password", "console_token")
 SECRET_NAMES = {"password", "private_key", "secret", "token", "api_token", "access_token", "mnemonic", *SECRET_KEYS}
 SECRET_SUFFIXES = ("_password", "_secret", "_private_key", "_api_key", "_token")
 
@@ -590,12 +590,14 @@ def _resolve_secrets(settings: Settings, environ: Mapping[str, str], check_files
     bsky = resolve(pubs.bluesky, "app_password", "app_password_value", "publishers.bluesky.app_password")
     wallet = resolve(settings.wallet, "keystore_password", "keystore_password_value", "wallet.keystore_password")
     database = resolve(settings.database, "password", "password_value", "database.password")
+    http = resolve(settings.http, "console_token", "console_token_value", "http.console_token")
     settings = settings.model_copy(
         update={
             "agents": settings.agents.model_copy(update=agents),
             "publishers": pubs.model_copy(update={"devto": devto, "bluesky": bsky}),
             "wallet": wallet,
             "database": database,
+            "http": http,
         }
     )
     return settings, problems

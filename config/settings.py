@@ -327,6 +327,11 @@ class HttpSettings(Section):
     enabled: bool = True
     bind: str = "127.0.0.1"
     port: int = Field(8787, ge=0, le=65535)
+    # The operator's token for the console's writes (approve/reject); None: the console is read-only.
+    console_token: SecretRef | None = None
+    auto_refresh_seconds: int = Field(30, ge=0)  # the page reloads itself (0: never)
+
+    console_token_value: SecretStr | None = Field(None, exclude=True)
 
 
 class LoggingSettings(Section):

@@ -1,16 +1,28 @@
-"""The status server: GET /healthz, /metrics and / (an HTML status page with an inline SVG chart).
+"""The status server: GET /healthz, /metrics and / (the operator's console: an HTML page with an SVG chart).
 
 A small asyncio HTTP/1.1 server (one request per connection), bound to
-settings.http.bind, 127.0.0.1 unless told otherwise. Only GET is served;
-anything else (HEAD included) gets 405. The page loads nothing from elsewhere.
+settings.http.bind, 127.0.0.1 unless told otherwise. Reads (GET) are open to
+whoever reaches the address; the only writes are the console's (daemon/console.py):
+
+    POST /unlock           the console token (http.console_token) -> a session cookie
+    POST /drafts/approve   task=ID     -> `selfpub drafts approve ID`'s code path
+    POST /drafts/reject    task=ID, reason=TEXT
+
+each a urlencoded form passed by daemon/csrf.py's Guard (same origin, a fresh one-use
+CSRF token, the session; /unlock: the token itself), answered 303 to /. Without a
+console token the console is read-only and says how to enable it. Any other method
+or path gets 405/404. The page loads nothing from elsewhere and may not be framed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import html
 import logging
+from urllib.parse import parse_qs, urlsplit
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
@@ -18,17 +30,30 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import GaugeMetricFamily
 
 from kernel.money import UCR_PER_CREDIT, format_credits
-from daemon.status import ErrorRow, Point, PostRow
+from agents.tasks import TaskError
+from daemon import console
+from daemon.console import ConsoleData
+from daemon.csrf import SESSION_MAX_AGE_SECONDS, Guard, cookie_name, cookie_of, own_hosts, same_origin
+from daemon.status import Point
 from daemon.threads import in_thread
+from ledger.reads import Event, event_label
 
 if TYPE_CHECKING:
     from daemon.service import Service
 
 log = logging.getLogger("selfpub.http")
 MAX_HEAD_BYTES = 16_384
+MAX_FORM_BYTES = 8_192
 READ_TIMEOUT_SECONDS = 10.0
-REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed", 500: "Internal Server Error",
-           503: "Service Unavailable"}
+REASONS = {200: "OK", 303: "See Other", 400: "Bad Request", 403: "Forbidden", 404: "Not Found",
+           405: "Method Not Allowed", 409: "Conflict", 411: "Length Required", 413: "Content Too Large",
+           415: "Unsupported Media Type", 500: "Internal Server Error", 503: "Service Unavailable"}
+WRITES = ("/unlock", "/drafts/approve", "/drafts/reject")
+FORM = "application/x-www-form-urlencoded"
+TEXT = "text/plain; charset=utf-8"
+HTML = "text/html; charset=utf-8"
+NOTICES = {"approved": "Approved: it publishes on the next cycle.", "rejected": "Rejected.",
+           "unlocked": "Writes unlocked in this browser."}
 
 
 class _Figures:
@@ -98,10 +123,12 @@ def metrics_text(figures: _Figures) -> bytes:
 
 CHART_W, CHART_H, PAD = 720, 260, 44
 COLOURS = {"balance": "#2563eb", "spend": "#dc2626", "income": "#16a34a"}
+# Each event kind's colour, as ledger/plot.py's EVENT_STYLE (matplotlib's tab: palette).
+EVENT_COLOURS = {"deposit": "#9467bd", "tip": "#2ca02c", "pause": "#ff7f0e", "resume": "#17becf"}
 
 
-def chart_svg(points: list[Point]) -> str:
-    """An inline SVG line chart of balance, cumulative spend and income (credits over time)."""
+def chart_svg(points: list[Point], events: list[Event] | None = None) -> str:
+    """An inline SVG step chart of balance, cumulative spend and income, its events marked (credits over time)."""
     if not points:
         points = [Point(datetime.now(timezone.utc), 0, 0, 0)]
     t0 = points[0].at.timestamp()
@@ -141,6 +168,15 @@ def chart_svg(points: list[Point]) -> str:
         lx = PAD + n * 120
         out.append(f'<rect x="{lx}" y="8" width="14" height="14" fill="{colour}"/>')
         out.append(f'<text x="{lx + 20}" y="20" font-size="12" fill="#111827">{name}</text>')
+    for ev in events or ():  # the same events `selfpub ledger plot` marks, at the balance they left
+        at = Point(ev.at, 0, 0, 0)
+        balance = next((p.balance for p in reversed(points) if p.at <= ev.at), points[0].balance)
+        colour = EVENT_COLOURS.get(ev.kind, "#111827")
+        out.append(f'<line class="event ev-{html.escape(ev.kind)}" x1="{x(at):.1f}" y1="{PAD - 10}" x2="{x(at):.1f}" '
+                   f'y2="{CHART_H - PAD}" stroke="{colour}" stroke-dasharray="3,3"/>')
+        out.append(f'<circle cx="{x(at):.1f}" cy="{y(balance):.1f}" r="5" fill="{colour}"/>')
+        out.append(f'<text x="{x(at) + 4:.1f}" y="{y(balance) - 8:.1f}" font-size="10" fill="{colour}">'
+                   f"{html.escape(event_label(ev))}</text>")
     out.append("</svg>")
     return "".join(out)
 
@@ -149,16 +185,31 @@ PAGE_CSS = """
 body{font-family:system-ui,sans-serif;margin:24px;color:#111827;background:#f9fafb}
 h1{font-size:22px;margin:0 0 12px} h2{font-size:16px;margin:24px 0 8px}
 .state{display:inline-block;padding:4px 10px;border-radius:6px;color:#fff;font-weight:600}
-.RUNNING{background:#16a34a}.PAUSED{background:#d97706}.DEGRADED{background:#b91c1c}.STOPPING,.STARTING{background:#6b7280}
+.RUNNING{background:#15803d}.PAUSED{background:#b45309}.DEGRADED{background:#b91c1c}.STOPPING,.STARTING{background:#4b5563}
 .cards{display:flex;gap:16px;margin:12px 0}.card{background:#fff;border:1px solid #e5e7eb;border-radius:8px;padding:10px 14px}
 .card b{display:block;font-size:20px}
 table{border-collapse:collapse;background:#fff}td,th{border:1px solid #e5e7eb;padding:4px 10px;text-align:left;font-size:13px}
 th{background:#eef2ff}.err{color:#b91c1c}
+form{display:inline-block;margin:2px 4px 2px 0}button{font-size:13px;padding:3px 10px;border-radius:5px;
+border:1px solid #374151;background:#fff;color:#111827;cursor:pointer}button.approve{background:#15803d;color:#fff}
+button.reject{background:#b91c1c;color:#fff}td ul{margin:0;padding-left:16px}.note{background:#fff;
+border-left:4px solid #2563eb;padding:6px 10px}.notice{border-left-color:#15803d}code{background:#eef2ff;padding:0 3px}
+caption{text-align:left;font-weight:600;padding:4px 0}#funding p{margin:4px 0}.cards{flex-wrap:wrap}
 """
 
 
-def status_page(service: Service, points: list[Point], posts: list[PostRow], errors: list[ErrorRow]) -> str:
-    """The HTML status page: state, balance, runway, chart, recent posts and errors."""
+@dataclass(frozen=True)
+class Access:
+    """What this page may offer: writes configured, this browser unlocked, the page's CSRF token."""
+
+    writable: bool = False
+    unlocked: bool = False
+    csrf: str = ""
+
+
+def status_page(service: Service, data: ConsoleData, access: Access = Access(), *,
+                next_cycle: datetime | None = None, notice: str = "") -> str:
+    """The console: state, balance, runway, held drafts, chart and its events, funding, spend, posts, failures."""
     e = html.escape
     f = service.figures
     snap = f.snapshot
@@ -171,27 +222,29 @@ def status_page(service: Service, points: list[Point], posts: list[PostRow], err
              ("owed to providers", format_credits(snap.liabilities) + " cr" if snap else "?"),
              ("runway", runway), ("last cycle", last),
              ("cycles without progress", str(service.book.no_progress)),
-             ("interrupted job runs", str(service.interrupted))]
-    rows_posts = "".join(
-        f"<tr><td>{p.when:%Y-%m-%d %H:%M}</td><td>{e(p.platform)}</td><td>{e(p.title)}</td>"
-        f"<td>{format_credits(p.cost)}</td><td>{format_credits(p.earnings)}</td></tr>" for p in posts
-    ) or '<tr><td colspan="5">no posts yet</td></tr>'
-    rows_errors = "".join(
-        f'<tr><td>{r.when:%Y-%m-%d %H:%M}</td><td>{e(r.job)}</td><td class="err">{e(r.outcome)}</td>'
-        f"<td>{e(r.detail)}</td></tr>" for r in errors
-    ) or '<tr><td colspan="4">no errors</td></tr>'
+             ("interrupted job runs", str(service.interrupted)),
+             ("next cycle", f"{next_cycle.astimezone(timezone.utc):%Y-%m-%d %H:%M} UTC" if next_cycle else
+              ("paused" if service.state.value == "PAUSED" else "not scheduled"))]
     note = f'<p class="err">{e(service.reload_note)}</p>' if service.reload_note else ""
+    if notice:
+        note += f'<p class="note notice" role="status">{e(notice)}</p>'
+    every = service.settings.http.auto_refresh_seconds
+    refresh = f'<meta http-equiv="refresh" content="{every};url=/">' if every else ""  # a GET: never resubmits
     return (
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
-        f"<title>selfpub · {e(service.settings.persona)}</title><style>{PAGE_CSS}</style></head><body>"
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">" + refresh +
+        f"<title>selfpub · {e(service.settings.persona)}</title><style>{PAGE_CSS}</style></head><body><main>"
         f"<h1>selfpub · {e(service.settings.persona)}</h1>"
         f'<div><span class="state {e(state)}">{e(state)}</span>{reason}</div>{note}'
         '<div class="cards">' + "".join(f'<div class="card">{e(k)}<b>{e(v)}</b></div>' for k, v in cards) + "</div>"
-        "<h2>Balance, spend and income (credits, last 30 days)</h2>" + chart_svg(points) +
-        "<h2>Recent posts</h2><table><tr><th>when</th><th>platform</th><th>post</th><th>cost (cr)</th>"
-        f"<th>earnings (cr)</th></tr>{rows_posts}</table>"
-        f"<h2>Recent errors</h2><table><tr><th>when</th><th>job</th><th>outcome</th><th>detail</th></tr>{rows_errors}</table>"
-        "</body></html>"
+        "<h2>Held drafts</h2>" + console.write_access(access.writable, access.unlocked, access.csrf)
+        + console.held_table(data.held, access.csrf, access.writable and access.unlocked) +
+        f"<h2>Balance, spend and income (credits, last {console.CHART_DAYS} days)</h2>"
+        + chart_svg(data.points, data.events) + console.events_list(data.events) +
+        "<h2>Funding and pause thresholds</h2>" + console.funding(service) +
+        "<h2>Compute spend</h2>" + console.spend_tables(data.spend_by_agent, data.spend_by_model) +
+        "<h2>Recent posts</h2>" + console.posts_table(data.posts) +
+        "<h2>Recent failures</h2>" + console.failures_table(data.errors, data.turned_down) +
+        "</main></body></html>"
     )
 
 
@@ -199,13 +252,14 @@ def status_page(service: Service, points: list[Point], posts: list[PostRow], err
 
 
 class StatusServer:
-    """Serves /healthz, /metrics and / for one Service."""
+    """Serves /healthz, /metrics and the console (/, and its writes) for one Service."""
 
     def __init__(self, service: Service, bind: str = "127.0.0.1", port: int = 8787):
         self.service = service
         self.bind = bind
         self.port = port
         self._server: asyncio.AbstractServer | None = None
+        self._guard, self._guard_of = Guard(None), b""
 
     @property
     def address(self) -> tuple[str, int]:
@@ -226,6 +280,15 @@ class StatusServer:
             await self._server.wait_closed()
             self._server = None
 
+    def guard(self) -> Guard:
+        """The Guard of the console token in force (a reload that changes the token signs out every browser)."""
+        secret = self.service.settings.http.console_token_value
+        value = secret.get_secret_value() if secret is not None else None
+        digest = hashlib.sha256(value.encode()).digest() if value else b""
+        if digest != self._guard_of:
+            self._guard, self._guard_of = Guard(value), digest
+        return self._guard
+
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), READ_TIMEOUT_SECONDS)
@@ -233,45 +296,119 @@ class StatusServer:
             writer.close()
             return
         try:
-            line = head.split(b"\r\n", 1)[0].decode("latin-1")
+            line, *fields = head.decode("latin-1").split("\r\n")
             method, target, _version = line.split(" ", 2)
+            headers = {}
+            for field_line in filter(None, fields):
+                name, colon, value = field_line.partition(":")
+                if not colon:
+                    raise ValueError(field_line)
+                headers[name.strip().lower()] = value.strip()
         except ValueError:
-            await self._send(writer, 400, b"bad request\n", "text/plain; charset=utf-8")
+            await self._send(writer, 400, b"bad request\n", TEXT)
             return
-        path = target.split("?", 1)[0]
-        if method != "GET":
-            await self._send(writer, 405, b"method not allowed\n", "text/plain; charset=utf-8", {"Allow": "GET"})
-            return
+        url = urlsplit(target)
+        path = url.path
         try:
-            status, body, ctype = await self._route(path)
+            if method == "GET":
+                status, body, ctype, extra = await self._route(path, url.query, headers)
+            elif method == "POST" and path in WRITES:
+                status, body, ctype, extra = await self._post(path, headers, reader)
+            else:
+                status, body, ctype, extra = 405, b"method not allowed\n", TEXT, {
+                    "Allow": "GET, POST" if path in WRITES else "GET"}
         except Exception:
             log.exception("status server error", extra={"path": path})
-            status, body, ctype = 500, b"internal error\n", "text/plain; charset=utf-8"
-        await self._send(writer, status, body, ctype, length=len(body))
+            status, body, ctype, extra = 500, b"internal error\n", TEXT, {}
+        await self._send(writer, status, body, ctype, extra, length=len(body))
 
-    async def _route(self, path: str) -> tuple[int, bytes, str]:
+    async def _route(self, path: str, query: str, headers: dict[str, str]) -> tuple[int, bytes, str, dict[str, str]]:
         s = self.service
         if path == "/healthz":
             h = await s.fresh_health()
-            return (200 if h.ok else 503), (h.reason + "\n").encode(), "text/plain; charset=utf-8"
+            return (200 if h.ok else 503), (h.reason + "\n").encode(), TEXT, {}
         if path == "/metrics":
             await s.refresh()
             figures = await in_thread(_Figures, s)
-            return 200, metrics_text(figures), CONTENT_TYPE_LATEST
+            return 200, metrics_text(figures), CONTENT_TYPE_LATEST, {}
         if path in ("/", "/index.html"):
             await s.refresh()
-            points, posts, errors, s.interrupted = await in_thread(
-                lambda: (s.reader.series(), s.reader.recent_posts(), s.reader.recent_errors(),
-                         s.reader.interrupted_count()))
-            return 200, status_page(s, points, posts, errors).encode(), "text/html; charset=utf-8"
-        return 404, b"not found\n", "text/plain; charset=utf-8"
+            data = await in_thread(console.gather, s)
+            s.interrupted = data.interrupted
+            guard = self.guard()
+            unlocked = guard.has_session(cookie_of(headers.get("cookie", ""), cookie_name(self.address[1])))
+            access = Access(guard.writable, unlocked, guard.issue())
+            done = parse_qs(query).get("done", [""])[0]
+            page = status_page(s, data, access, next_cycle=console.next_cycle(s), notice=NOTICES.get(done, ""))
+            return 200, page.encode(), HTML, {}
+        return 404, b"not found\n", TEXT, {}
+
+    async def _post(self, path: str, headers: dict[str, str],
+                    reader: asyncio.StreamReader) -> tuple[int, bytes, str, dict[str, str]]:
+        """One console write: the form read and checked, then unlock, approve or reject; 303 back to the page."""
+        length = headers.get("content-length", "")
+        if not length.isdigit():
+            return 411, b"a form needs a Content-Length\n", TEXT, {}
+        if int(length) > MAX_FORM_BYTES:
+            return 413, b"form too large\n", TEXT, {}
+        if headers.get("content-type", "").split(";")[0].strip().lower() != FORM:
+            return 415, f"send the form as {FORM}\n".encode(), TEXT, {}
+        try:
+            raw = await asyncio.wait_for(reader.readexactly(int(length)), READ_TIMEOUT_SECONDS)
+            form = {k: v[0] for k, v in parse_qs(raw.decode("utf-8"), keep_blank_values=True,
+                                                  max_num_fields=8).items()}
+        except (asyncio.IncompleteReadError, TimeoutError, ConnectionError, UnicodeDecodeError, ValueError):
+            return 400, b"bad form\n", TEXT, {}
+        refused = self._refused(path, headers, form)
+        if refused:
+            log.warning("console write refused", extra={"path": path, "why": refused})  # never the token
+            return 403, f"forbidden: {refused}\n".encode(), TEXT, {}
+        guard = self.guard()
+        if path == "/unlock":
+            cookie = guard.session(form.get("token", ""))
+            if cookie is None:
+                log.warning("console write refused", extra={"path": path, "why": "wrong console token"})
+                return 403, b"forbidden: wrong console token\n", TEXT, {}
+            log.info("console unlocked")
+            return 303, b"", TEXT, {"Location": "/?done=unlocked", "Set-Cookie": (
+                f"{cookie_name(self.address[1])}={cookie}; Path=/; HttpOnly; SameSite=Strict; "
+                f"Max-Age={SESSION_MAX_AGE_SECONDS}")}
+        task_id = form.get("task", "")
+        try:
+            if path == "/drafts/approve":
+                task = await in_thread(console.approve, self.service, task_id)
+                done = "approved"
+            else:
+                task = await in_thread(console.reject, self.service, task_id, form.get("reason", "")[:300])
+                done = "rejected"
+        except TaskError as exc:
+            return 409, (f"{exc}\nreload the console: http://{self.address[0]}:{self.address[1]}/\n").encode(), TEXT, {}
+        log.info(f"console: draft {done}", extra={"task_id": task.id})
+        return 303, b"", TEXT, {"Location": f"/?done={done}"}
+
+    def _refused(self, path: str, headers: dict[str, str], form: dict[str, str]) -> str | None:
+        """Why this write may not go ahead (None when it may); the checks of daemon/csrf.py."""
+        guard = self.guard()
+        if not guard.writable:
+            return "the console is read-only (set http.console_token_file to enable writes)"
+        host, port = self.address
+        why = same_origin(headers, own_hosts(host, port))
+        if why:
+            return why
+        if not guard.spend_csrf(form.get("csrf", "")):
+            return "the form is stale or was sent already: reload the page"
+        if path != "/unlock" and not guard.has_session(cookie_of(headers.get("cookie", ""), cookie_name(port))):
+            return "writes are locked: unlock them with the console token"
+        return None
 
     async def _send(self, writer: asyncio.StreamWriter, status: int, body: bytes, ctype: str,
                     headers: dict[str, str] | None = None, length: int | None = None) -> None:
         lines = [f"HTTP/1.1 {status} {REASONS.get(status, '')}", f"Content-Type: {ctype}",
                  f"Content-Length: {len(body) if length is None else length}", "Connection: close",
-                 "Cache-Control: no-store", "X-Content-Type-Options: nosniff",
-                 "Content-Security-Policy: default-src 'none'; style-src 'unsafe-inline'; img-src data:"]
+                 "Cache-Control: no-store", "X-Content-Type-Options: nosniff", "X-Frame-Options: DENY",
+                 "Referrer-Policy: same-origin",
+                 "Content-Security-Policy: default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
+                 "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"]
         lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
         try:
             writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)

@@ -190,8 +190,31 @@ class StatusReader:
         return out
 
 
+def draft_titles(engine: Engine, task_ids: set[str]) -> dict[str, str]:
+    """task id -> the title of its draft (tasks without a draft are left out)."""
+    from agents.tasks import TASK, Messages
+
+    out: dict[str, str] = {}
+    ids = sorted(t for t in task_ids if t)
+    with engine.connect() as conn:
+        for i in range(0, len(ids), 500):
+            for task_id, messages in conn.execute(
+                    select(TASK.c.id, TASK.c.messages).where(TASK.c.id.in_(ids[i:i + 500]))).all():
+                draft = Messages.from_json(messages).draft
+                if draft is not None:
+                    out[task_id] = draft.title
+    return out
+
+
+def live_url(published: Any) -> str:  # noqa: ANN401 - publishers.protocol.Published
+    """The post's address when a reader can open it on the web; "" for a local file or a draft."""
+    url = published.url or ""
+    return url if published.public and url.startswith(("https://", "http://")) else ""
+
+
 def outbox_posts(journal: Journal, outbox: Any) -> Callable[[int], list[PostRow]]:  # noqa: ANN401
-    """A posts source for StatusReader: what the publishers' outbox delivered, with each task's cost and earnings."""
+    """A posts source for StatusReader: what the publishers' outbox delivered, titled from its task's draft,
+    linked to the live post, with each task's cost and earnings."""
 
     def source(limit: int) -> list[PostRow]:
         done = [r for r in outbox.published() if r.published is not None]
@@ -202,10 +225,12 @@ def outbox_posts(journal: Journal, outbox: Any) -> Callable[[int], list[PostRow]
         post_ids = {f"{r.platform}:{r.published.remote_id}" for r in done}
         cost = reads.task_costs(journal, tasks)
         earned = reads.post_earnings(journal, post_ids)
+        titles = draft_titles(journal.engine, tasks)
         return [
             PostRow(
                 _aware(r.published_at) if r.published_at else epoch, r.platform, r.published.remote_id,
-                r.published.url, cost.get(r.task_id, 0), earned.get(f"{r.platform}:{r.published.remote_id}", 0),
+                titles.get(r.task_id or "", r.published.remote_id), cost.get(r.task_id, 0),
+                earned.get(f"{r.platform}:{r.published.remote_id}", 0), live_url(r.published),
             )
             for r in done
         ]

@@ -1,12 +1,13 @@
 """Balance, spend and income over time: the numbers and a chart (`selfpub ledger plot`).
 
     p = points(journal, since=..., now=...)  # ledger.reads.money_series: the status page's chart too
+    p, e = story(journal, budget=settings.budget, now=...)  # ledger.reads.money_story: points and events
     s = series(journal, by="day")            # Series of ints (ucr), one entry per period (the report's)
-    render(journal, "ledger.png")            # or .svg; matplotlib, Agg, no display needed
+    render(journal, "ledger.png", budget=settings.budget)  # or .svg; matplotlib, Agg, no display needed
 
-The top panel draws `points()` as step lines, the same series the status page
-draws, so a pause, a tip and the resume show in both; the bottom panel has
-spend and income per period.
+The top panel draws `story()` as step lines with its events marked (deposits,
+tips, and with the budget's thresholds the pauses and resumes): the same points
+and events the status page draws; the bottom panel has spend and income per period.
 """
 
 from __future__ import annotations
@@ -15,13 +16,16 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 
+from config.settings import BudgetSettings
 from kernel.clock import utcnow
 from kernel.money import UCR_PER_CREDIT
 from ledger.journal import Journal
 from ledger.query import as_moment, next_bucket, period_series
-from ledger.reads import Point, money_series
+from ledger.reads import DEPOSIT, PAUSE, RESUME, TIP, Event, Point, event_label, money_series, money_story
 
 FORMATS = (".png", ".svg")
+EVENT_STYLE = {DEPOSIT: ("tab:purple", "^"), TIP: ("tab:green", "^"), PAUSE: ("tab:orange", "v"),
+               RESUME: ("tab:cyan", "o")}  # (colour, marker) of each event on the balance line
 
 
 @dataclass(frozen=True)
@@ -57,6 +61,21 @@ def points(
     return money_series(journal, since=as_moment(since), until=end)
 
 
+def story(
+    journal: Journal,
+    *,
+    since: date | datetime | None = None,
+    until: date | datetime | None = None,
+    now: datetime | None = None,
+    budget: BudgetSettings | None = None,
+) -> tuple[list[Point], list[Event]]:
+    """points() and their events: deposits, tips, and with `budget` the pauses and resumes (ledger.reads.money_story)."""
+    end = as_moment(until, end=True) or as_moment(now) or utcnow()
+    return money_story(journal, since=as_moment(since), until=end,
+                       min_balance=budget.min_balance if budget else None,
+                       resume_balance=budget.resume_balance if budget else None)
+
+
 def series(
     journal: Journal,
     *,
@@ -85,13 +104,14 @@ def render(
     until: date | datetime | None = None,
     by: str = "day",
     now: datetime | None = None,
+    budget: BudgetSettings | None = None,
 ) -> Path:
-    """Draw money so far (step lines, the status page's series) over spend and income per period (bars)."""
+    """Draw money so far (step lines and events, the status page's) over spend and income per period (bars)."""
     out = Path(out_path)
     if out.suffix.lower() not in FORMATS:
         raise ValueError(f"plot to a {' or '.join(FORMATS)} file, not {out.name!r}")
     s = series(journal, since=since, until=until, by=by, now=now)
-    steps = points(journal, since=since, until=until, now=now)
+    steps, events = story(journal, since=since, until=until, now=now, budget=budget)
     # Figure + the Agg canvas directly: no pyplot, no global backend switch.
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.dates import AutoDateLocator, ConciseDateFormatter, date2num
@@ -112,6 +132,7 @@ def render(
                                 ("spend", "tab:red", "spend so far"), ("income", "tab:green", "income so far")):
         # Step lines: money changes at a transaction and stays, as on the status page.
         top.step(at, credits([getattr(p, name) for p in steps]), where="post", color=colour, label=label)
+    _mark(top, steps, events, date2num)
     top.ticklabel_format(axis="y", useOffset=False, style="plain")
     top.set_ylabel("credits")
     top.set_title(f"selfpub ledger (bars: per {by})")
@@ -136,3 +157,20 @@ def render(
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, format=out.suffix.lower().lstrip("."))
     return out
+
+
+def _mark(axes, steps: list[Point], events: list[Event], date2num) -> None:  # noqa: ANN001 - matplotlib objects
+    """Each event as a marker on the balance line at its time, a dotted line and its label; one legend entry a kind."""
+    if not steps:
+        return
+    seen: set[str] = set()
+    for e in events:
+        balance = next((p.balance for p in reversed(steps) if p.at <= e.at), steps[0].balance)
+        colour, marker = EVENT_STYLE[e.kind]
+        x = float(date2num(e.at))
+        axes.axvline(x, color=colour, linestyle=":", linewidth=1)
+        axes.plot([x], [balance / UCR_PER_CREDIT], marker=marker, color=colour, markersize=9, linestyle="none",
+                  label=None if e.kind in seen else e.kind)
+        axes.annotate(event_label(e), (x, balance / UCR_PER_CREDIT), textcoords="offset points", xytext=(4, 6),
+                      fontsize=8, color=colour)
+        seen.add(e.kind)

@@ -8,6 +8,8 @@
     income_total(journal)                 every credit of income so far
     money_series(journal, since, until)   [Point] balance, spend, income over time: the
                                           status page's chart and `selfpub ledger plot`
+    money_story(journal, since, until,    the series and its events (deposits, tips, pauses,
+                min_balance, resume_balance)  resumes): what both charts mark
     runway(journal, budget, now)          Runway: days the available balance lasts at the
                                           trailing burn, and a note when the figure is rough
 
@@ -22,6 +24,10 @@ Definitions (in CR, micro-credits):
     burn                expenses per day over the trailing window (net: minus income); a
                         ledger younger than the window uses its own age, at least one day
     runway              available / burn per day; None when nothing was spent
+    events              a deposit (equity:opening -> wallet) or a tip (income:tips) at its
+                        transaction; a pause where the series' balance falls under min_balance
+                        and a resume where it gets back to resume_balance (the budget's
+                        hysteresis, read off the same series, so both charts show the same)
 """
 
 from __future__ import annotations
@@ -35,11 +41,14 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from kernel.money import format_credits
 from ledger.accounts import (
     COMPUTE,
     EXPENSES,
     INCOME,
+    OPENING,
     PROVIDERS,
+    TIPS,
     WALLET,
     is_expense,
     is_income,
@@ -63,6 +72,7 @@ STEP_LIMIT = 20_000  # transactions in a series' range above which it is drawn p
 _BALANCE = f"({sql_under(WALLET, 'p.account')} OR {sql_under(PROVIDERS, 'p.account')})"
 _EXPENSE = sql_under(EXPENSES, "p.account")
 _INCOME = sql_under(INCOME, "p.account")
+_FUNDING = f"({sql_under(OPENING, 'p.account')} OR {sql_under(TIPS, 'p.account')})"
 
 
 @contextmanager
@@ -170,6 +180,7 @@ class PostRow:
     title: str
     cost: int
     earnings: int
+    url: str = ""  # where a reader opens it; "" when none can (a local file, a Dev.to draft, unknown)
 
 
 def ledger_posts(journal: Journal, limit: int = 10) -> list[PostRow]:
@@ -293,6 +304,77 @@ def money_series(
     if points[-1].at != until:
         points.append(Point(until, *now))
     return points
+
+
+@dataclass(frozen=True)
+class Event:
+    """Something a chart marks: a deposit or a tip (ucr in; a reversal is negative), a pause or a resume (0)."""
+
+    at: datetime
+    kind: str  # one of EVENT_KINDS
+    amount: int = 0
+
+
+DEPOSIT, TIP, PAUSE, RESUME = "deposit", "tip", "pause", "resume"
+EVENT_KINDS = (DEPOSIT, TIP, PAUSE, RESUME)
+
+
+def event_label(e: Event) -> str:
+    """How both charts name an event: "tip +0.6", "pause"."""
+    return f"{e.kind} {'+' if e.amount > 0 else ''}{format_credits(e.amount)}" if e.amount else e.kind
+
+
+def funding_events(
+    journal: Journal, *, since: datetime | None = None, until: datetime, conn: Connection | None = None
+) -> list[Event]:
+    """Deposits (from equity:opening) and tips (income:tips) in [since, until), one per transaction."""
+    sql = journal.sql
+    where, args = "p.commodity = ? AND t.time < ?", [COMMODITY, sql.ts(until)]
+    if since is not None:
+        where, args = where + " AND t.time >= ?", [*args, sql.ts(since)]
+    with _connected(journal, conn) as c:
+        cur = cursor(c)
+        cur.execute(
+            sql.q(f"SELECT t.id, t.time, p.account, SUM(p.amount) FROM {sql.txn_postings} "
+                  f"WHERE {where} AND {_FUNDING} GROUP BY t.id, t.time, p.account ORDER BY t.time, t.id"),
+            tuple(args),
+        )
+        rows = cur.fetchall()
+    return [Event(sql.parse_ts(when), TIP if under(account, TIPS) else DEPOSIT, -int(amount))
+            for _, when, account, amount in rows if int(amount)]
+
+
+def pause_events(points: Sequence[Point], min_balance: int, resume_balance: int) -> list[Event]:
+    """Where the balance crosses the budget's thresholds: paused under min_balance until back at resume_balance."""
+    out: list[Event] = []
+    paused = bool(points) and points[0].balance < min_balance  # the state the range starts in: no event
+    for p in points[1:]:
+        if not paused and p.balance < min_balance:
+            paused = True
+            out.append(Event(p.at, PAUSE))
+        elif paused and p.balance >= resume_balance:
+            paused = False
+            out.append(Event(p.at, RESUME))
+    return out
+
+
+def money_story(
+    journal: Journal,
+    *,
+    since: datetime | None = None,
+    until: datetime,
+    min_balance: int | None = None,
+    resume_balance: int | None = None,
+) -> tuple[list[Point], list[Event]]:
+    """The money series and its events (funding; pauses and resumes when thresholds are given), time-ordered."""
+    with journal.engine.connect() as c:
+        points = money_series(journal, since=since, until=until, conn=c)
+        start = points[0].at if points else since
+        events = funding_events(journal, since=start, until=until, conn=c) if points else []
+    if min_balance is not None and resume_balance is not None:
+        events += pause_events(points, min_balance, resume_balance)
+    events.sort(key=lambda e: (e.at, EVENT_KINDS.index(e.kind)))
+    return points, events
 
 
 # -- burn and runway ---------------------------------------------------------------------

@@ -145,7 +145,8 @@ def plot(
 
     start, end = _range(since, until)
     app = app_context(ctx).read_only()  # needs no publisher, LLM or wallet credential
-    render_plot(app.journal, out, since=start, until=end, by=by.value, now=datetime.now().astimezone())
+    render_plot(app.journal, out, since=start, until=end, by=by.value, now=datetime.now().astimezone(),
+                budget=app.settings.budget)
     err_console.print(f"wrote {out}")
 
 

@@ -261,7 +261,7 @@ async def _run(workdir: Path, feed_url: str, settings: Settings, journal: Journa
     report = build_report(journal, budget)
     render_table(report, console)
     result.report_json = report.to_dict()
-    result.chart = render_chart(journal, workdir / "ledger.png")
+    result.chart = render_chart(journal, workdir / "ledger.png", budget=settings.budget)  # marks the pause, tip, resume
     result.outbox = settings.state_dir / "outbox"
     if isinstance(peer, DemoBluesky):
         from publishers.outbox import Outbox
