@@ -1,25 +1,82 @@
-"""The `selfpub` command: thin commands that call room APIs."""
+"""The `selfpub` command: thin commands that call room APIs.
+
+Start-up is paid per invocation, so nothing is imported before it is needed:
+
+    selfpub --help          typer and rich only: the command list below is text, no module is imported
+    selfpub ledger report   daemon.commands.ledger_cmd, then what `report` itself imports
+                            (settings, the database, the ledger) inside its function
+
+COMMANDS names each top-level command, the module whose register(app) adds it,
+and its one-line help (a test holds each line to the command's own docstring).
+"""
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 from typing import Optional
 
+import click
 import typer
 
-from daemon.commands import (
-    config_cmd,
-    cycle_cmd,
-    demo_cmd,
-    drafts_cmd,
-    ledger_cmd,
-    llm_cmd,
-    publish_cmd,
-    run_cmd,
-    wallet_cmd,
-)
-from daemon.context import AppContext
 from daemon.startup import CleanErrorsGroup
+
+# name -> (module with register(app), one-line help shown by `selfpub --help`), in the order --help lists them.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "config": ("daemon.commands.config_cmd", "Check and show the configuration."),
+    "init": ("daemon.commands.config_cmd", "Write a commented selfpub.toml and create its state dir."),
+    "ledger": ("daemon.commands.ledger_cmd", "The money: balances, reports, exports."),
+    "wallet": ("daemon.commands.wallet_cmd", "On-chain credits: balance, tips, settlement, reconciliation."),
+    "publish": ("daemon.commands.publish_cmd",
+                "Publish a hand-written post exactly once (same outbox, limits and idempotency as the agents)."),
+    "llm": ("daemon.commands.llm_cmd", "The language models: the embedded server and the call log."),
+    "cycle": ("daemon.commands.cycle_cmd", "Run one cycle now and print what it did and what it cost."),
+    "drafts": ("daemon.commands.drafts_cmd", "Drafts held for approval (approval = manual | risky)."),
+    "run": ("daemon.commands.run_cmd", "Run the scheduler, the pause/resume loop and the status server until SIGTERM."),
+    "demo": ("daemon.commands.demo_cmd",
+             "Fund the agent on the embedded chain, run cycles until it pauses, tip it, watch it resume."),
+}
+
+
+def load_command(name: str) -> click.Command:
+    """The click command `name`, built from its module's register(app) (the module is imported now)."""
+    module = importlib.import_module(COMMANDS[name][0])
+    holder = typer.Typer()
+    module.register(holder)
+    command = typer.main.get_group(holder).commands[name]
+    command.name = name
+    return command
+
+
+class LazyGroup(CleanErrorsGroup):
+    """The root group: lists COMMANDS from text, imports a command's module only to run (or show) that command."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return [*super().list_commands(ctx), *(n for n in COMMANDS if n not in self.commands)]
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.commands or cmd_name not in COMMANDS:
+            return super().get_command(ctx, cmd_name)
+        if ctx.resilient_parsing or _listing_help(ctx):
+            # --help of the root lists every command: its name and help line, nothing imported
+            return click.Command(cmd_name, help=COMMANDS[cmd_name][1])
+        self.commands[cmd_name] = load_command(cmd_name)
+        return self.commands[cmd_name]
+
+    def format_help(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        ctx.meta[_LISTING] = True
+        try:
+            super().format_help(ctx, formatter)
+        finally:
+            ctx.meta[_LISTING] = False
+
+
+_LISTING = "selfpub.listing_help"
+
+
+def _listing_help(ctx: click.Context) -> bool:
+    return bool(ctx.meta.get(_LISTING))
+
 
 app = typer.Typer(
     name="selfpub",
@@ -27,7 +84,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
-    cls=CleanErrorsGroup,  # a configuration or environment problem prints a message, never a traceback
+    cls=LazyGroup,  # configuration or environment problems print a message, never a traceback (CleanErrorsGroup)
 )
 
 
@@ -55,18 +112,9 @@ def _root(
         help="Folder of credential files: relative *_file names in the config resolve here "
              "(as $CREDENTIALS_DIRECTORY under systemd)."),
 ) -> None:
+    from daemon.context import AppContext
+
     ctx.obj = AppContext(config_path=config, credentials_dir=credentials)
-
-
-config_cmd.register(app)
-ledger_cmd.register(app)
-wallet_cmd.register(app)
-publish_cmd.register(app)
-llm_cmd.register(app)
-cycle_cmd.register(app)
-drafts_cmd.register(app)
-run_cmd.register(app)
-demo_cmd.register(app)
 
 
 def main() -> None:

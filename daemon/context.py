@@ -6,15 +6,18 @@ import os
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
 from rich.markup import escape
-from sqlalchemy import Engine
 
-from config import ConfigError, Settings, load_settings
-from daemon.state import State, open_state
-from ledger import Budget, Journal
+if TYPE_CHECKING:  # each is imported by the property that needs it: `selfpub --help` loads none of them
+    from sqlalchemy import Engine
+
+    from config import ConfigError, Settings
+    from daemon.state import State
+    from ledger import Budget, Journal
 
 err_console = Console(stderr=True, soft_wrap=True)
 
@@ -46,6 +49,8 @@ class AppContext:
 
     @cached_property
     def settings(self) -> Settings:
+        from config import ConfigError, load_settings
+
         try:
             settings = load_settings(self.config_path, self.environ, need_secrets=self.need_secrets)
         except ConfigError as exc:
@@ -60,6 +65,8 @@ class AppContext:
     @cached_property
     def state(self) -> State:
         """The state store, opened once per invocation: every room's tables at head (Alembic only if behind)."""
+        from daemon.state import open_state
+
         return open_state(self.settings, source=str(self.config_path or "the configuration"))
 
     @property

@@ -11,20 +11,21 @@ its invoke, so a CLI command never prints a Python traceback for these.
 
 from __future__ import annotations
 
+import sys
 from typing import Any, NoReturn
 
 import click
 import typer
 from rich.markup import escape
-from sqlalchemy.exc import ArgumentError, OperationalError
 from typer.core import TyperGroup
 
-from config import ConfigError
-from config.checks import mask_password
 from daemon.context import err_console, print_config_error
 
 # Errors a command may meet before it can do anything: the config, the database, the state dir.
-STARTUP_ERRORS = (ConfigError, OperationalError, ArgumentError)
+# Named by module, not imported: `selfpub --help` must not pay for SQLAlchemy and pydantic, and an
+# error class whose module was never imported cannot have been raised.
+STARTUP_ERRORS = (("config.loader", "ConfigError"), ("sqlalchemy.exc", "OperationalError"),
+                  ("sqlalchemy.exc", "ArgumentError"))
 DATABASE_FIX = ("check database.url (or SELFPUB_DATABASE__URL), that the server is running and reachable, and "
                 "that the user may connect; `selfpub config check` validates the rest")
 
@@ -38,11 +39,28 @@ def first_line(exc: BaseException) -> str:
     return type(inner).__name__
 
 
+def startup_error_types() -> tuple[type[BaseException], ...]:
+    """The STARTUP_ERRORS classes among the modules this process has imported."""
+    found = []
+    for module, name in STARTUP_ERRORS:
+        loaded = sys.modules.get(module)
+        if loaded is not None:
+            found.append(getattr(loaded, name))
+    return tuple(found)
+
+
+def _is(exc: BaseException, module: str, name: str) -> bool:
+    loaded = sys.modules.get(module)
+    return loaded is not None and isinstance(exc, getattr(loaded, name))
+
+
 def explain(exc: BaseException, database_url: str | None = None) -> NoReturn:
     """Print `exc` (one of STARTUP_ERRORS) as a clear message on stderr and exit 1."""
-    if isinstance(exc, ConfigError):
-        print_config_error(exc)
-    elif isinstance(exc, OperationalError):
+    if _is(exc, "config.loader", "ConfigError"):
+        print_config_error(exc)  # type: ignore[arg-type]
+    elif _is(exc, "sqlalchemy.exc", "OperationalError"):
+        from config.checks import mask_password
+
         where = f" {mask_password(database_url)}" if database_url else ""
         err_console.print(f"[bold red]cannot open the database{escape(where)}[/]: {escape(first_line(exc))}\n"
                           f"      fix: {escape(DATABASE_FIX)}", highlight=False)
@@ -59,7 +77,9 @@ class CleanErrorsGroup(TyperGroup):
         """Run the subcommand; explain a configuration or environment error instead of raising it."""
         try:
             return super().invoke(ctx)
-        except STARTUP_ERRORS as exc:
+        except Exception as exc:
+            if not isinstance(exc, startup_error_types()):
+                raise
             explain(exc, _database_url(ctx))
 
 

@@ -1,0 +1,94 @@
+"""Issue 15 part 3: the CLI starts fast because it imports only what the command in hand needs.
+
+`selfpub --help` lists every command from daemon.cli.COMMANDS (text) and imports no command module,
+so none of SQLAlchemy, pydantic, web3, httpx, openai or the rooms; a command imports its own module
+only; the help line of each command is its own (a stale line in COMMANDS fails here); and a
+read-only command on a database at head never loads Alembic. Each runs in a fresh interpreter,
+since the test process itself has imported everything.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from daemon.cli import COMMANDS, app, load_command
+
+REPO = Path(__file__).resolve().parents[2]
+HEAVY = ("sqlalchemy", "pydantic", "web3", "httpx", "openai", "llama_cpp", "alembic", "sqlmodel")
+ROOMS = ("config", "ledger", "wallet", "publishers", "agents")
+
+# Runs the CLI in this interpreter, then prints the top-level packages and the daemon modules it imported.
+_PROBE = """
+import json, sys
+sys.argv = ["selfpub", *json.loads(sys.argv[1])]
+from daemon.cli import main
+code = 0
+try:
+    main()
+except SystemExit as exc:
+    code = exc.code or 0
+names = sorted(sys.modules)
+print(json.dumps({"code": code, "top": sorted({n.split(".")[0] for n in names}),
+                  "daemon": [n for n in names if n.startswith("daemon.")]}))
+"""
+
+
+def imports_of(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> dict:
+    """Run `selfpub ARGS` in a fresh interpreter; what it imported and its exit code."""
+    proc = subprocess.run([sys.executable, "-c", _PROBE, json.dumps(args)], cwd=cwd, capture_output=True,
+                          text=True, timeout=120, env=env)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_help_imports_no_library_and_no_room(tmp_path: Path) -> None:
+    seen = imports_of(["--help"], tmp_path)
+    assert seen["code"] == 0
+    assert [m for m in HEAVY + ROOMS if m in seen["top"]] == []
+    assert not [m for m in seen["daemon"] if m.startswith("daemon.commands.")]
+
+
+def test_help_lists_every_command() -> None:
+    result = CliRunner().invoke(app, ["--help"])
+    assert result.exit_code == 0, result.output
+    for name, (_module, help_line) in COMMANDS.items():
+        assert f" {name} " in result.output
+        assert help_line[:24] in result.output  # rich wraps the rest to the terminal
+
+
+@pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_each_help_line_is_the_commands_own(name: str) -> None:
+    """COMMANDS' text is what the command itself would show, so --help can print it without importing."""
+    command = load_command(name)
+    assert command.name == name
+    own = (command.help or "").strip().split("\n\n")[0].replace("\n", " ")
+    assert COMMANDS[name][1] == own
+
+
+def test_a_command_imports_its_own_module_only(tmp_path: Path) -> None:
+    seen = imports_of(["ledger", "--help"], tmp_path)
+    assert seen["code"] == 0
+    commands = {m for m in seen["daemon"] if m.startswith("daemon.commands.")}
+    assert commands == {"daemon.commands.ledger_cmd"}
+    assert [m for m in HEAVY if m in seen["top"] and m not in ("pydantic",)] == []
+
+
+def test_read_only_commands_on_a_database_at_head_load_no_alembic(tmp_path: Path) -> None:
+    """The first command migrates; the next ones read the version rows once and never import Alembic."""
+    init = CliRunner().invoke(app, ["init", str(tmp_path)])
+    assert init.exit_code == 0, init.output
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "SELFPUB_CONFIG": str(tmp_path / "selfpub.toml")}
+    first = imports_of(["ledger", "report", "--format", "json"], tmp_path, env)
+    assert first["code"] == 0 and "alembic" in first["top"]  # a new database: migrated
+    for args in (["ledger", "report", "--format", "json"], ["drafts", "list"], ["config", "check"]):
+        seen = imports_of(args, tmp_path, env)
+        assert seen["code"] == 0, args
+        assert "alembic" not in seen["top"], args
+    seen = imports_of(["config", "check"], tmp_path, env)
+    assert "sqlalchemy" not in seen["top"]  # checking the config opens no database
