@@ -12,7 +12,7 @@ from ledger.accounts import (
 from ledger.budget import Budget, BudgetExceeded, Hold, PauseState, Snapshot
 from ledger.errors import InvalidPosting, LedgerError, UnbalancedTransaction
 from ledger.journal import Entry, Journal, Posted
-from ledger.models import COMMODITY
+from ledger.accounts import COMMODITY
 
 __all__ = [
     "COMMODITY",

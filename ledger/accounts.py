@@ -26,6 +26,8 @@ import re
 
 from ledger.errors import InvalidPosting
 
+COMMODITY = "CR"  # micro-credits of the credit token (ledger.models re-exports it for the tables)
+
 KINDS = ("assets", "liabilities", "income", "expenses", "equity")
 ASSETS, LIABILITIES, INCOME, EXPENSES, EQUITY = KINDS
 

@@ -52,7 +52,7 @@ from kernel.money import format_credits
 from config.settings import BudgetSettings
 from ledger.accounts import PROVIDERS, WALLET, compute_account, prefix, provider_account
 from ledger.journal import Entry, Journal, LedgerError, Write
-from ledger.models import COMMODITY
+from ledger.accounts import COMMODITY
 
 LOCK_ROW = "*"  # not a valid persona name
 OWED = prefix(PROVIDERS)  # every liabilities:provider:<name>

@@ -45,7 +45,7 @@ from ledger.accounts import (  # noqa: F401 - names re-exported: `from ledger.jo
     provider_account,
 )
 from ledger.errors import InvalidPosting, LedgerError, UnbalancedTransaction
-from ledger.models import COMMODITY
+from ledger.accounts import COMMODITY
 from ledger.sql import Dialect, cursor, day_str, rollup_model
 
 MIGRATIONS = Path(__file__).parent / "migrations"

@@ -17,8 +17,7 @@ from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
 from kernel.clock import utcnow
-
-COMMODITY = "CR"  # micro-credits of the credit token
+from ledger.accounts import COMMODITY  # noqa: F401 - its home is the chart of accounts; re-exported here
 
 # A registry of our own so ledger tables migrate on their own history.
 ledger_registry = registry()

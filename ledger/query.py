@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from ledger.accounts import COMPUTE, EXPENSES, INCOME, WALLET, is_expense, is_income, sql_under, under
 from ledger.journal import Journal
-from ledger.models import COMMODITY
+from ledger.accounts import COMMODITY
 from ledger.sql import cursor
 
 UTC = timezone.utc

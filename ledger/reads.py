@@ -58,7 +58,7 @@ from ledger.accounts import (
 )
 from ledger.budget import Budget
 from ledger.journal import Journal
-from ledger.models import COMMODITY
+from ledger.accounts import COMMODITY
 from ledger.query import IS_COMPUTE, IS_EXPENSE, IS_INCOME, first_time, grouped, midnight
 from ledger.sql import cursor
 
