@@ -4,7 +4,7 @@
                         the caller has passed the gate (agents.cycle.Gate, daemon.cycle.admit)
       reclaim   claims this worker left behind (a killed cycle of the same persona) are given back
       expire    held drafts past approval.expire_hours -> expired
-      plan      how many items (items_per_cycle, runway, budget headroom); resume
+      plan      how many items (items_per_cycle, the sustain tier, runway, budget headroom); resume
                 unfinished tasks first, then rank new candidates with the bandit
       work      per task, in parallel with a bound: research -> write -> critique
                 (bounded revisions) -> approval (auto | manual | risky)
@@ -23,7 +23,10 @@ passed deadline starts no further step (the deadline only after each task's
 first step of the cycle, so every cycle moves every task it took).
 
 Planning numbers come from the LLM room's pricing (the role's model for the
-runway tier now, and its fallbacks, at their configured prices).
+sustain or runway tier now, and its fallbacks, at their configured prices).
+The sustain tier (agents/sustain.py: income / cost over a trailing window) is read
+once at planning; it scales the items and, through the router, picks the models.
+No new item means no task, so no model call and nothing booked: idle costs nothing.
 
 Errors, by type:
     BudgetExceeded                 stop starting new steps; the task waits for the next cycle
@@ -59,6 +62,7 @@ from agents.llm.errors import LLMError
 from agents.llm.pricing import planned_cost
 from agents.messages import Brief, FeedItem
 from agents.research import ResearchError
+from agents.sustain import SustainRule
 from agents.tasks import (
     APPROVED,
     DRAFTED,
@@ -165,6 +169,7 @@ class OrchestratorDeps:
     critic: Critic
     channel: PublishChannel | None = None
     runway: Callable[[], float | None] = lambda: None  # days of runway, None when unknown
+    sustain: SustainRule | None = None  # income / cost sets items and models; None: always normal
     clock: Callable[[], datetime] = utcnow
     rng: random.Random = field(default_factory=random.Random)
     worker: str = field(default_factory=lambda: f"w-{uuid.uuid4().hex[:10]}")  # claims tasks; a persona's cycle's is stable
@@ -205,6 +210,7 @@ class CycleReport:
     explanations: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     budget_limit: str | None = None  # the budget's name of the limit that stopped the cycle or lowered its plan
+    sustain: str | None = None  # the sustain tier the cycle planned under (conserve | normal | expand), None: no rule
     reviewed: int = 0  # critic reviews stored
     feeds_ok: list[str] = field(default_factory=list)  # feed URLs read this cycle
     feed_failures: dict[str, str] = field(default_factory=dict)  # feed URL -> what went wrong
@@ -253,6 +259,7 @@ class CycleReport:
             + (f", claims lost {self.lost}" if self.lost else "")
             + f"; cost {format_credits(self.cost)} credits"
             + (f"; budget limit {self.budget_limit}" if self.budget_limit else "")
+            + (f"; sustain {self.sustain}" if self.sustain else "")
         )
 
 
@@ -275,6 +282,7 @@ class Orchestrator:
         self.settings = deps.settings
         self._stop: BudgetExceeded | None = None
         self.plan_limit: str | None = None  # set by target()
+        self.sustain_tier: str | None = None  # set by target()
         self._ctx = CycleContext.start(deps.clock())
 
     # -- planning numbers ---------------------------------------------------------
@@ -306,8 +314,15 @@ class Orchestrator:
         """How many items to work on this cycle, and why (self.plan_limit: the budget limit that lowered it)."""
         why = []
         self.plan_limit = None
+        self.sustain_tier = None
         n = self.settings.research.items_per_cycle
         why.append(f"up to research.items_per_cycle = {n} item(s)")
+        rule = self.deps.sustain
+        if rule is not None:
+            state = rule.refresh()
+            self.sustain_tier = state.tier
+            n = rule.items(n)
+            why.append(f"sustain {state.reason}: {n} item(s)")
         runway = self.deps.runway()
         slow = self.settings.schedule.slow_below_days
         if runway is not None and runway < slow and n > 1:
@@ -389,6 +404,7 @@ class Orchestrator:
         report.state = DRY_RUN
         n, why = self.target(cycle_id)
         report.budget_limit = self.plan_limit
+        report.sustain = self.sustain_tier
         counts = d.tasks.counts()
         resumable = sum(counts.get(s, 0) for s in IN_PROGRESS)
         report.explanations += why
@@ -409,6 +425,7 @@ class Orchestrator:
             n, why = self.target(cycle_id)
             report.explanations += why
             report.budget_limit = self.plan_limit
+            report.sustain = self.sustain_tier
             if self._halt(report, deadline=False):
                 n = 0
             work: list[Task] = []

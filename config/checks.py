@@ -23,6 +23,7 @@ import os
 import re
 from collections.abc import Sequence
 from datetime import datetime, timezone
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -60,6 +61,35 @@ def check_credits(value: object) -> int:
     if ucr < 0:
         raise refuse(f"{format_credits(ucr)} credits is negative", 'write an amount of 0 or more credits, e.g. "1.25"')
     return ucr
+
+
+# -- ratios --------------------------------------------------------------------------------------
+
+RATIO_FIX = 'write the ratio as a decimal of at least 1.0, e.g. "2.0"'
+
+
+def check_per_mille(value: object) -> int:
+    """A ratio written as a decimal ("2.0", "1.5", or a TOML number) of at least 1.0, as an integer per mille."""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise refuse(f"{value!r} is not a ratio", RATIO_FIX)
+    try:
+        ratio = Decimal(str(value).strip())
+    except InvalidOperation:
+        raise refuse(f"{value!r} is not a ratio", RATIO_FIX) from None
+    if not ratio.is_finite():
+        raise refuse(f"{value!r} is not a finite ratio", RATIO_FIX)
+    milli = ratio * 1000
+    if milli != milli.to_integral_value():
+        raise refuse(f"{value!r} has more than 3 decimals", RATIO_FIX)
+    if milli < 1000:
+        raise refuse(f"{value!r} is below 1.0, the break-even ratio", RATIO_FIX)
+    return int(milli)
+
+
+def format_per_mille(milli: int) -> str:
+    """A per-mille ratio as the shortest decimal that reads it back (2000 -> "2.0", 1250 -> "1.25")."""
+    whole, frac = divmod(milli, 1000)
+    return f"{whole}.{f'{frac:03d}'.rstrip('0') or '0'}"
 
 
 # -- schedule ----------------------------------------------------------------------------------

@@ -25,8 +25,10 @@ from config.checks import (
     check_http_url,
     check_llm_base_url,
     check_no_duplicate_feeds,
+    check_per_mille,
     check_timezone,
     database_url_with_password,
+    format_per_mille,
     refuse,
 )
 from kernel.money import format_credits
@@ -323,6 +325,28 @@ class X402Settings(Section):
     token_version: str | None = None
 
 
+# A ratio (income / cost) in the TOML as "2.0", held as an integer per mille (2000): never a float.
+PerMille = Annotated[int, BeforeValidator(check_per_mille), PlainSerializer(format_per_mille, return_type=str)]
+
+
+class SustainSettings(Section):
+    """The sustain rule: income / cost over a trailing window sets the cycle's tier (ledger/sustain.py).
+
+    Below 1.0 the loop conserves (conserve_items_per_cycle, the conserve_models); at or above
+    expand_at it expands (expand_items_per_cycle, the expand_models); between, research.items_per_cycle
+    and the roles' own models. A role with no model named for the tier keeps its own (and its runway
+    tiers). Reading the ratio is a ledger query, never a model call, so the rule costs nothing idle.
+    """
+
+    enabled: bool = True
+    window_hours: int = Field(24, ge=1, le=24 * 366)
+    expand_at: PerMille = 2000  # income / cost at or above this expands ("2.0")
+    conserve_items_per_cycle: int = Field(1, ge=0)  # capped at research.items_per_cycle
+    expand_items_per_cycle: int = Field(4, ge=0)  # at least research.items_per_cycle
+    conserve_models: dict[Role, str] = {}  # role -> its cheaper model (priced in [prices])
+    expand_models: dict[Role, str] = {}  # role -> its better model (priced in [prices])
+
+
 class HttpSettings(Section):
     enabled: bool = True
     bind: str = "127.0.0.1"
@@ -363,6 +387,7 @@ class Settings(Section):
     approval: ApprovalSettings = ApprovalSettings()
     publishers: PublishersSettings = PublishersSettings()
     wallet: WalletSettings = WalletSettings()
+    sustain: SustainSettings = SustainSettings()
     x402: X402Settings = X402Settings()
     http: HttpSettings = HttpSettings()
     logging: LoggingSettings = LoggingSettings()
@@ -377,11 +402,13 @@ class Settings(Section):
         return database_url_with_password(self.database.url, password.get_secret_value() if password else None)
 
     def models_in_use(self) -> set[str]:
-        """Every model any role may call (main, tiers and fallbacks)."""
+        """Every model any role may call (main, tiers, fallbacks and the sustain tiers' models)."""
         names: set[str] = set()
         for role in ROLES:
             a = self.agents.role(role)
             names.add(a.model)
             names.update(t.model for t in a.tiers)
             names.update(f.model for f in a.fallbacks)
+        names.update(self.sustain.conserve_models.values())
+        names.update(self.sustain.expand_models.values())
         return names

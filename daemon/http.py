@@ -36,6 +36,7 @@ from daemon.console import ConsoleData
 from daemon.csrf import SESSION_MAX_AGE_SECONDS, Guard, cookie_name, cookie_of, own_hosts, same_origin
 from daemon.status import Point
 from daemon.threads import in_thread
+from ledger.sustain import TIERS, SustainState, format_ratio
 from ledger.reads import Event, event_label
 
 if TYPE_CHECKING:
@@ -68,6 +69,7 @@ class _Figures:
         self.reserved = snap.reserved if snap else 0
         self.liabilities = snap.liabilities if snap else 0
         self.runway = f.runway_days
+        self.sustain = f.sustain
         self.spend = s.reader.spend_by_agent()
         self.income = s.reader.income_total()
         self.posts = s.reader.posts_by_platform()
@@ -109,7 +111,24 @@ class _Collector:
         yield GaugeMetricFamily("selfpub_paused", "1 when the loop is paused", value=1 if f.paused else 0)
         if f.runway is not None:
             yield GaugeMetricFamily("selfpub_runway_days", "Days the balance lasts at the recent spend", value=f.runway)
+        yield from _sustain_families(f.sustain)
         yield from f.health  # cycle outcomes, dependency failures, last successes (daemon/health.py)
+
+
+def _sustain_families(state: SustainState | None) -> Iterable[GaugeMetricFamily]:
+    """The sustain rule: the tier in force (one series per tier, 1 for the one in force), income and cost over
+    its window, and their ratio (absent while nothing was spent: too little history)."""
+    if state is None:
+        return
+    tier = GaugeMetricFamily("selfpub_sustain_tier", "1 for the sustain tier in force", labels=["tier"])
+    for name in TIERS:
+        tier.add_metric([name], 1 if name == state.tier else 0)
+    yield tier
+    window = f"over the sustain window ({state.window_hours} h)"
+    yield GaugeMetricFamily("selfpub_sustain_income_credits", f"Income {window}", value=state.income / UCR_PER_CREDIT)
+    yield GaugeMetricFamily("selfpub_sustain_cost_credits", f"Compute cost {window}", value=state.cost / UCR_PER_CREDIT)
+    if state.ratio is not None:
+        yield GaugeMetricFamily("selfpub_sustain_ratio", f"Income / compute cost {window}", value=state.ratio / 1000)
 
 
 def metrics_text(figures: _Figures) -> bytes:
@@ -216,11 +235,13 @@ def status_page(service: Service, data: ConsoleData, access: Access = Access(), 
     state, why = service.display_state()
     reason = f' <span>{e(why)}</span>' if why else ""
     runway = f"{f.runway_days:.1f} days" if f.runway_days is not None else "n/a (no recent spend)"
+    tier = f.sustain
+    ratio = "n/a" if tier is None or tier.ratio is None else format_ratio(tier.ratio)
     last = (f"{f.last_cycle_at:%Y-%m-%d %H:%M} UTC ({e(str(f.last_cycle_outcome))})" if f.last_cycle_at else "never")
     cards = [("available", format_credits(snap.available) + " cr" if snap else "?"),
              ("wallet", format_credits(snap.wallet) + " cr" if snap else "?"),
              ("owed to providers", format_credits(snap.liabilities) + " cr" if snap else "?"),
-             ("runway", runway), ("last cycle", last),
+             ("runway", runway), ("sustain", f"{tier.tier} ({ratio})" if tier else "?"), ("last cycle", last),
              ("cycles without progress", str(service.book.no_progress)),
              ("interrupted job runs", str(service.interrupted)),
              ("next cycle", f"{next_cycle.astimezone(timezone.utc):%Y-%m-%d %H:%M} UTC" if next_cycle else
@@ -236,6 +257,7 @@ def status_page(service: Service, data: ConsoleData, access: Access = Access(), 
         f"<h1>selfpub · {e(service.settings.persona)}</h1>"
         f'<div><span class="state {e(state)}">{e(state)}</span>{reason}</div>{note}'
         '<div class="cards">' + "".join(f'<div class="card">{e(k)}<b>{e(v)}</b></div>' for k, v in cards) + "</div>"
+        + (f'<p class="sustain">sustain {e(tier.reason)}</p>' if tier else "") +
         "<h2>Held drafts</h2>" + console.write_access(access.writable, access.unlocked, access.csrf)
         + console.held_table(data.held, access.csrf, access.writable and access.unlocked) +
         f"<h2>Balance, spend and income (credits, last {console.CHART_DAYS} days)</h2>"

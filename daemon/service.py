@@ -75,6 +75,7 @@ from daemon.scheduler import Cadence, JobFns
 from daemon.status import StatusReader
 from daemon.threads import call_job, in_thread
 from ledger.budget import Budget, PauseState, Snapshot
+from ledger.sustain import SustainState
 
 log = logging.getLogger("selfpub.service")
 RUNS = JobRun.__table__
@@ -145,6 +146,7 @@ class Figures:
 
     snapshot: Snapshot | None = None
     runway_days: float | None = None
+    sustain: SustainState | None = None  # the sustain tier in force and why
     last_cycle_at: datetime | None = None
     last_cycle_outcome: str | None = None
     refreshed_at: float = 0.0
@@ -334,6 +336,7 @@ class Service:
         snap = self.budget.snapshot()
         self.figures.snapshot = snap
         self.figures.runway_days = self.reader.runway_days(snap.available, budget=self.budget)
+        self.figures.sustain = self.reader.sustain(self.settings.sustain, now=self.budget.clock())
         last = self.reader.last_cycle()
         if last is not None:
             self.figures.last_cycle_at, self.figures.last_cycle_outcome = last

@@ -1,4 +1,5 @@
-"""What the status page, /metrics and the systemd STATUS line read: money over time, posts, errors, runway.
+"""What the status page, /metrics and the systemd STATUS line read: money over time, posts, errors, runway,
+and the sustain tier in force (ledger/sustain.py: income / cost over its window, and why).
 
 Reads the daemon's job runs, and the ledger through ledger.reads (the one read model: the
 chart here is the series `selfpub ledger plot` draws); never writes. Job error text is
@@ -19,8 +20,10 @@ from sqlalchemy import Engine, func, select
 from daemon.models import ERROR_OUTCOMES, INTERRUPTED, OK, RUNNING, JobRun
 from daemon.redact import Redactor
 from ledger import reads
+from config.settings import SustainSettings
 from ledger.journal import Journal
 from ledger.reads import Point, PostRow  # noqa: F401 - re-exported for the status page (daemon.http)
+from ledger.sustain import SustainState, sustain_state
 
 RUNS = JobRun.__table__
 
@@ -110,6 +113,10 @@ class StatusReader:
         if budget is None:
             raise TypeError("StatusReader.runway_days needs the daemon's Budget (budget=...)")
         return reads.runway_days(self.journal, budget, now=now, available=available)
+
+    def sustain(self, settings: SustainSettings, now: datetime | None = None) -> SustainState:
+        """The sustain tier in force at `now` and why (the same read the orchestrator plans with)."""
+        return sustain_state(self.journal, settings, now=now or datetime.now(timezone.utc))
 
     def last_cycle(self) -> tuple[datetime, str] | None:
         """When the latest finished cycle of this persona ended (any instance) and its outcome."""

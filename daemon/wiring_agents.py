@@ -22,6 +22,7 @@ import httpx
 from agents.critic import Critic
 from agents.messages import FeedItem
 from agents.orchestrator import Candidate, Orchestrator, OrchestratorDeps
+from agents.sustain import SustainRule
 from agents.tasks import TaskStore
 from agents.writer import Writer
 from config.settings import EMBEDDED, Settings
@@ -91,7 +92,7 @@ def _runway(journal: Journal, budget: Budget) -> Callable[[], float | None]:
 
 
 def build_llm(settings: Settings, journal: Journal, budget: Budget, closers: list[Callable[[], Any]],
-              runway: Callable[[], float | None] | None = None) -> MeteredLLM:
+              runway: Callable[[], float | None] | None = None, sustain: SustainRule | None = None) -> MeteredLLM:
     """The metered client, starting the embedded model server when a role asks for it."""
     from agents.llm.calllog import CallLog
     from agents.llm.embedded import EmbeddedServer, embedded_json_modes, embedded_roles, resolve_embedded
@@ -109,7 +110,7 @@ def build_llm(settings: Settings, journal: Journal, budget: Budget, closers: lis
     for c in clients.values():
         closers.append(c.close)
     return MeteredLLM(agents, settings.prices, budget, clients, runway=runway or (lambda: None), log_to=calllog,
-                      json_modes=json_modes)
+                      json_modes=json_modes, sustain_model=sustain.model if sustain else (lambda role: None))
 
 
 def build_deps(
@@ -132,8 +133,9 @@ def build_deps(
     tasks = TaskStore(engine, persona=settings.persona)
     store = ResearchStore(engine)
     runway = _runway(journal, budget)
+    sustain = SustainRule(journal, settings.sustain, clock=budget.clock)  # read once per cycle, at planning
     if llm is None:
-        llm = build_llm(settings, journal, budget, closers, runway)
+        llm = build_llm(settings, journal, budget, closers, runway, sustain)
     if http_client is None:
         http_client = httpx.AsyncClient(timeout=settings.research.fetch_timeout_seconds)
         closers.append(http_client.aclose)
@@ -153,7 +155,7 @@ def build_deps(
                       structured=settings.agents.writer.base_url == EMBEDDED),  # llama.cpp: schema as grammar
         critic=Critic(llm, settings.review, max_tokens=settings.agents.critic.max_tokens,
                       platforms=(settings.publishers.devto.base_url, BLUESKY_APP_URL), disclosure=settings.disclosure),
-        channel=channel, runway=runway,
+        channel=channel, runway=runway, sustain=sustain,
     )
 
 

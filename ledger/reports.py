@@ -45,6 +45,10 @@ integer of micro-credits (1 credit = 1,000,000 ucr), never a float.
     paused        whether the loop is paused
     pause_reason  why ("" when running)
     runway_note   "" or why runway_days is missing or rough (less than a day of history)
+    sustain       the sustain rule (ledger/sustain.py) over its own trailing window ending now,
+                   not the report's range: {"enabled", "tier" (conserve | normal | expand),
+                   "income", "cost", "ratio_per_mille" (income * 1000 // cost, null with no
+                   cost), "window_hours", "expand_at_per_mille", "reason"}; null when not asked
 
 CSV (`to_csv`): columns section,key,field,value; money in credits with 6
 decimals. Sections: summary (key = a summary field), income (key = tips,
@@ -67,9 +71,11 @@ from kernel.money import format_credits
 from ledger.accounts import COMPUTE, ENGAGEMENT, RECEIVABLE_ENGAGEMENT, TIPS, is_income, leaf, under
 from ledger.budget import Budget, PauseState
 from ledger.journal import Journal
-from ledger.accounts import COMMODITY
+from ledger.models import COMMODITY
 from ledger.query import IS_EXPENSE, IS_INCOME, PERIODS, Period, as_moment, grouped, period_series, task_totals
+from config.settings import SustainSettings
 from ledger.reads import DEFAULT_WINDOW_DAYS, JUST_AFTER, Burn, runway, spend_by_agent, spend_by_model
+from ledger.sustain import SustainState, sustain_state
 
 VERSION = 1
 INCOME_OR_EXPENSES = f"({IS_EXPENSE} OR {IS_INCOME})"
@@ -113,6 +119,7 @@ class Report:
     burn: Burn
     runway_days: float | None
     pause: PauseState = field(default_factory=lambda: PauseState(False, ""))
+    sustain: SustainState | None = None  # the tier in force now and why (None: not asked for)
     runway_note: str = ""
 
     @property
@@ -166,6 +173,7 @@ class Report:
             "paused": self.pause.paused,
             "pause_reason": self.pause.reason,
             "runway_note": self.runway_note,
+            "sustain": self.sustain.to_dict() if self.sustain is not None else None,
         }
 
     def to_json(self, indent: int | None = 2) -> str:
@@ -185,6 +193,7 @@ def build_report(
     by: str = "day",
     now: datetime | None = None,
     window_days: int = DEFAULT_WINDOW_DAYS,
+    sustain: SustainSettings | None = None,
 ) -> Report:
     """Build the report over [since, until) (see the module docstring for what each figure means)."""
     if by not in PERIODS:
@@ -201,6 +210,7 @@ def build_report(
         by_model = spend_by_model(journal, since=start, until=end, conn=conn)
         tasks = task_totals(journal, since=start, until=end, conn=conn)
         left = runway(journal, budget, now=now, window_days=window_days, available=snap.available, conn=conn)
+        tier = sustain_state(journal, sustain, now=now, conn=conn) if sustain is not None else None
 
     tips, engagement, other_income, other_spend = 0, {}, {}, {}
     for (account,), amount in sorted(accounts.items()):
@@ -219,7 +229,7 @@ def build_report(
         balance=snap.wallet, available=snap.available, reserved=snap.reserved, liabilities=snap.liabilities,
         receivable=receivable, tips=tips, engagement=engagement, other_income=other_income,
         spend_by_agent=by_agent, spend_by_model=by_model, other_spend=other_spend, posts=posts, series=series,
-        burn=left.burn, runway_days=left.days, runway_note=left.note, pause=snap.pause,
+        burn=left.burn, runway_days=left.days, runway_note=left.note, pause=snap.pause, sustain=tier,
     )
 
 
@@ -299,6 +309,7 @@ def render_table(report: Report, console: Any = None, *, posts: int = 20, period
         ("net burn per day", c(report.burn.net_per_day)),
         ("runway", ("-" if report.runway_days is None else f"{report.runway_days:.2f} days")
          + (f" ({report.runway_note})" if report.runway_note else "")),
+        ("sustain", report.sustain.reason if report.sustain is not None else "-"),
         ("status", status),
     ):
         summary.add_row(name, value)

@@ -63,6 +63,7 @@ class MeteredLLM:
         clients: Clients,
         *,
         runway: Callable[[], float | None] = lambda: None,
+        sustain_model: Callable[[str], str | None] = lambda role: None,
         clock: Callable[[], datetime] = utcnow,
         log_to: CallLog | None = None,
         tracer: trace.Tracer | None = None,
@@ -81,7 +82,7 @@ class MeteredLLM:
         self._clients = clients
         self._providers: dict[str, Provider] = {}
         self.router = Router(
-            agents, runway=runway, clock=clock, sleep=sleep, json_modes=dict(json_modes or {}),
+            agents, runway=runway, sustain_model=sustain_model, clock=clock, sleep=sleep, json_modes=dict(json_modes or {}),
             breaker_threshold=breaker_threshold, breaker_cooldown=breaker_cooldown, max_retry_after=max_retry_after,
         )
         self.meter = Meter(budget, calllog=log_to, tracer=tracer, sleep=sleep, min_max_tokens=min_max_tokens)
@@ -113,7 +114,7 @@ class MeteredLLM:
         return self.router.settings_of(role)
 
     def model_for(self, role: str) -> str:
-        """The role's model now: the tier with the highest threshold the runway reaches, else its model."""
+        """The role's model now: the sustain tier's, else by runway tier, else its own (the router's rule)."""
         return self.router.model_for(role)
 
     def routes(self, role: str) -> list[Route]:

@@ -1,6 +1,7 @@
 """The router: where a role's call goes, and what to do when an attempt fails.
 
-    role -> settings (UnknownRole) -> model by runway tier -> routes: [main endpoint, fallbacks...]
+    role -> settings (UnknownRole) -> model: the sustain tier's (agents/sustain.py) when it names one,
+            else by runway tier -> routes: [main endpoint, fallbacks...]
     for each route whose circuit breaker allows it:
         up to 1 + max_retries attempts, each one metered on its own (an attempt = a reservation):
             hold off       sleep out the endpoint's Retry-After ("not before", per endpoint)
@@ -53,6 +54,7 @@ class Router:
         agents: AgentsSettings,
         *,
         runway: Callable[[], float | None] = lambda: None,
+        sustain_model: Callable[[str], str | None] = lambda role: None,
         clock: Callable[[], datetime] = utcnow,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         json_modes: dict[str, str] | None = None,
@@ -62,6 +64,7 @@ class Router:
     ):
         self.agents = agents
         self.runway = runway
+        self.sustain_model = sustain_model
         self.clock = clock
         self._sleep = sleep
         self.json_modes = dict(json_modes or {})
@@ -81,8 +84,12 @@ class Router:
         return self.agents.role(role)
 
     def model_for(self, role: str) -> str:
-        """The role's model now: the tier with the highest threshold the runway reaches, else its model."""
+        """The role's model now: the sustain tier's for it, else the runway tier with the highest threshold
+        the runway reaches, else its model."""
         cfg = self.settings_of(role)
+        chosen = self.sustain_model(role)
+        if chosen:
+            return chosen
         if not cfg.tiers:
             return cfg.model
         runway = self.runway()

@@ -99,7 +99,8 @@ def report(
 
     start, end = _range(since, until)
     app = app_context(ctx).read_only()  # needs no publisher, LLM or wallet credential
-    result = build_report(app.journal, app.budget, since=start, until=end, by=by.value)
+    result = build_report(app.journal, app.budget, since=start, until=end, by=by.value,
+                          sustain=app.settings.sustain)
     if fmt is ReportFormat.json:
         sys.stdout.write(result.to_json() + "\n")
     elif fmt is ReportFormat.csv:
