@@ -71,7 +71,7 @@ from kernel.money import format_credits
 from ledger.accounts import COMPUTE, ENGAGEMENT, RECEIVABLE_ENGAGEMENT, TIPS, is_income, leaf, under
 from ledger.budget import Budget, PauseState
 from ledger.journal import Journal
-from ledger.models import COMMODITY
+from ledger.accounts import COMMODITY
 from ledger.query import IS_EXPENSE, IS_INCOME, PERIODS, Period, as_moment, grouped, period_series, task_totals
 from config.settings import SustainSettings
 from ledger.reads import DEFAULT_WINDOW_DAYS, JUST_AFTER, Burn, runway, spend_by_agent, spend_by_model
