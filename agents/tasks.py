@@ -507,6 +507,17 @@ class TaskStore:
             ).all()
         return {s: int(n) for s, n in rows}
 
+    def statuses(self, task_ids: Sequence[str]) -> dict[str, str]:
+        """task id -> status, for the ids of this persona that exist (a read for the site: no messages loaded)."""
+        found: dict[str, str] = {}
+        with self.engine.connect() as conn:
+            for chunk in _chunks(sorted(set(task_ids)), 500):
+                rows = conn.execute(
+                    select(TASK.c.id, TASK.c.status).where(TASK.c.persona == self.persona, TASK.c.id.in_(chunk))
+                ).all()
+                found.update({r.id: r.status for r in rows})
+        return found
+
     def published_arms(self) -> list[tuple[str, str, list[str]]]:
         """(task id, arm, post keys) of every published task, for the bandit's history."""
         with self.engine.connect() as conn:

@@ -179,6 +179,18 @@ def check_http_url(value: str) -> str:
     return value
 
 
+def check_public_url(value: str) -> str:
+    """The public base URL of the agent's site: http(s), a host, an optional path; no user, query or fragment."""
+    check_http_url(value)
+    parts = urlsplit(value.strip())
+    if parts.username is not None or parts.password is not None:
+        raise refuse(f"{value!r} carries a user name", 'write the address readers open, e.g. "https://example.com"')
+    if parts.query or parts.fragment or value.strip().endswith(("?", "#")):
+        raise refuse(f"{value!r} has a query or a fragment",
+                     'write the base URL only, e.g. "https://example.com" or "https://example.com/blog"')
+    return value.strip().rstrip("/")
+
+
 def check_llm_base_url(value: str, embedded: str) -> str:
     """`embedded` (the bundled model) or the http(s) base URL of an OpenAI-compatible server."""
     if value == embedded:

@@ -26,6 +26,7 @@ from config.checks import (
     check_llm_base_url,
     check_no_duplicate_feeds,
     check_per_mille,
+    check_public_url,
     check_timezone,
     database_url_with_password,
     format_per_mille,
@@ -46,6 +47,7 @@ DatabaseURL = Annotated[str, AfterValidator(check_database_url)]
 HttpURL = Annotated[str, AfterValidator(check_http_url)]
 LLMBaseURL = Annotated[str, AfterValidator(lambda v: check_llm_base_url(v, EMBEDDED))]
 FeedURL = Annotated[str, AfterValidator(check_feed_url)]
+PublicURL = Annotated[str, AfterValidator(check_public_url)]
 # An amount written in credits in the TOML, held as integer ucr, never negative.
 Credits = Annotated[int, BeforeValidator(check_credits), PlainSerializer(format_credits, return_type=str)]
 
@@ -358,6 +360,18 @@ class HttpSettings(Section):
     console_token_value: SecretStr | None = Field(None, exclude=True)
 
 
+class SiteSettings(Section):
+    """The agent's own public site (website/): its own listener, separate from the status page."""
+
+    enabled: bool = False
+    bind: str = "127.0.0.1"  # keep 127.0.0.1 behind a reverse proxy
+    port: int = Field(8788, ge=0, le=65535)  # 0 picks a free one
+    # Where readers reach the site (e.g. "https://example.com"): Dev.to's canonical_url and the Bluesky
+    # link point there when the site is enabled; None: no canonical link, Bluesky links to Dev.to.
+    public_url: PublicURL | None = None
+    title: str = Field("selfpub", min_length=1, max_length=120)
+
+
 class LoggingSettings(Section):
     format: Literal["json", "logfmt"] = "json"
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -390,6 +404,7 @@ class Settings(Section):
     sustain: SustainSettings = SustainSettings()
     x402: X402Settings = X402Settings()
     http: HttpSettings = HttpSettings()
+    site: SiteSettings = SiteSettings()
     logging: LoggingSettings = LoggingSettings()
     tracing: TracingSettings = TracingSettings()
 

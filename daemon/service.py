@@ -173,6 +173,7 @@ class Service:
         run_cycle_at_start: bool = True,
         instance: str | None = None,
         on_settings: Callable[[Settings], None] | None = None,
+        site: Any = None,  # website.SiteServer (daemon/site.py), or None: started and stopped with us
     ):
         self.settings = settings
         self.budget = budget
@@ -188,6 +189,7 @@ class Service:
         self.stop_grace_seconds = stop_grace_seconds
         self.instance = instance or f"{socket.gethostname()}:{os.getpid()}"
         self.on_settings = on_settings
+        self.site = site
         self.gate = Gate(budget, jobs.pause_reason)
         self.state = State.STARTING
         self.reason = ""
@@ -242,6 +244,8 @@ class Service:
         if self.settings.http.enabled:
             self.http = StatusServer(self, self.settings.http.bind, self.settings.http.port)
             await self.http.start()
+        if self.site is not None:
+            await self.site.start()
         log.info("service started", extra={"persona": self.settings.persona, "instance": self.instance,
                                            "state": self.state.value})
         self.notifier.ready(self.status_line())
@@ -306,6 +310,8 @@ class Service:
             self.scheduler.shutdown(wait=False)
         if self.http is not None:
             await self.http.stop()
+        if self.site is not None:
+            await self.site.stop()
         log.info("service stopped", extra={"exit_code": self.exit_code})
 
     @property
@@ -603,10 +609,10 @@ class Service:
 
     def _apply(self, new: Settings) -> Any:  # noqa: ANN401 - what on_reload returns
         old = self.settings
-        for key in ("persona", "state_dir", "database", "http"):
+        for key in ("persona", "state_dir", "database", "http", "site"):
             if getattr(old, key) != getattr(new, key):
                 log.warning("setting changed that needs a restart", extra={"key": key})
-        keep = {k: getattr(old, k) for k in ("persona", "state_dir", "database", "http")}
+        keep = {k: getattr(old, k) for k in ("persona", "state_dir", "database", "http", "site")}
         new = new.model_copy(update=keep)
         self.settings = new
         self.budget = Budget(self.journal, new.budget, persona=new.persona, clock=self.budget.clock)

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
+from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 
 from agents.cycle import CycleContext
@@ -47,6 +48,7 @@ if TYPE_CHECKING:  # the rooms behind these load web3 and the model clients: imp
     from wallet.reconcile import ReconcileResult
     from wallet.scanner import ScanResult
     from wallet.settlement import SettleReport
+    from website import SiteServer
 
 log = logging.getLogger("selfpub.wiring")
 JobsFactory = Callable[[Settings, Journal, Budget], Jobs]  # what build_service runs: real_jobs, or a test's
@@ -96,7 +98,17 @@ def build_service(
         stop_grace_seconds=stop_grace_seconds,
         fast_seconds=fast_seconds,
         on_settings=on_settings,
+        site=_site(settings, engine),
     )
+
+
+def _site(settings: Settings, engine: Engine) -> SiteServer | None:
+    """The agent's own site when [site] enables it (starlette and uvicorn load only then)."""
+    if not settings.site.enabled:
+        return None
+    from daemon.site import build_site
+
+    return build_site(settings, engine)
 
 
 def _outbox_posts(journal: Journal):  # noqa: ANN202

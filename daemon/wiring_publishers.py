@@ -15,6 +15,7 @@ from publishers.devto import DevtoPublisher
 from publishers.dispatch import Dispatcher
 from publishers.local import LocalPublisher
 from publishers.outbox import DEFAULT_LEASE_SECONDS, Outbox
+from publishers.slugs import SlugStore
 
 PLATFORMS = ("devto", "bluesky", "local")
 USER_AGENT = "selfpub (+https://github.com/selfpub)"
@@ -85,7 +86,10 @@ def build_channel(
         )
     if "local" in wanted:
         local = LocalPublisher(p.local.directory or settings.state_dir / "outbox")
-    dispatcher = Dispatcher(outbox, devto=devto, bluesky=bluesky, local=local)
+    # The site's link only when this persona serves the site: a link to an address nobody serves is no copy.
+    site_url = settings.site.public_url if settings.site.enabled else None
+    dispatcher = Dispatcher(outbox, devto=devto, bluesky=bluesky, local=local, slugs=SlugStore(engine),
+                            site_url=site_url)
     for closer in closers:
         dispatcher.on_close(closer)
     return dispatcher

@@ -4,12 +4,19 @@ Order: Dev.to first; then the local folder; then Bluesky, whose post links
 (link card + link facet) to the Dev.to article URL. A post links only to what
 a reader can open:
 
+    the agent's own site (site_url given)       -> <site_url>/a/<slug>, for Bluesky, and as
+                                                  Dev.to's canonical_url unless the author
+                                                  named another original
     Dev.to article public (publish = true)     -> its URL
     Dev.to article a draft (publish = false)   -> post.canonical_url if the author named
       or Dev.to not enabled / refused             a public original, else no link and no
                                                   card: the text stands on its own
     a local file's file:// URI                 -> never (it means nothing to readers and
                                                   would leak a local path; DESIGN invariant 7)
+
+The slug is assigned (publishers.slugs: derived once, stored) before the
+first delivery of every post, site or not, so a site enabled later serves
+every article under the URL it will always have.
 
 A draft's URL is a 404 for everyone but its author, and a Bluesky record
 cannot be edited to add the link once the draft goes public; a source page
@@ -35,6 +42,7 @@ from dataclasses import replace
 
 from publishers.outbox import Outbox
 from publishers.protocol import Metrics, PermanentError, Post, Published, Publisher, PublishError, RetryableError
+from publishers.slugs import SlugStore
 
 log = logging.getLogger(__name__)
 
@@ -68,11 +76,16 @@ class Dispatcher:
         devto: Publisher | None = None,
         bluesky: Publisher | None = None,
         local: Publisher | None = None,
+        *,
+        slugs: SlugStore | None = None,
+        site_url: str | None = None,
     ):
         self.outbox = outbox
         self.devto = devto
         self.bluesky = bluesky
         self.local = local
+        self.slugs = slugs
+        self.site_url = site_url.rstrip("/") if site_url else None  # served by us: a copy every reader can open
         self._closers: list[Callable[[], Awaitable[None]]] = []
 
     @property
@@ -95,14 +108,17 @@ class Dispatcher:
         published: list[Published] = []
         errors: list[PublishError] = []
         devto_failed_retryably = False
-        link = post.canonical_url
+        site_link = self.site_link(post)
+        if site_link is not None:
+            post = replace(post, canonical_url=post.canonical_url or site_link)
+        link = site_link or post.canonical_url
         if self.devto is not None:
             try:
                 article = await self.outbox.deliver(self.devto, post)
                 published.append(article)
-                if article.public and article.url:
+                if site_link is None and article.public and article.url:
                     link = article.url
-                else:
+                elif site_link is None:
                     log.info("Dev.to article is a draft: the other posts do not link to it",
                              extra={"key": post.key, "remote_id": article.remote_id})
             except PublishError as exc:
@@ -116,7 +132,7 @@ class Dispatcher:
                 errors.append(exc)
         if self.bluesky is not None:
             done = self.outbox.get(post.key, self.bluesky.name)
-            if devto_failed_retryably and (done is None or done.published is None):
+            if devto_failed_retryably and site_link is None and (done is None or done.published is None):
                 errors.append(RetryableError(self.bluesky.name, "waiting for the Dev.to article to link to"))
             else:
                 try:
@@ -130,6 +146,13 @@ class Dispatcher:
                 raise DispatchRetryableError(published, errors)
             raise DispatchPermanentError(published, errors)
         return published
+
+    def site_link(self, post: Post) -> str | None:
+        """The post's page on the agent's site (its slug assigned now if it has none); None without a site."""
+        if self.slugs is None:
+            return None
+        slug = self.slugs.assign(post.key, post.title, post.task_id)
+        return f"{self.site_url}/a/{slug}" if self.site_url else None
 
     async def metrics(self) -> list[Metrics]:
         """Engagement counters of everything published, platform by platform."""

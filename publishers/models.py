@@ -8,6 +8,9 @@ Claim (orthogonal to status): claim_token is the fencing token of the one
 process working on the row (NULL: nobody), claim_owner says which process
 (publishers.lease), lease_until when the claim lapses unless renewed. Every
 write of a claimed row is conditional on claim_token (see publishers.outbox).
+
+Slugs (publishers.slugs): one row per post key, written once before the first
+delivery; the site's URL of the post (/a/<slug>) never changes afterwards.
 """
 
 from __future__ import annotations
@@ -52,3 +55,14 @@ class OutboxRow(PublishersBase, table=True):
     claim_token: str | None = Field(default=None, max_length=64)
     claim_owner: str | None = Field(default=None, max_length=200)
     lease_until: datetime | None = None
+
+
+class SlugRow(PublishersBase, table=True):
+    """The site slug of one post: derived once from its title and key, then only read."""
+
+    __tablename__ = "publishers_slug"
+
+    key: str = Field(primary_key=True, max_length=200)
+    slug: str = Field(max_length=120, unique=True)
+    task_id: str | None = Field(default=None, max_length=64, index=True)
+    created_at: datetime = Field(default_factory=utcnow)

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-FIRST_PARTY = {"kernel", "config", "ledger", "wallet", "payments", "publishers", "agents", "daemon", "tests", "bench"}
+FIRST_PARTY = {"kernel", "config", "ledger", "wallet", "payments", "publishers", "agents", "website", "daemon", "tests",
+               "bench"}
 # Scripts that run in an environment of their own, and the file that installs it.
 OWN_ENVIRONMENT = {Path("bench/side_by_side/crew.py"): Path("bench/side_by_side/setup_crewai.sh")}
 
