@@ -67,13 +67,13 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
+from config.settings import SustainSettings
 from kernel.money import format_credits
 from ledger.accounts import COMPUTE, ENGAGEMENT, RECEIVABLE_ENGAGEMENT, TIPS, is_income, leaf, under
 from ledger.budget import Budget, PauseState
 from ledger.journal import Journal
 from ledger.accounts import COMMODITY
 from ledger.query import IS_EXPENSE, IS_INCOME, PERIODS, Period, as_moment, grouped, period_series, task_totals
-from config.settings import SustainSettings
 from ledger.reads import DEFAULT_WINDOW_DAYS, JUST_AFTER, Burn, runway, spend_by_agent, spend_by_model
 from ledger.sustain import SustainState, sustain_state
 

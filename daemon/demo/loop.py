@@ -258,7 +258,7 @@ async def _run(workdir: Path, feed_url: str, settings: Settings, journal: Journa
                 await outcome
 
     console.rule("[bold]selfpub ledger report")
-    report = build_report(journal, budget)
+    report = build_report(journal, budget, sustain=settings.sustain)  # the tier in force and why
     render_table(report, console)
     result.report_json = report.to_dict()
     result.chart = render_chart(journal, workdir / "ledger.png", budget=settings.budget)  # marks the pause, tip, resume
