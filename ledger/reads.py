@@ -12,6 +12,9 @@
                 min_balance, resume_balance)  resumes): what both charts mark
     runway(journal, budget, now)          Runway: days the available balance lasts at the
                                           trailing burn, and a note when the figure is rough
+    unit_economics(journal, since, until) UnitEconomics: cost per published article (mean, p90)
+                                          next to income per article: the ledger report and
+                                          the status page
 
 Definitions (in CR, micro-credits):
     cost of a task      expenses posted in transactions carrying its task id
@@ -28,11 +31,16 @@ Definitions (in CR, micro-credits):
                         transaction; a pause where the series' balance falls under min_balance
                         and a resume where it gets back to resume_balance (the budget's
                         hysteresis, read off the same series, so both charts show the same)
+    published article   a task with a post id on one of its transactions in the window (its
+                        post earned), or one the publishers' outbox says made a post
+                        (`posts_of`); its cost and income are those booked in the window
+    cost per article    mean (rounded to the nearest ucr) and p90 by nearest rank (the
+                        ceil(0.9 n)-th smallest) of the published articles' costs
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
@@ -59,7 +67,7 @@ from ledger.accounts import (
 from ledger.budget import Budget
 from ledger.journal import Journal
 from ledger.accounts import COMMODITY
-from ledger.query import IS_COMPUTE, IS_EXPENSE, IS_INCOME, first_time, grouped, midnight
+from ledger.query import IS_COMPUTE, IS_EXPENSE, IS_INCOME, first_time, grouped, midnight, task_totals
 from ledger.sql import cursor
 
 UTC = timezone.utc
@@ -437,3 +445,58 @@ def runway_days(journal: Journal, budget: Budget, *, now: datetime | None = None
                 window_days: int = DEFAULT_WINDOW_DAYS, available: int | None = None) -> float | None:
     """Days until available is spent at the trailing burn rate; None when nothing is burnt."""
     return runway(journal, budget, now=now, window_days=window_days, available=available).days
+
+
+# -- unit economics ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class UnitEconomics:
+    """What a published article cost and earned over a window, in integer ucr (0 when none was published)."""
+
+    articles: int
+    cost_mean: int
+    cost_p90: int
+    income_mean: int
+
+
+def nearest_rank(values: Sequence[int], pct: int) -> int:
+    """The pct-th percentile by nearest rank: the ceil(pct/100 * n)-th smallest value (0 for no values)."""
+    if not values:
+        return 0
+    ordered = sorted(values)
+    rank = max(-(-pct * len(ordered) // 100), 1)
+    return ordered[rank - 1]
+
+
+def _mean(total: int, n: int) -> int:
+    """total / n rounded to the nearest integer (halves up), in integers only."""
+    return (2 * total + n) // (2 * n) if n else 0
+
+
+def unit_economics_of(
+    tasks: Mapping[str, tuple[int, int, str]], posts_of: Mapping[str, Iterable[str]] | None = None
+) -> UnitEconomics:
+    """Cost per published article and income per article from {task: (cost, earnings, booked post ids)}."""
+    made = posts_of or {}
+    articles = [(cost, earned) for task, (cost, earned, posts) in tasks.items() if posts or any(made.get(task, ()))]
+    costs = [cost for cost, _ in articles]
+    n = len(articles)
+    return UnitEconomics(n, _mean(sum(costs), n), nearest_rank(costs, 90), _mean(sum(e for _, e in articles), n))
+
+
+def unit_economics(
+    journal: Journal,
+    *,
+    since: datetime | None,
+    until: datetime,
+    posts_of: Mapping[str, Iterable[str]] | None = None,
+    conn: Connection | None = None,
+) -> UnitEconomics:
+    """Cost per published article (mean, p90) and income per article over since <= time < until.
+
+    `posts_of`: task id -> the posts it made (the publishers' outbox), so an article counts before it earns.
+    """
+    with _connected(journal, conn) as c:
+        tasks = task_totals(journal, since=since, until=until, conn=c)
+    return unit_economics_of(tasks, posts_of)

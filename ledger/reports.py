@@ -45,6 +45,10 @@ integer of micro-credits (1 credit = 1,000,000 ucr), never a float.
     paused        whether the loop is paused
     pause_reason  why ("" when running)
     runway_note   "" or why runway_days is missing or rough (less than a day of history)
+    per_article   {"published", "cost_mean", "cost_p90", "income_mean"}: unit economics of the
+                   articles of the range (ledger.reads.unit_economics: a task with a post,
+                   booked or in `posts_of`); mean rounded to the ucr, p90 by nearest rank; 0s
+                   when none was published
     sustain       the sustain rule (ledger/sustain.py) over its own trailing window ending now,
                    not the report's range: {"enabled", "tier" (conserve | normal | expand),
                    "income", "cost", "ratio_per_mille" (income * 1000 // cost, null with no
@@ -74,7 +78,16 @@ from ledger.budget import Budget, PauseState
 from ledger.journal import Journal
 from ledger.accounts import COMMODITY
 from ledger.query import IS_EXPENSE, IS_INCOME, PERIODS, Period, as_moment, grouped, period_series, task_totals
-from ledger.reads import DEFAULT_WINDOW_DAYS, JUST_AFTER, Burn, runway, spend_by_agent, spend_by_model
+from ledger.reads import (
+    DEFAULT_WINDOW_DAYS,
+    JUST_AFTER,
+    Burn,
+    UnitEconomics,
+    runway,
+    spend_by_agent,
+    spend_by_model,
+    unit_economics_of,
+)
 from ledger.sustain import SustainState, sustain_state
 
 VERSION = 1
@@ -121,6 +134,7 @@ class Report:
     pause: PauseState = field(default_factory=lambda: PauseState(False, ""))
     sustain: SustainState | None = None  # the tier in force now and why (None: not asked for)
     runway_note: str = ""
+    per_article: UnitEconomics = field(default_factory=lambda: UnitEconomics(0, 0, 0, 0))
 
     @property
     def income_total(self) -> int:
@@ -174,6 +188,8 @@ class Report:
             "pause_reason": self.pause.reason,
             "runway_note": self.runway_note,
             "sustain": self.sustain.to_dict() if self.sustain is not None else None,
+            "per_article": {"published": self.per_article.articles, "cost_mean": self.per_article.cost_mean,
+                            "cost_p90": self.per_article.cost_p90, "income_mean": self.per_article.income_mean},
         }
 
     def to_json(self, indent: int | None = 2) -> str:
@@ -230,6 +246,7 @@ def build_report(
         receivable=receivable, tips=tips, engagement=engagement, other_income=other_income,
         spend_by_agent=by_agent, spend_by_model=by_model, other_spend=other_spend, posts=posts, series=series,
         burn=left.burn, runway_days=left.days, runway_note=left.note, pause=snap.pause, sustain=tier,
+        per_article=unit_economics_of(tasks),
     )
 
 
@@ -307,6 +324,9 @@ def render_table(report: Report, console: Any = None, *, posts: int = 20, period
         ("net", c(report.income_total - report.spend_total)),
         (f"burn per day ({report.burn.window_days}d)", c(report.burn.per_day)),
         ("net burn per day", c(report.burn.net_per_day)),
+        ("articles published", str(report.per_article.articles)),
+        ("cost per article (mean / p90)", f"{c(report.per_article.cost_mean)} / {c(report.per_article.cost_p90)}"),
+        ("income per article (mean)", c(report.per_article.income_mean)),
         ("runway", ("-" if report.runway_days is None else f"{report.runway_days:.2f} days")
          + (f" ({report.runway_note})" if report.runway_note else "")),
         ("sustain", report.sustain.reason if report.sustain is not None else "-"),
