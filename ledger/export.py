@@ -3,9 +3,11 @@
     export(journal, "hledger", out)     # `hledger -f FILE bal` and `hledger check --strict` take it
     export(journal, "beancount", out)   # `bean-check FILE` takes it
 
-Amounts are written as decimals with 6 places (micro-units) in their
-commodity ("1.250000 CR"), so both tools' balances equal selfpub's to the
-micro-credit. hledger account names are ours as they are; beancount's are
+Amounts are exact, never rounded: credits (CR, stored in micro-credits) as
+decimals with 6 places ("1.250000 CR"), so both tools' balances equal
+selfpub's to the micro-credit; every other commodity is stored in its
+smallest unit and written as that whole integer (gas: "21000000000000 WEI",
+never a fraction of a wei). hledger account names are ours as they are; beancount's are
 ours with each part capitalised (assets:wallet -> Assets:Wallet), which is
 one-to-one because our parts are lowercase. Each transaction carries its id
 (hledger: the code, beancount: `ref` metadata), kind, idempotency key, task,
@@ -28,6 +30,7 @@ from typing import TextIO
 from sqlalchemy import text
 
 from ledger.journal import Journal
+from ledger.accounts import COMMODITY
 from ledger.sql import Dialect
 
 FORMATS = ("hledger", "beancount")
@@ -52,10 +55,22 @@ class Txn:
 
 
 def decimal_text(amount: int, decimals: int = DECIMALS) -> str:
-    """An integer of micro-units as an exact decimal string ("-1.250000")."""
+    """An integer of micro-units as an exact decimal string ("-1.250000"); decimals=0: the integer itself."""
+    if decimals == 0:
+        return str(amount)
     sign = "-" if amount < 0 else ""
     whole, frac = divmod(abs(amount), 10**decimals)
     return f"{sign}{whole}.{frac:0{decimals}d}"
+
+
+def decimals_of(commodity: str) -> int:
+    """Decimal places a commodity is written with: 6 for credits (micro-credits), 0 for the rest (wei)."""
+    return DECIMALS if commodity == COMMODITY else 0
+
+
+def amount_text(amount: int, commodity: str) -> str:
+    """An amount in its commodity's smallest unit as the exact decimal the tools read ("-1.250000")."""
+    return decimal_text(amount, decimals_of(commodity))
 
 
 def transactions(journal: Journal, batch: int = 5_000) -> Iterator[Txn]:
@@ -104,7 +119,7 @@ def _tags(txn: Txn) -> list[tuple[str, str]]:
 
 def write_hledger(journal: Journal, out: TextIO) -> int:
     """Write an hledger journal; returns how many transactions."""
-    out.write("; selfpub ledger, exported for hledger. Amounts in micro-unit precision (6 decimals).\n\n")
+    out.write("; selfpub ledger, exported for hledger. CR to the micro-credit (6 decimals), WEI in whole wei.\n\n")
     n = 0
     accounts: set[str] = set()
     commodities: set[str] = set()
@@ -115,7 +130,7 @@ def write_hledger(journal: Journal, out: TextIO) -> int:
         out.write(f"{txn.time:%Y-%m-%d} * ({txn.id}) {description}  ; {tags}\n")
         out.write(f"    ; time: {txn.time.isoformat()}\n")
         for account, commodity, amount in txn.postings:
-            out.write(f"    {account:<40}  {decimal_text(amount):>22} {commodity}\n")
+            out.write(f"    {account:<40}  {amount_text(amount, commodity):>22} {commodity}\n")
             accounts.add(account)
             commodities.add(commodity)
         out.write("\n")
@@ -126,7 +141,9 @@ def write_hledger(journal: Journal, out: TextIO) -> int:
     for account in sorted(accounts):
         out.write(f"account {account}\n")
     for commodity in sorted(commodities):
-        out.write(f"commodity {decimal_text(10**DECIMALS)} {commodity}\n")
+        # hledger wants a decimal mark in the directive: "1." declares whole units (wei), no decimals.
+        one = amount_text(10 ** decimals_of(commodity), commodity)
+        out.write(f"commodity {one if '.' in one else one + '.'} {commodity}\n")
     return n
 
 
@@ -146,7 +163,7 @@ def write_beancount(journal: Journal, out: TextIO) -> int:
     """Write a beancount file ending in a balance assertion per account; returns how many transactions."""
     # Beancount orders directives by date itself, so the opens can follow the
     # transactions they precede: one streaming pass, memory flat.
-    out.write("; selfpub ledger, exported for beancount. Amounts in micro-unit precision (6 decimals).\n")
+    out.write("; selfpub ledger, exported for beancount. CR to the micro-credit (6 decimals), WEI in whole wei.\n")
     out.write('option "title" "selfpub ledger"\n\n')
     opened: dict[str, date] = {}
     commodities: dict[str, date] = {}
@@ -162,7 +179,7 @@ def write_beancount(journal: Journal, out: TextIO) -> int:
             opened.setdefault(account, day)
             commodities.setdefault(commodity, day)
             totals[(account, commodity)] += amount
-            lines.append(f"  {beancount_account(account):<44} {decimal_text(amount):>22} {commodity}")
+            lines.append(f"  {beancount_account(account):<44} {amount_text(amount, commodity):>22} {commodity}")
         out.write("\n".join(lines) + "\n\n")
         n += 1
     for commodity, day in sorted(commodities.items()):
@@ -181,7 +198,8 @@ def write_beancount(journal: Journal, out: TextIO) -> int:
                 if parent in opened:
                     subtree[(parent, commodity)] += amount
         for (account, commodity), amount in sorted(subtree.items()):
-            out.write(f"{check} balance {beancount_account(account):<44} {decimal_text(amount):>22} ~ 0 {commodity}\n")
+            out.write(f"{check} balance {beancount_account(account):<44} {amount_text(amount, commodity):>22} ~ 0 "
+                      f"{commodity}\n")
     return n
 
 

@@ -1,14 +1,16 @@
 """What the money did: balances, income, spend, P&L per post, a period series, burn and runway.
 
-    report = build_report(journal, budget, since=None, until=None, by="day")
+    report = build_report(journal, budget, since=None, until=None, by="day", posts_of=None)
     report.to_json()      # the stable JSON below
     render_table(report)  # rich tables (`selfpub ledger report`)
-    to_csv(report)        # long CSV (`--format csv`)
+    to_csv(report)        # one row per period (`--csv` / `--format csv`, `--period day|week|month`)
 
 Summary figures (balance, available, reserved, liabilities, receivable,
 paused) are as of `now`. Income, spend, posts and the series cover postings
 with since <= time < until (until defaults to now; a `date` given as
-`until` includes that whole day). Only the credit commodity (CR) is reported.
+`until` includes that whole day). Only the credit commodity (CR) is reported,
+except gas: settlement pays it in the chain's native coin, booked in whole wei
+(commodity WEI, an integer, never converted to credits or to a fraction).
 Spend by agent and model, burn and runway are ledger.reads' figures (one
 implementation, handed the caller's Budget).
 
@@ -35,7 +37,15 @@ integer of micro-credits (1 credit = 1,000,000 ucr), never a float.
     net           income.total - spend.total
     posts         [{"task_id", "post_id", "cost", "earnings", "net"}] sorted by task_id:
                    compute (and other expense) postings and income postings grouped by
-                   the transaction's task_id; post_id lists the task's posts, comma-separated
+                   the transaction's task_id; post_id lists the task's posts ("platform:id"),
+                   comma-separated: the ones `posts_of` names (the publishers' outbox, handed
+                   in by the CLI: compute is booked before a post exists, so its postings
+                   cannot carry one) and any booked with income (engagement)
+    gas           {commodity: amount} expenses:gas over the range in its own integer unit
+                   ({"WEI": 21000000000000}); {} when no settlement paid gas
+    funding       {"deposits", "tips", "series": [{"start", "end", "deposits", "tips"}]}:
+                   credits that came in, over the range and per period of the series;
+                   deposits = deposits and mints (equity:opening, less reversals)
     series        [{"start", "end", "spend", "income", "balance"}]: per period, start
                    and end (exclusive) as YYYY-MM-DD, balance = wallet at the period's end
     burn          {"per_day", "net_per_day", "window_days"}: expenses (net: minus income)
@@ -45,20 +55,25 @@ integer of micro-credits (1 credit = 1,000,000 ucr), never a float.
     paused        whether the loop is paused
     pause_reason  why ("" when running)
     runway_note   "" or why runway_days is missing or rough (less than a day of history)
-    per_article   {"published", "cost_mean", "cost_p90", "income_mean"}: unit economics of the
-                   articles of the range (ledger.reads.unit_economics: a task with a post,
-                   booked or in `posts_of`); mean rounded to the ucr, p90 by nearest rank; 0s
-                   when none was published
     sustain       the sustain rule (ledger/sustain.py) over its own trailing window ending now,
                    not the report's range: {"enabled", "tier" (conserve | normal | expand),
                    "income", "cost", "ratio_per_mille" (income * 1000 // cost, null with no
                    cost), "window_hours", "expand_at_per_mille", "reason"}; null when not asked
 
-CSV (`to_csv`): columns section,key,field,value; money in credits with 6
-decimals. Sections: summary (key = a summary field), income (key = tips,
-engagement:<platform> or an account), spend_by_agent, spend_by_model,
-spend_other, post (key = task_id; field = post_id|cost|earnings|net),
-series (key = start; field = end|spend|income|balance).
+CSV (`to_csv`): one row per period of the series, version 1. The columns,
+in this order, are stable (new ones may be appended, none renamed, removed or
+moved); money in credits with 6 decimals ("1.250000"), never rounded:
+
+    start         first day of the period (YYYY-MM-DD, UTC)
+    end           first day after it (exclusive)
+    spend         expenses in the period (compute and other)
+    income        income in the period (tips + engagement + other_income)
+    tips          income:tips
+    engagement    income:engagement:* (every platform)
+    other_income  any other income account
+    deposits      deposits and mints (equity:opening; a reversal counts negative)
+    net           income - spend
+    balance       the wallet at the period's end
 """
 
 from __future__ import annotations
@@ -67,31 +82,48 @@ import csv
 import heapq
 import io
 import json
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from config.settings import SustainSettings
 from kernel.money import format_credits
-from ledger.accounts import COMPUTE, ENGAGEMENT, RECEIVABLE_ENGAGEMENT, TIPS, is_income, leaf, under
+from ledger.accounts import (
+    COMPUTE,
+    ENGAGEMENT,
+    GAS,
+    OPENING,
+    RECEIVABLE_ENGAGEMENT,
+    TIPS,
+    is_income,
+    leaf,
+    sql_under,
+    under,
+)
 from ledger.budget import Budget, PauseState
 from ledger.journal import Journal
 from ledger.accounts import COMMODITY
-from ledger.query import IS_EXPENSE, IS_INCOME, PERIODS, Period, as_moment, grouped, period_series, task_totals
-from ledger.reads import (
-    DEFAULT_WINDOW_DAYS,
-    JUST_AFTER,
-    Burn,
-    UnitEconomics,
-    runway,
-    spend_by_agent,
-    spend_by_model,
-    unit_economics_of,
+from ledger.query import (
+    IS_EXPENSE,
+    IS_INCOME,
+    PERIODS,
+    Period,
+    as_moment,
+    bucket,
+    grouped,
+    period_series,
+    task_totals,
 )
+from config.settings import SustainSettings
+from ledger.reads import DEFAULT_WINDOW_DAYS, JUST_AFTER, Burn, runway, spend_by_agent, spend_by_model
 from ledger.sustain import SustainState, sustain_state
 
 VERSION = 1
 INCOME_OR_EXPENSES = f"({IS_EXPENSE} OR {IS_INCOME})"
+INCOME_OR_FUNDING = f"({IS_INCOME} OR {sql_under(OPENING)})"
+IS_GAS = sql_under(GAS)
+CSV_COLUMNS = ("start", "end", "spend", "income", "tips", "engagement", "other_income", "deposits", "net", "balance")
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +138,17 @@ class PostPnl:
     @property
     def net(self) -> int:
         return self.earnings - self.cost
+
+
+@dataclass(frozen=True, slots=True)
+class PeriodIn:
+    """What came in during one period of the series, in ucr: income by source, and deposits."""
+
+    start: date
+    tips: int = 0
+    engagement: int = 0
+    other_income: int = 0
+    deposits: int = 0
 
 
 @dataclass(frozen=True)
@@ -134,7 +177,13 @@ class Report:
     pause: PauseState = field(default_factory=lambda: PauseState(False, ""))
     sustain: SustainState | None = None  # the tier in force now and why (None: not asked for)
     runway_note: str = ""
-    per_article: UnitEconomics = field(default_factory=lambda: UnitEconomics(0, 0, 0, 0))
+    deposits: int = 0
+    incoming: list[PeriodIn] = field(default_factory=list)  # one per period of `series`, same order
+    gas: dict[str, int] = field(default_factory=dict)  # commodity -> integer smallest units (wei)
+
+    def came_in(self, period: Period) -> PeriodIn:
+        """What came in during one period of the series (zeros when nothing did)."""
+        return next((p for p in self.incoming if p.start == period.start), PeriodIn(period.start))
 
     @property
     def income_total(self) -> int:
@@ -188,8 +237,16 @@ class Report:
             "pause_reason": self.pause.reason,
             "runway_note": self.runway_note,
             "sustain": self.sustain.to_dict() if self.sustain is not None else None,
-            "per_article": {"published": self.per_article.articles, "cost_mean": self.per_article.cost_mean,
-                            "cost_p90": self.per_article.cost_p90, "income_mean": self.per_article.income_mean},
+            "gas": dict(self.gas),
+            "funding": {
+                "deposits": self.deposits,
+                "tips": self.tips,
+                "series": [
+                    {"start": s.start.isoformat(), "end": s.end.isoformat(), "deposits": self.came_in(s).deposits,
+                     "tips": self.came_in(s).tips}
+                    for s in self.series
+                ],
+            },
         }
 
     def to_json(self, indent: int | None = 2) -> str:
@@ -210,8 +267,12 @@ def build_report(
     now: datetime | None = None,
     window_days: int = DEFAULT_WINDOW_DAYS,
     sustain: SustainSettings | None = None,
+    posts_of: Mapping[str, Iterable[str]] | None = None,
 ) -> Report:
-    """Build the report over [since, until) (see the module docstring for what each figure means)."""
+    """Build the report over [since, until) (see the module docstring for what each figure means).
+
+    `posts_of`: task id -> the posts it made ("platform:id"), from the publishers' outbox.
+    """
     if by not in PERIODS:
         raise ValueError(f"by must be one of {', '.join(PERIODS)}, got {by!r}")
     now = as_moment(now) or budget.clock()
@@ -222,10 +283,17 @@ def build_report(
         receivable = journal.balance(RECEIVABLE_ENGAGEMENT, conn=conn)
         series = period_series(journal, since=start, until=end, by=by, conn=conn)
         accounts = grouped(journal, since=start, until=end, by=("account",), where=INCOME_OR_EXPENSES, conn=conn)
+        daily_in = grouped(journal, since=start, until=end, by=("day", "account"), where=INCOME_OR_FUNDING, conn=conn)
         by_agent = spend_by_agent(journal, since=start, until=end, conn=conn)
         by_model = spend_by_model(journal, since=start, until=end, conn=conn)
         tasks = task_totals(journal, since=start, until=end, conn=conn)
         left = runway(journal, budget, now=now, window_days=window_days, available=snap.available, conn=conn)
+        gas = {}
+        for commodity in journal.commodities():
+            if commodity != COMMODITY:
+                spent = grouped(journal, since=start, until=end, by=(), where=IS_GAS, commodity=commodity, conn=conn)
+                if spent.get((), 0):
+                    gas[commodity] = spent[()]
         tier = sustain_state(journal, sustain, now=now, conn=conn) if sustain is not None else None
 
     tips, engagement, other_income, other_spend = 0, {}, {}, {}
@@ -239,56 +307,57 @@ def build_report(
         elif not under(account, COMPUTE):
             other_spend[account] = amount
 
-    posts = [PostPnl(task_id, post_ids, cost, earned) for task_id, (cost, earned, post_ids) in sorted(tasks.items())]
+    posts = [
+        PostPnl(task_id, _post_ids(post_ids, (posts_of or {}).get(task_id, ())), cost, earned)
+        for task_id, (cost, earned, post_ids) in sorted(tasks.items())
+    ]
+    incoming = _incoming(daily_in, by)
     return Report(
         generated_at=now, since=start, until=now if until is None else end, by=by,
         balance=snap.wallet, available=snap.available, reserved=snap.reserved, liabilities=snap.liabilities,
         receivable=receivable, tips=tips, engagement=engagement, other_income=other_income,
         spend_by_agent=by_agent, spend_by_model=by_model, other_spend=other_spend, posts=posts, series=series,
         burn=left.burn, runway_days=left.days, runway_note=left.note, pause=snap.pause, sustain=tier,
-        per_article=unit_economics_of(tasks),
+        deposits=sum(p.deposits for p in incoming), incoming=incoming, gas=gas,
     )
+
+
+def _post_ids(booked: str, made: Iterable[str]) -> str:
+    """The union of the post ids booked with a task's income and the ones it made, sorted, comma-separated."""
+    return ",".join(sorted({p for p in booked.split(",") if p} | {p for p in made if p}))
+
+
+def _incoming(daily: Mapping[tuple, int], by: str) -> list[PeriodIn]:
+    """Income by source and deposits per period (sign flipped: money in is positive)."""
+    sums: dict[date, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for (day, account), amount in daily.items():
+        row = sums[bucket(date.fromisoformat(day), by)]
+        if account == TIPS:
+            row["tips"] -= amount
+        elif under(account, ENGAGEMENT):
+            row["engagement"] -= amount
+        elif under(account, OPENING):
+            row["deposits"] -= amount
+        else:
+            row["other_income"] -= amount
+    return [PeriodIn(start, **values) for start, values in sorted(sums.items())]
 
 
 # -- rendering -----------------------------------------------------------------------
 
 
 def to_csv(report: Report) -> str:
-    """The report as long CSV: section,key,field,value (money in credits)."""
+    """The report as CSV, one row per period of its series (columns: CSV_COLUMNS, documented above)."""
     out = io.StringIO()
     w = csv.writer(out, lineterminator="\n")
-    w.writerow(["section", "key", "field", "value"])
+    w.writerow(CSV_COLUMNS)
     c = format_credits
-    for key in ("balance", "available", "reserved", "liabilities", "receivable"):
-        w.writerow(["summary", key, "", c(getattr(report, key))])
-    w.writerow(["summary", "income", "", c(report.income_total)])
-    w.writerow(["summary", "spend", "", c(report.spend_total)])
-    w.writerow(["summary", "net", "", c(report.income_total - report.spend_total)])
-    w.writerow(["summary", "burn_per_day", "", c(report.burn.per_day)])
-    w.writerow(["summary", "net_burn_per_day", "", c(report.burn.net_per_day)])
-    w.writerow(["summary", "runway_days", "", "" if report.runway_days is None else f"{report.runway_days:.2f}"])
-    w.writerow(["summary", "runway_note", "", report.runway_note])
-    w.writerow(["summary", "paused", "", "true" if report.pause.paused else "false"])
-    w.writerow(["summary", "pause_reason", "", report.pause.reason])
-    w.writerow(["income", "tips", "", c(report.tips)])
-    for platform, amount in report.engagement.items():
-        w.writerow(["income", f"engagement:{platform}", "", c(amount)])
-    for account, amount in report.other_income.items():
-        w.writerow(["income", account, "", c(amount)])
-    for section, values in (
-        ("spend_by_agent", report.spend_by_agent), ("spend_by_model", report.spend_by_model),
-        ("spend_other", report.other_spend),
-    ):
-        for key, amount in values.items():
-            w.writerow([section, key, "", c(amount)])
-    for p in report.posts:
-        w.writerow(["post", p.task_id, "post_id", p.post_id])
-        for name in ("cost", "earnings", "net"):
-            w.writerow(["post", p.task_id, name, c(getattr(p, name))])
     for s in report.series:
-        w.writerow(["series", s.start.isoformat(), "end", s.end.isoformat()])
-        for name in ("spend", "income", "balance"):
-            w.writerow(["series", s.start.isoformat(), name, c(getattr(s, name))])
+        got = report.came_in(s)
+        w.writerow([
+            s.start.isoformat(), s.end.isoformat(), c(s.spend), c(s.income), c(got.tips), c(got.engagement),
+            c(got.other_income), c(got.deposits), c(s.income - s.spend), c(s.balance),
+        ])
     return out.getvalue()
 
 
@@ -324,9 +393,7 @@ def render_table(report: Report, console: Any = None, *, posts: int = 20, period
         ("net", c(report.income_total - report.spend_total)),
         (f"burn per day ({report.burn.window_days}d)", c(report.burn.per_day)),
         ("net burn per day", c(report.burn.net_per_day)),
-        ("articles published", str(report.per_article.articles)),
-        ("cost per article (mean / p90)", f"{c(report.per_article.cost_mean)} / {c(report.per_article.cost_p90)}"),
-        ("income per article (mean)", c(report.per_article.income_mean)),
+        *((f"gas ({commodity})", str(amount)) for commodity, amount in report.gas.items()),
         ("runway", ("-" if report.runway_days is None else f"{report.runway_days:.2f} days")
          + (f" ({report.runway_note})" if report.runway_note else "")),
         ("sustain", report.sustain.reason if report.sustain is not None else "-"),
@@ -350,6 +417,16 @@ def render_table(report: Report, console: Any = None, *, posts: int = 20, period
     if len(report.posts) > len(active):
         pnl.caption = f"the {len(active)} most active of {len(report.posts)} tasks; all in --format json"
     console.print(pnl)
+
+    funding = Table(title="Funding", title_justify="left")
+    for col, justify in (("from", "left"), ("deposits", "right"), ("tips", "right")):
+        funding.add_column(col, justify=justify)  # type: ignore[arg-type]
+    came = [(s, report.came_in(s)) for s in report.series[-periods:]]
+    for s, got in came:
+        if got.deposits or got.tips:
+            funding.add_row(s.start.isoformat(), c(got.deposits), c(got.tips))
+    funding.add_row("total", c(report.deposits), c(report.tips), style="bold")
+    console.print(funding)
 
     series = Table(title=f"By {report.by}", title_justify="left")
     for col, justify in (("from", "left"), ("spend", "right"), ("income", "right"), ("balance at end", "right")):

@@ -1,4 +1,4 @@
-"""`selfpub ledger ...`: deposit, report, export, plot."""
+"""`selfpub ledger ...`: deposit, reverse, pay-provider, report, export, plot."""
 
 from __future__ import annotations
 
@@ -10,9 +10,10 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from kernel.money import AmountError, format_credits, parse_credits
-from daemon.context import app_context
+from daemon.context import AppContext, app_context
 
 # Each command imports the ledger module it needs, so `selfpub ledger deposit` does not pay for the others.
 
@@ -91,22 +92,93 @@ def report(
     ctx: typer.Context,
     since: Optional[str] = typer.Option(None, "--since", help="First day (YYYY-MM-DD, UTC), included."),  # noqa: UP007
     until: Optional[str] = typer.Option(None, "--until", help="Last day (YYYY-MM-DD, UTC), included."),  # noqa: UP007
-    by: By = typer.Option(By.day, "--by", help="Period of the series."),
+    by: By = typer.Option(By.day, "--by", "--period", help="Period of the series (and of each CSV row)."),
     fmt: ReportFormat = typer.Option(ReportFormat.table, "--format", help="table (rich), json (stable keys) or csv."),
+    as_csv: bool = typer.Option(False, "--csv", help="CSV, one row per period: same as --format csv."),
 ) -> None:
-    """Balance, available, income, spend by agent and model, P&L per post, burn, runway, pause."""
+    """Balance, available, income, spend by agent and model, P&L per post, funding, burn, runway, pause."""
     from ledger.reports import build_report, render_table, to_csv
 
     start, end = _range(since, until)
     app = app_context(ctx).read_only()  # needs no publisher, LLM or wallet credential
-    result = build_report(app.journal, app.budget, since=start, until=end, by=by.value,
+    result = build_report(app.journal, app.budget, since=start, until=end, by=by.value, posts_of=_posts_of(app),
                           sustain=app.settings.sustain)
-    if fmt is ReportFormat.json:
+    if fmt is ReportFormat.json and not as_csv:
         sys.stdout.write(result.to_json() + "\n")
-    elif fmt is ReportFormat.csv:
+    elif fmt is ReportFormat.csv or as_csv:
         sys.stdout.write(to_csv(result))
     else:
         render_table(result, console)
+
+
+def _posts_of(app: AppContext) -> dict[str, list[str]]:
+    """task id -> its posts ("platform:id") from the publishers' outbox: the report's post column."""
+    from publishers.outbox import Outbox
+
+    out: dict[str, list[str]] = {}
+    for r in Outbox(app.engine).published():
+        if r.task_id and r.published is not None:
+            out.setdefault(r.task_id, []).append(f"{r.platform}:{r.published.remote_id}")
+    return out
+
+
+def _ledger_mode(app: AppContext, command: str) -> None:
+    """Refuse a hand booking of wallet money on a chain wallet, where assets:wallet mirrors the chain."""
+    mode = app.settings.wallet.mode
+    if mode != "ledger":
+        console.print(f"[red]ledger {command} is for wallet.mode = \"ledger\"; this wallet is {mode!r}: its "
+                      "payments are made and booked on chain by settlement (`selfpub wallet settle`)[/]")
+        raise typer.Exit(1)
+
+
+@ledger_app.command("reverse")
+def reverse(
+    ctx: typer.Context,
+    txn_id: int = typer.Argument(..., help="The transaction to undo (the id `ledger export` shows)."),
+    reason: str = typer.Option(..., "--reason", help="Why: kept with the correcting transaction."),
+) -> None:
+    """Undo a mistaken transaction with a correcting one (nothing is edited or deleted)."""
+    from ledger.manual import ManualRefused, reverse_by_hand
+
+    app = app_context(ctx)
+    try:
+        posted = reverse_by_hand(app.journal, txn_id, reason)
+    except ManualRefused as exc:
+        console.print(f"[red]cannot reverse: {escape(str(exc))}[/]")
+        raise typer.Exit(1) from None
+    console.print(f"reversed transaction {txn_id} by transaction {posted.txn_id}")
+
+
+@ledger_app.command("pay-provider")
+def pay_provider(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="The provider (the NAME its debt is booked under)."),
+    amount: str = typer.Argument(..., help="Credits paid, up to 6 decimals."),
+    ref: Optional[str] = typer.Option(None, "--ref", help="Your payment's reference: the same ref books once."),  # noqa: UP007
+) -> None:
+    """Record paying a compute provider in ledger mode (what is owed to it and the wallet both go down)."""
+    try:
+        ucr = parse_credits(amount)
+    except AmountError as exc:
+        console.print(f"[red]amount {amount!r}: {exc}[/]")
+        raise typer.Exit(1) from None
+    if ucr <= 0:
+        console.print(f"[red]amount {amount!r}: must be more than 0[/]")
+        raise typer.Exit(1)
+    from ledger.manual import ManualRefused
+    from ledger.manual import pay_provider as book_payment
+
+    app = app_context(ctx)
+    _ledger_mode(app, "pay-provider")
+    try:
+        posted = book_payment(app.journal, name, ucr, ref=ref)
+    except ManualRefused as exc:
+        console.print(f"[red]cannot pay {escape(name)}: {escape(str(exc))}[/]")
+        raise typer.Exit(1) from None
+    if posted.created:
+        console.print(f"paid {escape(name)} {format_credits(ucr)} credits (transaction {posted.txn_id})")
+    else:
+        console.print(f"already booked: ref {escape(ref or '')} is transaction {posted.txn_id}; nothing new")
 
 
 @ledger_app.command("export")

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ast
 import csv
 import io
+import re
 import shutil
 import subprocess
 import sys
@@ -14,8 +16,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from ledger import Journal
-from ledger.export import beancount_account, decimal_text, export
+from ledger import Entry, Journal
+from ledger.accounts import GAS, NATIVE
+from ledger.export import amount_text, beancount_account, decimal_text, decimals_of, export
 from ledger.reports import build_report
 from tests.ledger.conftest import Clock
 from tests.ledger.ledgerdata import populate
@@ -31,8 +34,9 @@ def write(journal: Journal, fmt: str, path: Path) -> Path:
     return path
 
 
-def ucr(text: str) -> int:
-    value = Decimal(text) * UCR
+def ucr(text: str, commodity: str = "CR") -> int:
+    """A decimal as the tools print it, in the commodity's smallest unit (micro-credits, wei)."""
+    value = Decimal(text) * 10 ** decimals_of(commodity)
     assert value == value.to_integral_value(), text
     return int(value)
 
@@ -48,7 +52,7 @@ def hledger_balances(path: Path) -> dict[str, dict[str, int]]:
             if amount.strip() in ("0", ""):
                 continue
             number, commodity = amount.split()
-            balances.setdefault(account, {})[commodity] = ucr(number)
+            balances.setdefault(account, {})[commodity] = ucr(number, commodity)
     return balances
 
 
@@ -109,7 +113,7 @@ def test_bean_check_accepts_the_file_and_its_balance_assertions(journal: Journal
     totals: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for entry in entries:
         for posting in getattr(entry, "postings", None) or ():
-            totals[posting.account][posting.units.currency] += ucr(str(posting.units.number))
+            totals[posting.account][posting.units.currency] += ucr(str(posting.units.number), posting.units.currency)
     flat = {a: {c: v for c, v in cs.items() if v} for a, cs in totals.items()}
     want = {beancount_account(a): cs for a, cs in ours(journal).items()}
     assert {a: cs for a, cs in flat.items() if cs} == want
@@ -143,5 +147,73 @@ def test_names_and_amounts() -> None:
     assert decimal_text(-1_250_000) == "-1.250000"
     assert decimal_text(5) == "0.000005"
     assert decimal_text(0) == "0.000000"
+    assert amount_text(21_000_000_000_000, "WEI") == "21000000000000" and amount_text(-7, "WEI") == "-7"
+    assert amount_text(1_250_000, "CR") == "1.250000"
     with pytest.raises(ValueError, match="hledger"):
         export(None, "ledger", io.StringIO())  # type: ignore[arg-type]
+
+
+def _gas(journal: Journal, wei: int) -> None:
+    journal.post("gas", [Entry(GAS, wei, "WEI"), Entry(NATIVE, -wei, "WEI")], idempotency_key=f"gas:{wei}")
+
+
+def test_gas_is_exported_in_whole_wei(journal: Journal, tmp_path: Path) -> None:
+    """Gas is an integer of wei: no tool may read it as a fraction of a wei (issue 14.6)."""
+    _gas(journal, 21_000 * 1_000_000_007)
+    hl = write(journal, "hledger", tmp_path / "gas.journal").read_text()
+    bean = write(journal, "beancount", tmp_path / "gas.beancount").read_text()
+    for text in (hl, bean):
+        assert "21000000147000 WEI" in text and "-21000000147000 WEI" in text
+        assert not re.search(r"\d\.\d+ WEI", text), text
+    assert "commodity 1. WEI" in hl
+    assert subprocess.run([str(BEAN_CHECK), str(tmp_path / "gas.beancount")], capture_output=True).returncode == 0
+    if HLEDGER:
+        assert hledger_balances(tmp_path / "gas.journal") == ours(journal)
+        check = subprocess.run([HLEDGER, "-f", str(tmp_path / "gas.journal"), "check", "--strict"], capture_output=True)
+        assert check.returncode == 0, check.stderr
+
+
+GAS_PATH = ("wallet/settlement.py", "wallet/paychain.py", "ledger/export.py", "ledger/reports.py", "ledger/manual.py")
+MONEY = re.compile(r"(wei|gas|ucr|amount|cost|price|fee|owed|balance|deposit|tip)s?$", re.I)
+
+
+def _floaty(node: ast.AST) -> str:
+    """Why an expression may be a float (a float() call, a float literal, a true division), or ""."""
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.Call) and isinstance(sub.func, ast.Name) and sub.func.id == "float":
+            return "float()"
+        if isinstance(sub, ast.BinOp) and isinstance(sub.op, ast.Div):
+            return "a true division"
+        if isinstance(sub, ast.Constant) and type(sub.value) is float:
+            return f"the float {sub.value!r}"
+    return ""
+
+
+def _name(target: ast.AST) -> str:
+    return target.id if isinstance(target, ast.Name) else target.attr if isinstance(target, ast.Attribute) else ""
+
+
+def test_no_float_on_the_money_path() -> None:
+    """Gas and money stay integers from the chain's receipt to the report: nothing named like money is typed
+    float or computed with float(), a float literal or `/` (time and ratios may be floats)."""
+    root = Path(__file__).resolve().parents[2]
+    found = []
+    for path in GAS_PATH:
+        for node in ast.walk(ast.parse((root / path).read_text(), path)):
+            named: list[tuple[str, ast.AST | None, ast.AST | None]] = []  # (name, annotation, value)
+            if isinstance(node, ast.arg):
+                named.append((node.arg, node.annotation, None))
+            elif isinstance(node, ast.AnnAssign):
+                named.append((_name(node.target), node.annotation, node.value))
+            elif isinstance(node, ast.Assign):
+                named += [(_name(t), None, node.value) for t in node.targets]
+            elif isinstance(node, ast.keyword) and node.arg:
+                named.append((node.arg, None, node.value))
+            for name, annotation, value in named:
+                if not MONEY.search(name or ""):
+                    continue
+                if annotation is not None and "float" in ast.unparse(annotation):
+                    found.append(f"{path}:{node.lineno} {name} is typed {ast.unparse(annotation)}")
+                if value is not None and _floaty(value):
+                    found.append(f"{path}:{node.lineno} {name} = ... {_floaty(value)}")
+    assert found == []

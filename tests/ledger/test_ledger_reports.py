@@ -14,10 +14,11 @@ from typer.testing import CliRunner
 from config.settings import BudgetSettings
 from daemon.cli import app
 from ledger import TIPS, WALLET, Budget, Entry, Journal
+from ledger.accounts import GAS, NATIVE, compute_account, provider_account
 from ledger.funding import deposit
 from ledger.query import as_moment, midnight
 from ledger.reads import runway_days
-from ledger.reports import build_report, render_table, to_csv
+from ledger.reports import CSV_COLUMNS, build_report, render_table, to_csv
 from tests.ledger.conftest import Clock
 from tests.ledger.ledgerdata import START, expected, populate, wallet_at
 
@@ -126,7 +127,7 @@ def test_json_keys_are_stable(journal: Journal, clock: Clock) -> None:
     assert list(data) == [
         "version", "generated_at", "commodity", "unit", "since", "until", "by", "balance", "available", "reserved",
         "liabilities", "receivable", "income", "spend", "net", "posts", "series", "burn", "runway_days", "paused",
-        "pause_reason", "runway_note", "sustain", "per_article",
+        "pause_reason", "runway_note", "sustain", "gas", "funding",
     ]
     assert data["version"] == 1 and data["unit"] == "ucr"
     assert list(data["income"]) == ["total", "tips", "engagement", "other"]
@@ -134,6 +135,8 @@ def test_json_keys_are_stable(journal: Journal, clock: Clock) -> None:
     assert list(data["posts"][0]) == ["task_id", "post_id", "cost", "earnings", "net"]
     assert list(data["series"][0]) == ["start", "end", "spend", "income", "balance"]
     assert list(data["burn"]) == ["per_day", "net_per_day", "window_days"]
+    assert list(data["funding"]) == ["deposits", "tips", "series"]
+    assert list(data["funding"]["series"][0]) == ["start", "end", "deposits", "tips"]
 
     def no_floats(value: object, path: str = "") -> None:
         if isinstance(value, dict):
@@ -148,13 +151,85 @@ def test_json_keys_are_stable(journal: Journal, clock: Clock) -> None:
     no_floats(data)
 
 
-def test_csv_and_table_render(journal: Journal, clock: Clock) -> None:
+def credits(text: str) -> int:
+    whole, frac = text.lstrip("-").split(".")
+    assert len(frac) == 6, text
+    return (-1 if text.startswith("-") else 1) * (int(whole) * 1_000_000 + int(frac))
+
+
+@pytest.mark.parametrize("by", ["day", "week", "month"])
+def test_csv_is_one_row_per_period_with_stable_columns(journal: Journal, clock: Clock, by: str) -> None:
+    budget = populate(journal, clock, days=40)
+    report = build_report(journal, budget, by=by)
+    rows = list(csv.DictReader(io.StringIO(to_csv(report))))
+    assert list(rows[0]) == list(CSV_COLUMNS) == [
+        "start", "end", "spend", "income", "tips", "engagement", "other_income", "deposits", "net", "balance"
+    ]
+    assert [(r["start"], r["end"]) for r in rows] == [(p.start.isoformat(), p.end.isoformat()) for p in report.series]
+    want = expected(journal, None, clock.now + timedelta(microseconds=1))
+    for row, period in zip(rows, report.series):
+        assert credits(row["spend"]) == period.spend and credits(row["balance"]) == period.balance
+        assert credits(row["income"]) == period.income == (
+            credits(row["tips"]) + credits(row["engagement"]) + credits(row["other_income"]))
+        assert credits(row["net"]) == period.income - period.spend
+    assert sum(credits(r["tips"]) for r in rows) == want["tips"]
+    assert sum(credits(r["deposits"]) for r in rows) == 20_000_000 == report.deposits
+    assert sum(credits(r["engagement"]) for r in rows) == sum(want["engagement"].values())
+
+
+def test_funding_shows_deposits_and_tips_by_period(journal: Journal, clock: Clock) -> None:
+    budget = populate(journal, clock)
+    deposit(journal, 1_500_000, time=clock.now - timedelta(hours=2))
+    wrong = deposit(journal, 9_000_000, time=clock.now - timedelta(hours=1)).txn_id
+    journal.reverse(wrong, idempotency_key="rev", memo="typo", time=clock.now - timedelta(minutes=30))
+    data = build_report(journal, budget, by="day").to_dict()
+    funding = data["funding"]
+    assert funding["deposits"] == 21_500_000  # the reversed deposit nets to nothing
+    assert funding["tips"] == data["income"]["tips"] > 0
+    assert sum(p["tips"] for p in funding["series"]) == funding["tips"]
+    assert sum(p["deposits"] for p in funding["series"]) == funding["deposits"]
+    assert funding["series"][0]["deposits"] == 20_000_000 and funding["series"][-1]["deposits"] == 1_500_000
+    from rich.console import Console
+
+    console = Console(record=True, width=120)
+    render_table(build_report(journal, budget), console)
+    text = console.export_text()
+    assert "Funding" in text and "21.500000" in text
+
+
+def test_every_post_a_task_made_shows_in_its_row(journal: Journal, clock: Clock) -> None:
+    """Compute is booked before a post exists, so the post column comes from what the task published."""
+    budget = populate(journal, clock)
+    journal.post("compute", [Entry(compute_account("writer"), 5_000), Entry(provider_account("embedded"), -5_000)],
+                 idempotency_key="c-new", task_id="task-new", time=clock.now - timedelta(hours=1))
+    without = {p.task_id: p.post_id for p in build_report(journal, budget).posts}
+    assert without["task-new"] == ""  # no income yet, so nothing in the ledger names its posts
+    made = {"task-new": ["devto:1001", "bluesky:at://did:plc:x/app.bsky.feed.post/3k"], "task-3": ["local:post.md"]}
+    posts = {p.task_id: p for p in build_report(journal, budget, posts_of=made).posts}
+    assert posts["task-new"].post_id == "bluesky:at://did:plc:x/app.bsky.feed.post/3k,devto:1001"
+    assert posts["task-new"].cost == 5_000
+    assert posts["task-3"].post_id == "bluesky:7,local:post.md"  # the engagement's post and the one it made
+
+
+def test_gas_is_reported_in_whole_wei(journal: Journal, clock: Clock) -> None:
+    budget = populate(journal, clock)
+    spend = build_report(journal, budget).spend_total
+    wei = 21_000 * 1_234_567_891
+    journal.post("gas", [Entry(GAS, wei, "WEI"), Entry(NATIVE, -wei, "WEI")], idempotency_key="gas-1",
+                 time=clock.now - timedelta(hours=1))
+    report = build_report(journal, budget)
+    assert report.to_dict()["gas"] == {"WEI": 25_925_925_711_000} and type(report.gas["WEI"]) is int
+    assert report.spend_total == spend  # wei are not credits: never mixed into the CR figures
+    from rich.console import Console
+
+    console = Console(record=True, width=120)
+    render_table(report, console)
+    assert "25925925711000" in console.export_text()
+
+
+def test_table_renders(journal: Journal, clock: Clock) -> None:
     budget = populate(journal, clock)
     report = build_report(journal, budget)
-    rows = list(csv.reader(io.StringIO(to_csv(report))))
-    assert rows[0] == ["section", "key", "field", "value"]
-    assert ["summary", "balance", "", f"{report.balance / 1_000_000:.6f}"] in rows
-    assert {r[0] for r in rows[1:]} >= {"summary", "income", "spend_by_agent", "spend_by_model", "post", "series"}
     from rich.console import Console
 
     console = Console(record=True, width=120)
@@ -186,8 +261,10 @@ def test_cli_deposit_report_export_plot(cli_config: Path, tmp_path: Path) -> Non
     assert data["balance"] == data["available"] == 2_500_000
     table = run(cli_config, "ledger", "report", "--by", "week")
     assert table.exit_code == 0 and "2.500000" in table.stdout
-    csv_out = run(cli_config, "ledger", "report", "--format", "csv", "--since", "2020-01-01", "--until", "2099-12-31")
-    assert csv_out.exit_code == 0 and csv_out.stdout.startswith("section,key,field,value")
+    csv_out = run(cli_config, "ledger", "report", "--csv", "--period", "month", "--since", "2020-01-01",
+                  "--until", "2099-12-31")
+    assert csv_out.exit_code == 0 and csv_out.stdout.startswith(",".join(CSV_COLUMNS) + "\n")
+    assert len(csv_out.stdout.splitlines()) == 1 + 80 * 12  # one row per month of the range
     out = tmp_path / "ledger.journal"
     assert run(cli_config, "ledger", "export", "--format", "hledger", "--out", str(out)).exit_code == 0
     assert "assets:wallet" in out.read_text()
@@ -223,3 +300,25 @@ def test_cli_deposit_is_refused_on_a_chain_wallet(tmp_path: Path) -> None:
     assert "this wallet is 'embedded'" in result.output and "selfpub wallet scan" in result.output
     report = run(cfg, "ledger", "report", "--format", "json")
     assert report.exit_code == 0 and json.loads(report.stdout)["balance"] == 0
+
+
+def test_cli_report_names_the_post_each_task_published(cli_config: Path, tmp_path: Path) -> None:
+    """The P&L's post column: a task's compute carries no post id, the outbox says what it published."""
+    import asyncio
+
+    from daemon.context import AppContext
+    from publishers.local import LocalPublisher
+    from publishers.outbox import Outbox
+    from publishers.protocol import Post
+
+    ctx = AppContext(cli_config, environ={})
+    ctx.journal.post("compute", [Entry(compute_account("writer"), 42_000), Entry(provider_account("embedded"), -42_000)],
+                     idempotency_key="c-9", task_id="task-9")
+    published = asyncio.run(Outbox(ctx.engine).deliver(
+        LocalPublisher(tmp_path / "out"), Post("key-9", "A title", "Body.", "Short.", task_id="task-9")))
+    data = json.loads(run(cli_config, "ledger", "report", "--format", "json").stdout)
+    assert data["posts"] == [
+        {"task_id": "task-9", "post_id": f"local:{published.remote_id}", "cost": 42_000, "earnings": 0, "net": -42_000}
+    ]
+    table = run(cli_config, "ledger", "report")
+    assert f"local:{published.remote_id}"[:20] in table.stdout.replace("\n", "")
