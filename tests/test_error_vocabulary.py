@@ -23,7 +23,7 @@ from publishers.protocol import PublishError
 from wallet.errors import WalletError
 
 REPO = Path(__file__).resolve().parent.parent
-ROOMS = ("config", "kernel", "ledger", "wallet", "payments", "publishers", "agents", "daemon")
+ROOMS = ("config", "kernel", "ledger", "wallet", "payments", "publishers", "agents", "website", "daemon")
 # Base errors of a room: classes deriving straight from one of these.
 BUILTIN_BASES = {"Exception", "ValueError", "RuntimeError", "LookupError", "OSError"}
 

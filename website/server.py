@@ -147,7 +147,7 @@ class SiteServer:
                                      "(is the port taken? set site.port)")
             await asyncio.sleep(0.01)
         host, port = self.address
-        log.info("site listening", extra={"address": f"http://{host}:{port}"})
+        log.info("site listening", extra={"bind": host, "port": port})
 
     async def _serve(self) -> None:
         try:
