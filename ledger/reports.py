@@ -55,6 +55,10 @@ integer of micro-credits (1 credit = 1,000,000 ucr), never a float.
     paused        whether the loop is paused
     pause_reason  why ("" when running)
     runway_note   "" or why runway_days is missing or rough (less than a day of history)
+    per_article   {"published", "cost_mean", "cost_p90", "income_mean"}: unit economics of the
+                   articles of the range (ledger.reads.unit_economics: a task with a post,
+                   booked or in `posts_of`); mean rounded to the ucr, p90 by nearest rank; 0s
+                   when none was published
     sustain       the sustain rule (ledger/sustain.py) over its own trailing window ending now,
                    not the report's range: {"enabled", "tier" (conserve | normal | expand),
                    "income", "cost", "ratio_per_mille" (income * 1000 // cost, null with no
@@ -88,6 +92,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
+from config.settings import SustainSettings
 from kernel.money import format_credits
 from ledger.accounts import (
     COMPUTE,
@@ -115,8 +120,16 @@ from ledger.query import (
     period_series,
     task_totals,
 )
-from config.settings import SustainSettings
-from ledger.reads import DEFAULT_WINDOW_DAYS, JUST_AFTER, Burn, runway, spend_by_agent, spend_by_model
+from ledger.reads import (
+    DEFAULT_WINDOW_DAYS,
+    JUST_AFTER,
+    Burn,
+    UnitEconomics,
+    runway,
+    spend_by_agent,
+    spend_by_model,
+    unit_economics_of,
+)
 from ledger.sustain import SustainState, sustain_state
 
 VERSION = 1
@@ -177,6 +190,7 @@ class Report:
     pause: PauseState = field(default_factory=lambda: PauseState(False, ""))
     sustain: SustainState | None = None  # the tier in force now and why (None: not asked for)
     runway_note: str = ""
+    per_article: UnitEconomics = field(default_factory=lambda: UnitEconomics(0, 0, 0, 0))
     deposits: int = 0
     incoming: list[PeriodIn] = field(default_factory=list)  # one per period of `series`, same order
     gas: dict[str, int] = field(default_factory=dict)  # commodity -> integer smallest units (wei)
@@ -247,6 +261,8 @@ class Report:
                     for s in self.series
                 ],
             },
+            "per_article": {"published": self.per_article.articles, "cost_mean": self.per_article.cost_mean,
+                            "cost_p90": self.per_article.cost_p90, "income_mean": self.per_article.income_mean},
         }
 
     def to_json(self, indent: int | None = 2) -> str:
@@ -319,6 +335,7 @@ def build_report(
         spend_by_agent=by_agent, spend_by_model=by_model, other_spend=other_spend, posts=posts, series=series,
         burn=left.burn, runway_days=left.days, runway_note=left.note, pause=snap.pause, sustain=tier,
         deposits=sum(p.deposits for p in incoming), incoming=incoming, gas=gas,
+        per_article=unit_economics_of(tasks, posts_of),
     )
 
 
@@ -394,6 +411,9 @@ def render_table(report: Report, console: Any = None, *, posts: int = 20, period
         (f"burn per day ({report.burn.window_days}d)", c(report.burn.per_day)),
         ("net burn per day", c(report.burn.net_per_day)),
         *((f"gas ({commodity})", str(amount)) for commodity, amount in report.gas.items()),
+        ("articles published", str(report.per_article.articles)),
+        ("cost per article (mean / p90)", f"{c(report.per_article.cost_mean)} / {c(report.per_article.cost_p90)}"),
+        ("income per article (mean)", c(report.per_article.income_mean)),
         ("runway", ("-" if report.runway_days is None else f"{report.runway_days:.2f} days")
          + (f" ({report.runway_note})" if report.runway_note else "")),
         ("sustain", report.sustain.reason if report.sustain is not None else "-"),

@@ -127,7 +127,7 @@ def test_json_keys_are_stable(journal: Journal, clock: Clock) -> None:
     assert list(data) == [
         "version", "generated_at", "commodity", "unit", "since", "until", "by", "balance", "available", "reserved",
         "liabilities", "receivable", "income", "spend", "net", "posts", "series", "burn", "runway_days", "paused",
-        "pause_reason", "runway_note", "sustain", "gas", "funding",
+        "pause_reason", "runway_note", "sustain", "gas", "funding", "per_article",
     ]
     assert data["version"] == 1 and data["unit"] == "ucr"
     assert list(data["income"]) == ["total", "tips", "engagement", "other"]
