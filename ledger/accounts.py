@@ -40,6 +40,7 @@ GAS = "expenses:gas"
 DUST = "expenses:dust"
 TIPS = "income:tips"
 ENGAGEMENT = "income:engagement"
+READS = "income:reads"  # paid reads over x402, per kind (article, brief)
 OPENING = "equity:opening"
 
 # Income and expense postings are the ones with a model and a task dimension (rollups, P&L).
@@ -104,6 +105,11 @@ def provider_account(provider: str) -> str:
 def engagement_account(platform: str) -> str:
     """income:engagement:<platform>."""
     return f"{ENGAGEMENT}:{account_part(platform)}"
+
+
+def reads_account(kind: str) -> str:
+    """income:reads:<kind>."""
+    return f"{READS}:{account_part(kind)}"
 
 
 def check_account(name: str) -> None:

@@ -21,6 +21,7 @@ is never an exception: the SDK answers it with is_valid=False / success=False (4
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -56,6 +57,26 @@ class FacilitatorUnavailable(PaymentsError):
         super().__init__(f"x402 facilitator unavailable during {operation}: {cause}")
         self.operation = operation
         self.retry_after = retry_after
+
+
+# The outage a facilitator client met during the current request (the paywall reads it to answer 503):
+# the SDK's middleware turns any facilitator exception into a 402 or a 500, so the cause travels beside it.
+_OUTAGE: contextvars.ContextVar[list[FacilitatorUnavailable] | None] = contextvars.ContextVar("x402_outage", default=None)
+
+
+def watch_outages() -> list[FacilitatorUnavailable]:
+    """Start collecting, for the current request (context), the outages its facilitator calls meet."""
+    seen: list[FacilitatorUnavailable] = []
+    _OUTAGE.set(seen)
+    return seen
+
+
+def _noted(exc: FacilitatorUnavailable) -> FacilitatorUnavailable:
+    seen = _OUTAGE.get()
+    if seen is not None:
+        seen.append(exc)
+    log.warning("x402 facilitator unavailable", extra={"operation": exc.operation, "reason": str(exc)})
+    return exc
 
 
 class TermsError(PaymentsError):
@@ -164,10 +185,16 @@ class LocalFacilitator:
             raise FacilitatorUnavailable(operation, f"{type(exc).__name__}: {str(exc)[:200]}") from exc
 
     async def verify(self, payload: Any, requirements: Any) -> Any:  # noqa: ANN401
-        return await asyncio.to_thread(self._call, "verify", lambda: self.facilitator.verify(payload, requirements))
+        try:
+            return await asyncio.to_thread(self._call, "verify", lambda: self.facilitator.verify(payload, requirements))
+        except FacilitatorUnavailable as exc:
+            raise _noted(exc) from exc.__cause__
 
     async def settle(self, payload: Any, requirements: Any) -> Any:  # noqa: ANN401
-        return await asyncio.to_thread(self._call, "settle", lambda: self.facilitator.settle(payload, requirements))
+        try:
+            return await asyncio.to_thread(self._call, "settle", lambda: self.facilitator.settle(payload, requirements))
+        except FacilitatorUnavailable as exc:
+            raise _noted(exc) from exc.__cause__
 
     def get_supported(self) -> Any:  # noqa: ANN401
         return self.facilitator.get_supported()
@@ -203,7 +230,7 @@ class RemoteFacilitator:
         except FacilitatorResponseError:
             raise  # an answer that is not x402: the SDK's middleware makes it a 502
         except (httpx.TransportError, ValueError) as exc:  # the SDK raises ValueError for a non-200 status
-            raise FacilitatorUnavailable(operation, f"{type(exc).__name__}: {str(exc)[:200]}") from exc
+            raise _noted(FacilitatorUnavailable(operation, f"{type(exc).__name__}: {str(exc)[:200]}")) from exc
 
     async def verify(self, payload: Any, requirements: Any) -> Any:  # noqa: ANN401
         return await self._call("verify", self.client.verify(payload, requirements))
@@ -217,7 +244,7 @@ class RemoteFacilitator:
         try:
             return self.client.get_supported()
         except (httpx.TransportError, ValueError) as exc:
-            raise FacilitatorUnavailable("supported", f"{type(exc).__name__}: {str(exc)[:200]}") from exc
+            raise _noted(FacilitatorUnavailable("supported", f"{type(exc).__name__}: {str(exc)[:200]}")) from exc
 
 
 def remote_facilitator(url: str, *, timeout: float = RPC_TIMEOUT) -> RemoteFacilitator:

@@ -151,3 +151,32 @@ class Reconciliation(WalletBase, table=True):
     chain_ucr: int = Field(sa_column=Column(BigInteger, nullable=False))
     drift_ucr: int = Field(sa_column=Column(BigInteger, nullable=False))  # chain - ledger
     dust_units: str = Field(max_length=80)
+
+
+class PaidRead(WalletBase, table=True):
+    """One x402 payment for a read (wallet/reads.py): claimed before settling, then settled or failed.
+
+    The ledger booking is not here: the settled transfer is counted by the tip scanner (a CountedLog of kind
+    read:<kind>), so it is booked at wallet.confirmations and reversed on a reorg like a tip.
+    """
+
+    __tablename__ = "wallet_paid_read"
+    __table_args__ = (Index("ix_paid_read_payer_status", "chain_id", "payer", "status"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    payment_id: str = Field(max_length=200, unique=True)  # <network>:<token>:<payer>:<EIP-3009 nonce>
+    chain_id: int = Field(sa_column=Column(BigInteger, nullable=False))
+    token: str = Field(max_length=42)
+    payer: str = Field(max_length=42)
+    nonce: str = Field(max_length=66)
+    kind: str = Field(max_length=16)  # article|brief
+    slug: str = Field(max_length=200)
+    post_id: str | None = Field(default=None, max_length=200)
+    task_id: str | None = Field(default=None, max_length=200)
+    units: str = Field(max_length=80)  # the price in token units
+    ucr: int = Field(sa_column=Column(BigInteger, nullable=False))  # the price in micro-credits
+    status: str = Field(default="settling", max_length=16)  # settling|settled|failed
+    tx_hash: str | None = Field(default=None, max_length=66, unique=True)
+    reason: str | None = Field(default=None, max_length=200)
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)

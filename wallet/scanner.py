@@ -5,6 +5,8 @@ from the stored cursor (the last scanned block and its hash):
 
   tip      assets:wallet / income:tips      (from any address)
   funding  assets:wallet / equity:opening   (a mint: from the zero address)
+  read     assets:wallet / income:reads:<kind>  (an x402 payment for a read: wallet/reads.py matches it by
+                                             transaction hash, or by its EIP-3009 nonce; with its post and task)
 
 A log is one wallet_counted_log row per (tx hash, log index, block hash). Its booking follows the
 block's presence in the canonical chain, as often as the chain changes its mind (A -> B -> A):
@@ -12,7 +14,7 @@ block's presence in the canonical chain, as often as the chain changes its mind 
   unseen --scan finds it--> counted --its block is replaced--> reversed --scan finds it again--> counted ...
           tip:<key>                  reorg:<key>                          tip:<key>:<n> (the same row)
 
-idempotency key: tip:<chain id>:<tx hash>:<log index>[:<n>]  (n: the n-th booking of that log after
+idempotency key: tip:<chain id>:<tx hash>:<log index>[:<n>] (read:... for a read)  (n: the n-th booking of that log after
 reorgs, in the same block or another; its reversal is reorg:<that key>). The ledger is append-only:
 a booking, its reversal and a re-booking are three transactions; the row holds the latest key.
 
@@ -56,11 +58,13 @@ from web3.exceptions import BlockNotFound
 
 from kernel.clock import utcnow
 from kernel.db import is_postgres
-from ledger.accounts import OPENING, TIPS, WALLET
+from ledger.accounts import OPENING, TIPS, WALLET, reads_account
 from ledger.journal import Entry, Journal
+from ledger.models import Transaction
 from wallet.chain import TRANSFER_TOPIC, ZERO_ADDRESS, address_topic, hexstr, rpc, topic_address
 from wallet.errors import RpcErrorReply
 from wallet.models import CountedLog, Dust, ScanCursor
+from wallet.reads import counted_kind, match_read, read_kind
 from wallet.units import units_to_ucr
 
 log = logging.getLogger(__name__)
@@ -68,6 +72,7 @@ log = logging.getLogger(__name__)
 CURSOR = ScanCursor.__table__
 COUNTED = CountedLog.__table__
 DUST = Dust.__table__
+LEDGER_TXN = Transaction.__table__
 DEFAULT_REORG_WINDOW = 64
 
 # How nodes say "ask for fewer logs" (lowercase fragments of the JSON-RPC error message; the codes vary:
@@ -142,6 +147,14 @@ class _Tally:
     counted: int = 0
     ucr: int = 0
     reversed: int = 0
+
+
+def _counter(kind: str) -> str:
+    """The account a counted log's kind books against (what the wallet's increase is)."""
+    if kind == "funding":
+        return OPENING
+    read = read_kind(kind)
+    return reads_account(read) if read is not None else TIPS
 
 
 def _booking_number(key: str) -> int:
@@ -334,17 +347,24 @@ class TipScanner:
             if r.status == "counted" and r.block_hash != block_hash:
                 tally.reversed += self._reverse(conn, r.id)
         earlier = [_booking_number(r.idempotency_key) for r in rows if r.log_index == log_index]
-        key = f"tip:{self.chain_id}:{tx_hash}:{log_index}" + (f":{max(earlier) + 1}" if earlier else "")
         sender = topic_address(entry["topics"][1])
+        read = None if sender == ZERO_ADDRESS else match_read(
+            conn, chain_id=self.chain_id, token=self.token, tx_hash=tx_hash, sender=sender,
+            receipt_logs=lambda: self._call("get_transaction_receipt",
+                                            lambda: self.w3.eth.get_transaction_receipt(tx_hash))["logs"],
+        )
+        kind = "funding" if sender == ZERO_ADDRESS else counted_kind(read.kind) if read else "tip"
+        prefix = "read" if read else "tip"
+        key = f"{prefix}:{self.chain_id}:{tx_hash}:{log_index}" + (f":{max(earlier) + 1}" if earlier else "")
         units = int.from_bytes(bytes(entry["data"])[-32:], "big") if entry["data"] else 0
         amount = units_to_ucr(units, self.decimals)
-        kind = "funding" if sender == ZERO_ADDRESS else "tip"
         txn_id = None
         if amount.ucr:
-            counter = OPENING if kind == "funding" else TIPS
+            memo = f"read of {read.kind} {read.slug} paid by {sender}" if read else f"{kind} from {sender}"
             txn_id = self.journal.post_in(
-                conn, kind, [Entry(WALLET, amount.ucr), Entry(counter, -amount.ucr)],
-                idempotency_key=key, memo=f"{kind} from {sender}", tx_hash=tx_hash,
+                conn, prefix if read else kind, [Entry(WALLET, amount.ucr), Entry(_counter(kind), -amount.ucr)],
+                idempotency_key=key, memo=memo, tx_hash=tx_hash,
+                task_id=read.task_id if read else None, post_id=read.post_id if read else None,
             ).txn_id
         if amount.dust_units:
             conn.execute(DUST.insert().values(source=key, units=str(amount.dust_units), decimals=self.decimals, created_at=self.clock()))
@@ -403,11 +423,13 @@ class TipScanner:
         reversal = None
         if row.txn_id is not None:
             # The mirror of what _count posted, inside our transaction (Journal.reverse opens its own).
-            counter = OPENING if row.kind == "funding" else TIPS
+            booked = conn.execute(select(LEDGER_TXN.c.task_id, LEDGER_TXN.c.post_id)
+                                  .where(LEDGER_TXN.c.id == row.txn_id)).first()  # a read's post and task
             reversal = self.journal.post_in(
-                conn, "reversal", [Entry(WALLET, -int(row.ucr)), Entry(counter, int(row.ucr))],
+                conn, "reversal", [Entry(WALLET, -int(row.ucr)), Entry(_counter(row.kind), int(row.ucr))],
                 idempotency_key=f"reorg:{row.idempotency_key}", memo=f"reorg removed {row.kind} {row.tx_hash}",
                 tx_hash=row.tx_hash, reverses_id=row.txn_id,
+                task_id=booked.task_id if booked else None, post_id=booked.post_id if booked else None,
             ).txn_id
             log.warning("wallet reversed a reorged transfer", extra={"tx_hash": row.tx_hash, "txn_id": row.txn_id})
         conn.execute(update(COUNTED).where(COUNTED.c.id == counted_id).values(status="reversed", reversal_txn_id=reversal))
