@@ -141,6 +141,19 @@ class DevtoPublisher:
         resp = await self._request("POST", "/api/articles", limiter=self._writes, json=self.article_body(post))
         return _published(_json(resp, "POST /api/articles"))
 
+    async def update(self, remote_id: str, post: Post) -> Published:
+        """PUT /api/articles/{id}: replace an article's title, body, tags and description with `post`'s.
+
+        The hidden marker stays in the body (find_existing still knows it), and `published` is not sent:
+        Forem turns a live article back into a draft on `published: false`, so its state is left as it is.
+        """
+        body = self.article_body(post)
+        body["article"].pop("published")
+        if not remote_id.isdigit():
+            raise PermanentError(PLATFORM, f"article id {remote_id!r} is not a Dev.to id")
+        resp = await self._request("PUT", f"/api/articles/{remote_id}", limiter=self._writes, json=body)
+        return _published(_json(resp, "PUT /api/articles/{id}"))
+
     async def find_existing(self, idempotency_key: str, post: Post) -> Published | None:
         """The article of /api/articles/me/all that carries this key's hidden marker, or None."""
         mark = marker(idempotency_key)

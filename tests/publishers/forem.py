@@ -62,7 +62,7 @@ def error(status: int, message: str, headers: dict[str, str] | None = None) -> h
 
 
 class FakeForem:
-    """A stateful Forem: POST /api/articles, GET /api/articles/me[/all]; spec-checked."""
+    """A stateful Forem: POST /api/articles, PUT /api/articles/{id}, GET /api/articles/me[/all]; spec-checked."""
 
     def __init__(self, spec: ForemSpec, api_key: str = "test-key"):
         self.spec = spec
@@ -91,6 +91,8 @@ class FakeForem:
         path = request.url.path
         if request.method == "POST" and path == "/api/articles":
             return self._create(json.loads(request.content))
+        if request.method == "PUT" and path.startswith("/api/articles/"):
+            return self._update(path.rsplit("/", 1)[1], json.loads(request.content))
         if request.method == "GET" and path in ("/api/articles/me", "/api/articles/me/all"):
             q = parse_qs(request.url.query.decode() if isinstance(request.url.query, bytes) else request.url.query)
             page = int(q.get("page", ["1"])[0])
@@ -100,6 +102,20 @@ class FakeForem:
                 items = [a for a in items if a["published"]]
             return httpx.Response(200, json=items[(page - 1) * per_page : page * per_page])
         return error(404, "not found")
+
+    def _update(self, article_id: str, body: dict) -> httpx.Response:
+        """Forem's update: only the fields sent change (`published: false` would make a draft again)."""
+        article = next((a for a in self.articles if str(a["id"]) == article_id), None)
+        if article is None:
+            return error(404, "not found")
+        art = body["article"]
+        for name in ("title", "body_markdown", "description", "canonical_url", "published"):
+            if name in art:
+                article[name] = art[name]
+        if "tags" in art:
+            article["tags"] = art["tags"]
+            article["tag_list"] = [t.strip() for t in art["tags"].split(",") if t.strip()]
+        return httpx.Response(200, json=article)
 
     def _create(self, body: dict) -> httpx.Response:
         art = body["article"]
