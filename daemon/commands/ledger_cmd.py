@@ -113,13 +113,10 @@ def report(
 
 def _posts_of(app: AppContext) -> dict[str, list[str]]:
     """task id -> its posts ("platform:id") from the publishers' outbox: the report's post column."""
+    from daemon.posts import posts_of
     from publishers.outbox import Outbox
 
-    out: dict[str, list[str]] = {}
-    for r in Outbox(app.engine).published():
-        if r.task_id and r.published is not None:
-            out.setdefault(r.task_id, []).append(f"{r.platform}:{r.published.remote_id}")
-    return out
+    return posts_of(Outbox(app.engine))
 
 
 def _ledger_mode(app: AppContext, command: str) -> None:

@@ -258,14 +258,16 @@ async def _run(workdir: Path, feed_url: str, settings: Settings, journal: Journa
                 await outcome
 
     console.rule("[bold]selfpub ledger report")
-    report = build_report(journal, budget, sustain=settings.sustain)  # the tier in force and why
+    from daemon.posts import posts_of
+    from publishers.outbox import Outbox
+
+    # the tier in force and why; each task's posts for the P&L's post column
+    report = build_report(journal, budget, sustain=settings.sustain, posts_of=posts_of(Outbox(journal.engine)))
     render_table(report, console)
     result.report_json = report.to_dict()
     result.chart = render_chart(journal, workdir / "ledger.png", budget=settings.budget)  # marks the pause, tip, resume
     result.outbox = settings.state_dir / "outbox"
     if isinstance(peer, DemoBluesky):
-        from publishers.outbox import Outbox
-
         result.bluesky_uris = [r.published.remote_id for r in Outbox(journal.engine).published("bluesky")
                                if r.published is not None]
     console.print(f"drafts: {result.published} published, {len(result.rejected)} rejected by the critic's gate "
