@@ -17,6 +17,7 @@ or path gets 405/404. The page loads nothing from elsewhere and may not be frame
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import html
 import logging
@@ -187,14 +188,16 @@ def chart_svg(points: list[Point], events: list[Event] | None = None) -> str:
         lx = PAD + n * 120
         out.append(f'<rect x="{lx}" y="8" width="14" height="14" fill="{colour}"/>')
         out.append(f'<text x="{lx + 20}" y="20" font-size="12" fill="#111827">{name}</text>')
+    stacked: dict[datetime, int] = {}  # labels already at this time: the next one goes above them
     for ev in events or ():  # the same events `selfpub ledger plot` marks, at the balance they left
         at = Point(ev.at, 0, 0, 0)
+        above = stacked[ev.at] = stacked.get(ev.at, -1) + 1
         balance = next((p.balance for p in reversed(points) if p.at <= ev.at), points[0].balance)
         colour = EVENT_COLOURS.get(ev.kind, "#111827")
         out.append(f'<line class="event ev-{html.escape(ev.kind)}" x1="{x(at):.1f}" y1="{PAD - 10}" x2="{x(at):.1f}" '
                    f'y2="{CHART_H - PAD}" stroke="{colour}" stroke-dasharray="3,3"/>')
         out.append(f'<circle cx="{x(at):.1f}" cy="{y(balance):.1f}" r="5" fill="{colour}"/>')
-        out.append(f'<text x="{x(at) + 4:.1f}" y="{y(balance) - 8:.1f}" font-size="10" fill="{colour}">'
+        out.append(f'<text x="{x(at) + 4:.1f}" y="{y(balance) - 8 - 12 * above:.1f}" font-size="10" fill="{colour}">'
                    f"{html.escape(event_label(ev))}</text>")
     out.append("</svg>")
     return "".join(out)
@@ -215,6 +218,22 @@ button.reject{background:#b91c1c;color:#fff}td ul{margin:0;padding-left:16px}.no
 border-left:4px solid #2563eb;padding:6px 10px}.notice{border-left-color:#15803d}code{background:#eef2ff;padding:0 3px}
 caption{text-align:left;font-weight:600;padding:4px 0}#funding p{margin:4px 0}.cards{flex-wrap:wrap}
 """
+
+
+# Reloads the page (a GET of /) every data-refresh seconds, unless the operator unticked "reload" or is typing
+# in a field (a token, a reason); allowed by its hash in the CSP, the page's only script. Not a meta refresh:
+# one the operator cannot stop fails WCAG 2.2.1 (axe-core's meta-refresh rule).
+REFRESH_JS = (
+    "(function(){var every=Number(document.body.getAttribute('data-refresh'))||0;"
+    "var box=document.getElementById('autorefresh');if(!every||!box)return;"
+    "box.checked=sessionStorage.getItem('selfpub-refresh')!=='off';"
+    "box.addEventListener('change',function(){sessionStorage.setItem('selfpub-refresh',box.checked?'on':'off');});"
+    "function tick(){var typing=Array.prototype.some.call(document.querySelectorAll('input[type=text],"
+    "input[type=password]'),function(i){return i.value||i===document.activeElement;});"
+    "if(box.checked&&!typing){location.assign('/');}else{setTimeout(tick,every*1000);}}"
+    "setTimeout(tick,every*1000);})();"
+)
+SCRIPT_SRC = "'sha256-" + base64.b64encode(hashlib.sha256(REFRESH_JS.encode()).digest()).decode() + "'"
 
 
 @dataclass(frozen=True)
@@ -250,11 +269,13 @@ def status_page(service: Service, data: ConsoleData, access: Access = Access(), 
     if notice:
         note += f'<p class="note notice" role="status">{e(notice)}</p>'
     every = service.settings.http.auto_refresh_seconds
-    refresh = f'<meta http-equiv="refresh" content="{every};url=/">' if every else ""  # a GET: never resubmits
+    refresh = (f'<p class="refresh"><input type="checkbox" id="autorefresh" checked> <label for="autorefresh">'
+               f"reload this page every {every} s</label></p>") if every else ""  # a GET: never sends a form again
     return (
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">" + refresh +
-        f"<title>selfpub · {e(service.settings.persona)}</title><style>{PAGE_CSS}</style></head><body><main>"
-        f"<h1>selfpub · {e(service.settings.persona)}</h1>"
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+        f"<title>selfpub · {e(service.settings.persona)}</title><style>{PAGE_CSS}</style></head>"
+        f'<body data-refresh="{every}"><main>'
+        f"<h1>selfpub · {e(service.settings.persona)}</h1>" + refresh +
         f'<div><span class="state {e(state)}">{e(state)}</span>{reason}</div>{note}'
         '<div class="cards">' + "".join(f'<div class="card">{e(k)}<b>{e(v)}</b></div>' for k, v in cards) + "</div>"
         + (f'<p class="sustain">sustain {e(tier.reason)}</p>' if tier else "") +
@@ -266,7 +287,7 @@ def status_page(service: Service, data: ConsoleData, access: Access = Access(), 
         "<h2>Compute spend</h2>" + console.spend_tables(data.spend_by_agent, data.spend_by_model) +
         "<h2>Recent posts</h2>" + console.posts_table(data.posts) +
         "<h2>Recent failures</h2>" + console.failures_table(data.errors, data.turned_down) +
-        "</main></body></html>"
+        f"</main><script>{REFRESH_JS}</script></body></html>"
     )
 
 
@@ -430,7 +451,7 @@ class StatusServer:
                  "Cache-Control: no-store", "X-Content-Type-Options: nosniff", "X-Frame-Options: DENY",
                  "Referrer-Policy: same-origin",
                  "Content-Security-Policy: default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
-                 "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"]
+                 f"script-src {SCRIPT_SRC}; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"]
         lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
         try:
             writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)

@@ -136,7 +136,7 @@ def render(
     top.ticklabel_format(axis="y", useOffset=False, style="plain")
     top.set_ylabel("credits")
     top.set_title(f"selfpub ledger (bars: per {by})")
-    top.legend(loc="upper left")
+    top.legend(loc="best")  # wherever it hides the fewest marks
     top.grid(alpha=0.3)
     # Two bars inside each period: spend in its first half, income in its second.
     widths = [(e - v) * 0.4 for v, e in zip(x, ends)]
@@ -164,6 +164,7 @@ def _mark(axes, steps: list[Point], events: list[Event], date2num) -> None:  # n
     if not steps:
         return
     seen: set[str] = set()
+    stacked: dict[float, int] = {}  # labels already at this time: the next one goes above them
     for e in events:
         balance = next((p.balance for p in reversed(steps) if p.at <= e.at), steps[0].balance)
         colour, marker = EVENT_STYLE[e.kind]
@@ -171,6 +172,7 @@ def _mark(axes, steps: list[Point], events: list[Event], date2num) -> None:  # n
         axes.axvline(x, color=colour, linestyle=":", linewidth=1)
         axes.plot([x], [balance / UCR_PER_CREDIT], marker=marker, color=colour, markersize=9, linestyle="none",
                   label=None if e.kind in seen else e.kind)
-        axes.annotate(event_label(e), (x, balance / UCR_PER_CREDIT), textcoords="offset points", xytext=(4, 6),
-                      fontsize=8, color=colour)
+        above = stacked[x] = stacked.get(x, -1) + 1
+        axes.annotate(event_label(e), (x, balance / UCR_PER_CREDIT), textcoords="offset points",
+                      xytext=(4, 6 + 11 * above), fontsize=8, color=colour)
         seen.add(e.kind)

@@ -14,9 +14,11 @@ from config import Settings
 from kernel.db import make_engine
 from daemon.demo import run_demo
 from daemon.demo.localpds import find_pds
-from daemon.demo.loop import BSKY_HANDLE, BSKY_PASSWORD_FILE, TIP, start_bluesky
+from daemon.demo.loop import BSKY_HANDLE, BSKY_PASSWORD_FILE, TIP, demo_settings, start_bluesky
 from ledger import Journal
 from ledger.budget import Budget
+from ledger.plot import story
+from ledger.reads import PAUSE, RESUME, TIP as TIP_EVENT
 from tests.peers.pds import PEER_DIR, ensure_installed
 
 pytestmark = [pytest.mark.integration, pytest.mark.real_llm, pytest.mark.timeout(900)]
@@ -75,6 +77,11 @@ async def test_demo_pauses_when_broke_and_resumes_after_a_tip_on_chain(tmp_path_
     journal = Journal(make_engine(f"sqlite:///{tmp_path / 'demo' / 'state' / 'selfpub.db'}"))
     assert journal.verify() == []
     assert -journal.balance("income:tips") == int(TIP.replace(".", "")) * 10_000  # 0.60 credits
+    # ledger.png marks what the console's chart marks (ledger.reads.money_story): the pause, the tip, the resume
+    _, events = story(journal, budget=demo_settings(tmp_path / "demo", "http://127.0.0.1:9/feed.xml").budget)
+    kinds = [e.kind for e in events]
+    assert {PAUSE, TIP_EVENT, RESUME} <= set(kinds), kinds
+    assert kinds.index(PAUSE) < kinds.index(TIP_EVENT) < kinds.index(RESUME), kinds
     assert Budget(journal, Settings().budget, persona="demo").open_reservations() == 0
     spend = journal.balance("expenses:compute")
     assert spend > 0 and result.report_json["spend"]["total"] == spend

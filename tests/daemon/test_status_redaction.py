@@ -18,6 +18,7 @@ from daemon.models import JobRun
 from daemon.logs import MASK
 from daemon.service import PermanentJobError
 from ledger.funding import deposit
+from publishers.outbox import Outbox
 from tests.daemon.test_service import CR, Recorder, make_service
 
 RUNS = JobRun.__table__
@@ -56,7 +57,8 @@ async def test_scenario_15_job_error_redacted_on_status_page(db_url: str, tmp_pa
     assert not [s for s in (INFURA_KEY, DB_PASSWORD, DEVTO_KEY) if s in stored[0]], stored[0]
     assert "https://mainnet.infura.io/v3/" in stored[0] and "db.internal:5432" in stored[0]  # still useful
 
-    TaskStore(svc.engine).migrate()  # the console lists held drafts
+    TaskStore(svc.engine).migrate()  # the console lists held drafts and published posts
+    Outbox(svc.engine).migrate()
     server = StatusServer(svc, "127.0.0.1", 0)
     await server.start()
     try:
