@@ -2,7 +2,8 @@
 
     gather(service, now)      ConsoleData, read off the event loop: held drafts (critic score,
                               reasons, cost), drafts rejected or failed lately, spend per agent and
-                              per model, the money story (ledger.reads.money_story: the points and
+                              per model, cost per published article (ledger.reads.unit_economics, as
+                              `selfpub ledger report`), the money story (ledger.reads.money_story: the points and
                               events `selfpub ledger plot` draws too), recent posts and failures
     next_cycle(service)       when the scheduler runs the cycle next (None: not scheduled)
     sections(...)             the HTML of the console's sections
@@ -22,7 +23,7 @@ from typing import TYPE_CHECKING
 from agents.tasks import FAILED, HELD, REJECTED, Task, TaskStore
 from kernel.money import format_credits
 from ledger import reads
-from ledger.reads import Event, Point, PostRow, event_label
+from ledger.reads import Event, Point, PostRow, UnitEconomics, event_label
 
 if TYPE_CHECKING:
     from daemon.service import Service
@@ -46,6 +47,7 @@ class ConsoleData:
     spend_by_agent: dict[str, int]
     spend_by_model: dict[str, int]
     interrupted: int
+    per_article: UnitEconomics = UnitEconomics(0, 0, 0, 0)  # over the chart's CHART_DAYS
 
 
 def gather(service: Service, now: datetime | None = None) -> ConsoleData:
@@ -60,6 +62,8 @@ def gather(service: Service, now: datetime | None = None) -> ConsoleData:
         held=tasks.list([HELD], limit=HELD_LIMIT), turned_down=tasks.list([REJECTED, FAILED], limit=RECENT_LIMIT),
         spend_by_agent=reads.spend_by_agent(journal), spend_by_model=reads.spend_by_model(journal),
         interrupted=s.reader.interrupted_count(),
+        per_article=reads.unit_economics(journal, since=now - timedelta(days=CHART_DAYS), until=now,
+                                         posts_of=s.reader.posts_of()),
     )
 
 

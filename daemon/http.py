@@ -257,12 +257,16 @@ def status_page(service: Service, data: ConsoleData, access: Access = Access(), 
     tier = f.sustain
     ratio = "n/a" if tier is None or tier.ratio is None else format_ratio(tier.ratio)
     last = (f"{f.last_cycle_at:%Y-%m-%d %H:%M} UTC ({e(str(f.last_cycle_outcome))})" if f.last_cycle_at else "never")
+    per = data.per_article
     cards = [("available", format_credits(snap.available) + " cr" if snap else "?"),
              ("wallet", format_credits(snap.wallet) + " cr" if snap else "?"),
              ("owed to providers", format_credits(snap.liabilities) + " cr" if snap else "?"),
              ("runway", runway), ("sustain", f"{tier.tier} ({ratio})" if tier else "?"), ("last cycle", last),
              ("cycles without progress", str(service.book.no_progress)),
              ("interrupted job runs", str(service.interrupted)),
+             (f"cost per article ({console.CHART_DAYS} d, mean / p90)",
+              f"{format_credits(per.cost_mean)} / {format_credits(per.cost_p90)} cr" if per.articles else "n/a (none published)"),
+             (f"income per article ({console.CHART_DAYS} d)", f"{format_credits(per.income_mean)} cr" if per.articles else "n/a"),
              ("next cycle", f"{next_cycle.astimezone(timezone.utc):%Y-%m-%d %H:%M} UTC" if next_cycle else
               ("paused" if service.state.value == "PAUSED" else "not scheduled"))]
     note = f'<p class="err">{e(service.reload_note)}</p>' if service.reload_note else ""

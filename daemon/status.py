@@ -51,6 +51,7 @@ class StatusReader:
         persona: str,
         *,
         posts_source: Callable[[int], list[PostRow]] | None = None,
+        posts_of_source: Callable[[], dict[str, list[str]]] | None = None,
         runway_source: Callable[[], float | None] | None = None,
         redactor: Redactor | None = None,
     ):
@@ -58,6 +59,7 @@ class StatusReader:
         self.engine: Engine = journal.engine
         self.persona = persona
         self.posts_source = posts_source
+        self.posts_of_source = posts_of_source
         self.runway_source = runway_source
         self.redactor = redactor or Redactor()  # pass one that knows the settings' secret values
 
@@ -79,6 +81,10 @@ class StatusReader:
         if self.posts_source is not None:
             return self.posts_source(limit)
         return reads.ledger_posts(self.journal, limit)
+
+    def posts_of(self) -> dict[str, list[str]]:
+        """task id -> the posts it made ("platform:id"), from the publishers when wired, else none known."""
+        return self.posts_of_source() if self.posts_of_source is not None else {}
 
     def posts_by_platform(self) -> dict[str, int]:
         """How many posts each platform got (of the recent ones known)."""
@@ -241,5 +247,18 @@ def outbox_posts(journal: Journal, outbox: Any) -> Callable[[int], list[PostRow]
             )
             for r in done
         ]
+
+    return source
+
+
+def outbox_posts_of(outbox: Any) -> Callable[[], dict[str, list[str]]]:  # noqa: ANN401
+    """A posts_of source for StatusReader: each task's delivered posts, so an article counts before it earns."""
+
+    def source() -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        for r in outbox.published():
+            if r.task_id and r.published is not None:
+                out.setdefault(r.task_id, []).append(f"{r.platform}:{r.published.remote_id}")
+        return out
 
     return source

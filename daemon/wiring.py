@@ -89,6 +89,7 @@ def build_service(
         budget=budget,
         jobs=jobs,
         reader=StatusReader(journal, settings.persona, posts_source=_outbox_posts(journal),
+                            posts_of_source=_outbox_posts_of(journal),
                             redactor=Redactor(secret_values(settings))),
         lock=CycleLock(engine, settings.persona, settings.state_dir),
         notifier=notifier or Notifier(environ),
@@ -117,6 +118,14 @@ def _outbox_posts(journal: Journal):  # noqa: ANN202
     from publishers.outbox import Outbox
 
     return outbox_posts(journal, Outbox(journal.engine))
+
+
+def _outbox_posts_of(journal: Journal):  # noqa: ANN202
+    """Each task's posts, from the publishers' outbox (the status page's cost per article)."""
+    from daemon.status import outbox_posts_of
+    from publishers.outbox import Outbox
+
+    return outbox_posts_of(Outbox(journal.engine))
 
 
 def real_jobs(settings: Settings, journal: Journal, budget: Budget) -> Jobs:
