@@ -469,6 +469,7 @@ def cross_check(settings: Settings) -> list[Problem]:
                 Problem("wallet.keystore_password_file", "is required when wallet.mode = \"evm\"",
                         "point keystore_password_file at a file holding the keystore password")
             )
+    problems += _x402_problems(settings)
     allowed = {a.lower() for a in w.allowlist}
     for name, payee in w.providers.items():
         if payee.lower() not in allowed:
@@ -494,6 +495,27 @@ def cross_check(settings: Settings) -> list[Problem]:
             if i and tier.min_runway_days >= settings.agents.role(role).tiers[i - 1].min_runway_days:
                 problems.append(Problem(f"agents.{role}.tiers[{i}]", "tiers must be listed from the highest min_runway_days down",
                                         "reorder the tiers"))
+    return problems
+
+
+def _x402_problems(settings: Settings) -> list[Problem]:
+    """Paid reads need a chain wallet to be paid into and, with the local facilitator, a key to settle with."""
+    x, w = settings.x402, settings.wallet
+    if not x.enabled:
+        return []
+    problems = []
+    if w.mode != "evm":
+        problems.append(Problem("x402.enabled", f"paid reads need a chain wallet with an EIP-3009 token (wallet.mode is \"{w.mode}\")",
+                                'set wallet.mode = "evm" with the token and its RPC, or x402.enabled = false'))
+        return problems
+    for key, default in (("network", "chain_id"), ("asset", "token_address"), ("pay_to", "address")):
+        if getattr(x, key) is None and getattr(w, default) in (None, ""):
+            problems.append(Problem(f"x402.{key}", f"is unset and so is wallet.{default}", f"set x402.{key} or wallet.{default}"))
+    if x.facilitator == "local" and (x.signer is None or x.signer.keystore_password is None):
+        problems.append(Problem("x402.signer", "the local facilitator has no key to settle payments with",
+                                "create a keystore (selfpub wallet new --keystore FILE) holding a little native coin for gas "
+                                "and set [x402.signer] keystore_file and keystore_password_file, or set x402.facilitator to "
+                                "a facilitator service's URL"))
     return problems
 
 
@@ -544,6 +566,8 @@ def secret_refs(settings: Settings) -> list[tuple[str, SecretRef]]:
               ("publishers.bluesky.app_password", settings.publishers.bluesky.app_password),
               ("wallet.keystore_password", settings.wallet.keystore_password),
               ("database.password", settings.database.password)]
+    if settings.x402.signer is not None:
+        found.append(("x402.signer.keystore_password", settings.x402.signer.keystore_password))
     return [(key, ref) for key, ref in found if ref is not None]
 
 
@@ -591,6 +615,10 @@ def _resolve_secrets(settings: Settings, environ: Mapping[str, str], check_files
     wallet = resolve(settings.wallet, "keystore_password", "keystore_password_value", "wallet.keystore_password")
     database = resolve(settings.database, "password", "password_value", "database.password")
     http = resolve(settings.http, "console_token", "console_token_value", "http.console_token")
+    x402 = settings.x402
+    if x402.signer is not None:
+        signer = resolve(x402.signer, "keystore_password", "keystore_password_value", "x402.signer.keystore_password")
+        x402 = x402.model_copy(update={"signer": signer})
     settings = settings.model_copy(
         update={
             "agents": settings.agents.model_copy(update=agents),
@@ -598,6 +626,7 @@ def _resolve_secrets(settings: Settings, environ: Mapping[str, str], check_files
             "wallet": wallet,
             "database": database,
             "http": http,
+            "x402": x402,
         }
     )
     return settings, problems

@@ -107,9 +107,10 @@ def _site(settings: Settings, engine: Engine) -> SiteServer | None:
     """The agent's own site when [site] enables it (starlette and uvicorn load only then)."""
     if not settings.site.enabled:
         return None
+    from daemon.paid_reads import paid_reads_middleware
     from daemon.site import build_site
 
-    return build_site(settings, engine)
+    return build_site(settings, engine, middleware=paid_reads_middleware(settings, engine))
 
 
 def _outbox_posts(journal: Journal):  # noqa: ANN202

@@ -155,6 +155,11 @@ def resolve_terms(x: X402Settings, wallet: WalletSettings, *, domain: TokenDomai
                  {"article": x.price_article, "brief": x.price_brief}, x.max_timeout_seconds)
 
 
+def x402_pattern(route_path: str) -> str:
+    """A Starlette route path as an x402 route pattern ("/a/{slug}.md" -> "/a/[slug].md")."""
+    return route_path.replace("{", "[").replace("}", "]")
+
+
 def chain_id_of(network: str) -> int:
     """The chain id of a CAIP-2 EVM network ("eip155:8453" -> 8453)."""
     return int(network.split(":", 1)[1])

@@ -73,6 +73,14 @@ def create_keystore(path: Path, password: str) -> str:
 
 def load_signer(path: Path, password: str) -> Signer:
     """Decrypt the keystore at `path`; KeystoreError names the file, never the key or password."""
+    return Signer(Account.from_key(load_key(path, password)))
+
+
+def load_key(path: Path, password: str) -> bytes:
+    """The private key in the keystore at `path`, for a signer that needs it raw (the x402 SDK's facilitator).
+
+    KeystoreError names the file, never the key or password; the caller must not log or store what it gets.
+    """
     path = Path(path)
     try:
         mode = path.stat().st_mode
@@ -87,4 +95,4 @@ def load_signer(path: Path, password: str) -> Signer:
         key = Account.decrypt(data, password)
     except (ValueError, KeyError, TypeError):
         raise KeystoreError(f"cannot decrypt keystore {path}: wrong password or not a keystore") from None
-    return Signer(Account.from_key(key))
+    return bytes(key)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 from web3 import Web3
 from x402.schemas import PaymentRequired
 
+from config.loader import ConfigError, load_settings
 from config.settings import Settings
 from payments.x402 import (
     FacilitatorUnavailable,
@@ -111,3 +113,31 @@ async def test_a_facilitator_service_over_http(x402_peer: X402Peer) -> None:
         assert (await facilitator.settle(payload, req)).success
     with pytest.raises(FacilitatorUnavailable, match="verify"):
         await remote_facilitator(url, timeout=2).verify(payload, req)
+
+
+def _config(tmp_path: Path, text: str) -> Path:
+    cfg = tmp_path / "selfpub.toml"
+    cfg.write_text(f'state_dir = "{tmp_path / "state"}"\n' + text)
+    return cfg
+
+
+def test_config_check_refuses_paid_reads_without_a_chain_wallet(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(_config(tmp_path, "[x402]\nenabled = true\n"), {})
+    (problem,) = caught.value.problems
+    assert problem.key == "x402.enabled" and 'wallet.mode = "evm"' in problem.fix
+
+
+def test_the_local_facilitators_key_comes_from_its_own_keystore_password_file(tmp_path: Path) -> None:
+    secret = tmp_path / "pw"
+    secret.write_text("facilitator-pw")
+    secret.chmod(0o600)
+    wallet = (f'[wallet]\nmode = "evm"\nrpc_url = "http://127.0.0.1:8545"\nchain_id = 31337\ntoken_address = "{TOKEN}"\n'
+              f'address = "{AGENT}"\nkeystore_file = "{tmp_path / "w"}"\nkeystore_password_file = "{secret}"\n')
+    with pytest.raises(ConfigError) as caught:
+        load_settings(_config(tmp_path, wallet + "[x402]\nenabled = true\n"), {})
+    assert [p.key for p in caught.value.problems] == ["x402.signer"]
+    settings = load_settings(_config(tmp_path, wallet + f'[x402]\nenabled = true\n[x402.signer]\nkeystore_file = '
+                                                        f'"{tmp_path / "f"}"\nkeystore_password_file = "{secret}"\n'), {})
+    assert settings.x402.signer.keystore_password_value.get_secret_value() == "facilitator-pw"
+    assert "facilitator-pw" not in repr(settings)
