@@ -128,7 +128,7 @@ def test_only_the_provider_imports_openai() -> None:
     repo = Path(__file__).resolve().parents[2]
     own_environment = {repo / "bench" / "side_by_side" / "crew.py"}
     importers = []
-    for room in ("kernel", "config", "ledger", "wallet", "publishers", "agents", "daemon", "bench"):
+    for room in ("kernel", "config", "ledger", "wallet", "publishers", "agents", "website", "daemon", "bench"):
         for path in sorted((repo / room).rglob("*.py")):
             if path in own_environment or "node_modules" in path.parts:
                 continue

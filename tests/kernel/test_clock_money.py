@@ -15,7 +15,7 @@ from kernel.clock import utcnow
 from kernel.money import UCR_PER_CREDIT, AmountError, format_credits, parse_credits
 
 REPO = Path(__file__).resolve().parents[2]
-PRODUCT = ("kernel", "config", "ledger", "wallet", "publishers", "agents", "daemon")
+PRODUCT = ("kernel", "config", "ledger", "wallet", "publishers", "agents", "website", "daemon")
 
 
 def test_utcnow_is_aware_utc():

@@ -23,7 +23,7 @@ from ledger.accounts import (
 from ledger.errors import InvalidPosting
 
 REPO = Path(__file__).resolve().parents[2]
-ROOMS = ("agents", "config", "daemon", "kernel", "ledger", "publishers", "wallet")
+ROOMS = ("agents", "config", "daemon", "kernel", "ledger", "publishers", "wallet", "website")
 HOME = REPO / "ledger" / "accounts.py"
 # "expenses:" anywhere in a string (an f-string's text, a SQL condition) names an account or a prefix.
 NAMED = re.compile(rf"\b(?:{'|'.join(KINDS)}):")
