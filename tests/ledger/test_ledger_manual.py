@@ -144,3 +144,35 @@ def test_cli_pay_provider_is_refused_on_a_chain_wallet(tmp_path: Path) -> None:
     cfg.write_text(f'state_dir = "{tmp_path / "state"}"\n[wallet]\nmode = "embedded"\n')
     result = run(cfg, "ledger", "pay-provider", "embedded", "1")
     assert result.exit_code == 1 and "this wallet is 'embedded'" in result.stdout
+
+
+def test_two_payments_at_once_never_pay_more_than_is_owed(journal: Journal, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each payment reads what is owed under a lock on the balance rows: of two full payments, one is refused."""
+    import threading
+    import time
+
+    deposit(journal, 10_000_000)
+    _owe(journal, "embedded", 2_000_000)
+    start, outcomes = threading.Barrier(2), []
+    post_cursor = journal.post_cursor
+
+    def slow_post(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202 - between the check and the write
+        time.sleep(0.3)
+        return post_cursor(*args, **kwargs)
+
+    monkeypatch.setattr(journal, "post_cursor", slow_post)
+
+    def pay(ref: str) -> None:
+        start.wait()
+        try:
+            outcomes.append(pay_provider(journal, "embedded", 2_000_000, ref=ref).created)
+        except ManualRefused:
+            outcomes.append("refused")
+
+    threads = [threading.Thread(target=pay, args=(f"race-{i}",)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert sorted(outcomes, key=str) == [True, "refused"]
+    assert journal.balance(provider_account("embedded")) == 0 and journal.balance(WALLET) == 8_000_000
