@@ -90,3 +90,31 @@ def test_pause_events_follow_the_budgets_hysteresis() -> None:
     # 0.5 is between the thresholds: still paused (no resume, no second pause) until 0.6
     assert [(e.kind, e.at) for e in events] == [(PAUSE, at[1]), (RESUME, at[4]), (PAUSE, at[5])]
     assert pause_events([Point(T0, 100, 0, 0)], 350_000, 600_000) == []  # starting paused is no event
+
+
+def test_selfpub_ledger_plot_marks_the_pause_tip_and_resume(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from daemon.cli import app
+    from kernel.db import make_engine
+
+    cfg = tmp_path / "selfpub.toml"
+    cfg.write_text(f'state_dir = "{tmp_path / "state"}"\n[budget]\nmin_balance = "0.35"\nresume_balance = "0.6"\n')
+
+    def run(*args: str):  # noqa: ANN202
+        return CliRunner().invoke(app, ["--config", str(cfg), *args], catch_exceptions=False)
+
+    assert run("ledger", "deposit", "1").exit_code == 0
+    journal = Journal(make_engine(f"sqlite:///{tmp_path / 'state' / 'selfpub.db'}"))
+    for i in range(4):  # 1.0 -> 0.2: under min_balance
+        journal.post("compute", [Entry("expenses:compute:writer", 200_000), Entry("liabilities:provider:embedded", -200_000)],
+                     idempotency_key=f"spend-{i}")
+    journal.post("tip", [Entry(WALLET, 600_000), Entry(TIPS, -600_000)], idempotency_key="tip")  # 0.8: resumes
+    journal.engine.dispose()
+    out = tmp_path / "chart.svg"
+    result = run("ledger", "plot", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    svg = out.read_text()
+    # matplotlib writes each text as a comment next to its glyphs: the marks' labels, in the order drawn
+    marks = re.findall(r"<!-- (deposit \+1\.000000|pause|tip \+0\.600000|resume) -->", svg)
+    assert marks[:4] == ["deposit +1.000000", "pause", "tip +0.600000", "resume"], marks
