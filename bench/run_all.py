@@ -10,6 +10,7 @@ HERE = Path(__file__).resolve().parent
 BENCHES = [
     "bench_ledger.py",
     "bench_wallet_scan.py",
+    "bench_paid_reads.py",
     "bench_llm_overhead.py",
     "bench_agents.py",
     "bench_overhead_share.py",

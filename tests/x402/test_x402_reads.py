@@ -26,7 +26,7 @@ from sqlalchemy import select
 
 from config.settings import Settings
 from kernel.db import make_engine
-from ledger.accounts import WALLET, reads_account
+from ledger.accounts import TIPS, WALLET, reads_account
 from ledger.journal import Journal
 from ledger.models import Transaction
 from ledger.reads import task_outcomes
@@ -304,3 +304,27 @@ async def test_a_reorg_after_settlement_reverses_the_booked_read(site: Site) -> 
     (reversal,) = booked(site, "reversal")
     assert reversal.reverses_id == read.id and reversal.idempotency_key == f"reorg:{read.idempotency_key}"
     assert (reversal.post_id, reversal.task_id) == ("post-hello", "task-hello")
+
+
+async def test_a_read_whose_settlement_was_never_recorded_is_matched_by_its_nonce(site: Site) -> None:
+    """The process died after the facilitator sent the transfer and before settled(): the scanner still books a read,
+    finding the claimed nonce in the transaction's AuthorizationUsed event; a tip from the same payer stays a tip."""
+    peer = site.peer
+    required = await payment_required(site)
+    payload = await peer.paying_client().create_payment_payload(required)
+    auth = payload.payload["authorization"]
+    from wallet.reads import Claim, payment_id
+
+    pid = payment_id(peer.network, peer.token, auth["from"], auth["nonce"])
+    assert site.reads.claim(Claim(pid, peer.node.chain_id, peer.token, auth["from"], auth["nonce"], "article", "hello",
+                                  int(auth["value"]), PRICE_UCR, "post-hello", "task-hello"))
+    req = required.accepts[0]
+    assert peer.facilitator.settle(payload, req).success  # settled, never recorded
+    tip = peer.contract().functions.transfer(peer.agent, 10**18).transact({"from": auth["from"]})  # 1 credit tip
+    peer.w3.eth.wait_for_transaction_receipt(tip)
+
+    site.scanner(confirmations=0).scan()
+    assert site.income() == PRICE_UCR
+    assert -site.journal.balance(TIPS) == 1_000_000
+    row = site.reads.get(pid)
+    assert row["status"] == "settled" and row["tx_hash"] == booked(site, "read")[0].tx_hash
