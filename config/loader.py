@@ -565,7 +565,8 @@ def secret_refs(settings: Settings) -> list[tuple[str, SecretRef]]:
     found += [("publishers.devto.api_key", settings.publishers.devto.api_key),
               ("publishers.bluesky.app_password", settings.publishers.bluesky.app_password),
               ("wallet.keystore_password", settings.wallet.keystore_password),
-              ("database.password", settings.database.password)]
+              ("database.password", settings.database.password),
+              ("http.console_token", settings.http.console_token)]
     if settings.x402.signer is not None:
         found.append(("x402.signer.keystore_password", settings.x402.signer.keystore_password))
     return [(key, ref) for key, ref in found if ref is not None]

@@ -181,11 +181,12 @@ class Install:
             self.minimum_edits(Path(self.under_root(m.group(1))))
         elif command.startswith("sudo -u selfpub "):
             self.outputs[command.split()[-1]] = self.as_selfpub(command.removeprefix("sudo -u selfpub "))
-        elif m := re.fullmatch(r"printf %s '([^']*)' *\| sudo systemd-creds encrypt --name=(\w+) - (\S+)", command):
+        elif m := re.fullmatch(r"printf %s ('[^']*'|\"[^\"]*\") *\| sudo systemd-creds encrypt --name=([\w-]+) - (\S+)",
+                               command):
             value, name, target = m.groups()
             if name in USED_CREDENTIALS:
                 path = Path(self.under_root(target))  # stands for the encrypted file: what systemd decrypts
-                path.write_text(value)
+                path.write_text(self.sh(f"printf %s {value}"))
                 path.chmod(0o600)
         else:
             raise AssertionError(f"systemd/README.md, {section}: no rule runs {command!r}; teach this test")

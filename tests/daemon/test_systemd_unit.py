@@ -63,7 +63,7 @@ def test_unit_has_what_the_daemon_relies_on() -> None:
     # (an absolute path that is missing fails the unit), so every credential is optional.
     creds = d["LoadCredentialEncrypted"]
     assert set(creds) == {"devto_api_key", "bluesky_app_password", "keystore_password", "llm_api_key",
-                          "database_password"}
+                          "database_password", "console-token"}
     assert "CacheDirectory" in d
     sysusers = (REPO / "systemd" / "selfpub.sysusers.conf").read_text()
     assert re.search(r"^u selfpub ", sysusers, re.M)
