@@ -338,9 +338,11 @@ class SustainSettings(Section):
     expand_at it expands (expand_items_per_cycle, the expand_models); between, research.items_per_cycle
     and the roles' own models. A role with no model named for the tier keeps its own (and its runway
     tiers). Reading the ratio is a ledger query, never a model call, so the rule costs nothing idle.
+    Off by default: it changes how much a running loop does, so it is opted into; while off, the
+    report, status page and /metrics still show the ratio and the tier it would take.
     """
 
-    enabled: bool = True
+    enabled: bool = False
     window_hours: int = Field(24, ge=1, le=24 * 366)
     expand_at: PerMille = 2000  # income / cost at or above this expands ("2.0")
     conserve_items_per_cycle: int = Field(1, ge=0)  # capped at research.items_per_cycle

@@ -24,7 +24,7 @@ def _problems(tmp_path: Path, text: str) -> dict[str, str]:
 
 def test_defaults_and_a_full_section(tmp_path: Path) -> None:
     s = _load(tmp_path, "").sustain
-    assert (s.enabled, s.window_hours, s.expand_at) == (True, 24, 2000)
+    assert (s.enabled, s.window_hours, s.expand_at) == (False, 24, 2000)  # opted into
     s = _load(tmp_path, """
 [prices."smollm2-135m-instruct"]
 input_per_million = "0.5"
@@ -36,7 +36,7 @@ output_per_million = "0.2"
 input_per_million = "3"
 output_per_million = "9"
 [sustain]
-enabled = false
+enabled = true
 window_hours = 48
 expand_at = "1.25"
 conserve_items_per_cycle = 0
@@ -45,7 +45,7 @@ conserve_models = { writer = "cheap-model", critic = "cheap-model" }
 expand_models = { writer = "big-model" }
 """).sustain
     assert (s.enabled, s.window_hours, s.expand_at, s.conserve_items_per_cycle, s.expand_items_per_cycle) == (
-        False, 48, 1250, 0, 6)
+        True, 48, 1250, 0, 6)
     assert isinstance(s.expand_at, int)
     assert s.conserve_models == {"writer": "cheap-model", "critic": "cheap-model"}
     assert s.model_dump()["expand_at"] == "1.25" and _load(tmp_path, "").sustain.model_dump()["expand_at"] == "2.0"

@@ -38,7 +38,7 @@ async def _get(svc, path: str) -> str:  # noqa: ANN001
 
 
 async def test_status_page_and_metrics_show_the_tier_and_why(db_url: str, tmp_path: Path) -> None:
-    svc = _service(db_url, tmp_path, expand_at="1.5")
+    svc = _service(db_url, tmp_path, enabled=True, expand_at="1.5")
     now = datetime.now(timezone.utc)
     deposit(svc.journal, 10 * CR, time=now - timedelta(days=2))
     svc.journal.post("compute", [Entry(compute_account("writer"), 800_000), Entry(provider_account("x"), -800_000)],
@@ -61,7 +61,7 @@ async def test_status_page_and_metrics_show_the_tier_and_why(db_url: str, tmp_pa
 
 
 async def test_status_page_says_when_there_is_too_little_history(db_url: str, tmp_path: Path) -> None:
-    svc = _service(db_url, tmp_path)
+    svc = _service(db_url, tmp_path, enabled=True)
     deposit(svc.journal, 10 * CR)
     await svc.refresh(max_age=0)
     page = await _get(svc, "/")

@@ -20,6 +20,7 @@ from ledger.sustain import CONSERVE, EXPAND, NORMAL, TIERS, decide, income_cost,
 from tests.ledger.conftest import Clock
 
 CR = 1_000_000
+ON = SustainSettings(enabled=True)  # the rule is opted into (off by default)
 RANK = {t: i for i, t in enumerate(TIERS)}  # conserve < normal < expand
 
 
@@ -75,7 +76,7 @@ def test_income_and_cost_over_the_window_on_a_real_ledger(journal: Journal, cloc
                  idempotency_key="gas-1", time=now - timedelta(hours=1))
     journal.post("dust", [Entry(DUST, 3), Entry(WALLET, -3)], idempotency_key="dust-1", time=now - timedelta(hours=1))
 
-    state = sustain_state(journal, SustainSettings(window_hours=72), now=now)
+    state = sustain_state(journal, ON.model_copy(update={"window_hours": 72}), now=now)
     income, cost = 400_000 + 250_000 + 120_000 + 30_000, 700_000 + 500_000 + 1_000
     assert (state.income, state.cost) == (income, cost)
     assert (state.income, state.cost) == _slow_sums(journal, now - timedelta(hours=72), now + timedelta(microseconds=1))
@@ -84,7 +85,7 @@ def test_income_and_cost_over_the_window_on_a_real_ledger(journal: Journal, cloc
     assert state.reason == "conserve: income 0.80 cr / cost 1.20 cr over 72 h = 0.66 < 1.0"
 
     # The default 24 h window keeps only the last day: the engagement, the reversed tip (net 0), cpu-2, cpu-now.
-    day = sustain_state(journal, SustainSettings(), now=now)
+    day = sustain_state(journal, ON, now=now)
     assert (day.income, day.cost, day.tier) == (30_000, 501_000, CONSERVE)
     assert income_cost(journal, since=now - timedelta(hours=24), until=now) == (30_000, 500_000)
 
@@ -92,7 +93,7 @@ def test_income_and_cost_over_the_window_on_a_real_ledger(journal: Journal, cloc
 def test_the_tier_changes_at_the_bar_on_a_real_ledger(journal: Journal, clock: Clock) -> None:
     now = clock.now
     _compute(journal, "cpu", "writer", CR, now - timedelta(hours=1))
-    bar = SustainSettings(expand_at="1.5")
+    bar = SustainSettings(enabled=True, expand_at="1.5")
     assert sustain_state(journal, bar, now=now).tier == CONSERVE  # no income: never expand
     _tip(journal, "t1", CR, now - timedelta(minutes=30))
     assert sustain_state(journal, bar, now=now).tier == NORMAL  # exactly 1.0: not below break-even
@@ -110,7 +111,7 @@ def test_no_cost_in_the_window_is_normal_and_says_too_little_history(journal: Jo
     now = clock.now
     _compute(journal, "old", "writer", CR, now - timedelta(hours=25))
     _tip(journal, "tip", 3 * CR, now - timedelta(hours=1))
-    state = sustain_state(journal, SustainSettings(), now=now)
+    state = sustain_state(journal, ON, now=now)
     assert (state.tier, state.ratio, state.income, state.cost) == (NORMAL, None, 3 * CR, 0)
     assert "too little history" in state.reason and "income 3.00 cr" in state.reason
 
@@ -170,7 +171,7 @@ def test_ledger_report_shows_ratio_tier_and_why(journal: Journal, clock: Clock, 
     _tip(journal, "tip", 400_000, now - timedelta(hours=2))
     budget: Budget = make_budget()
 
-    report = build_report(journal, budget, now=now, sustain=SustainSettings())
+    report = build_report(journal, budget, now=now, sustain=ON)
     got = report.to_dict()["sustain"]
     assert got == {
         "enabled": True, "tier": CONSERVE, "income": 400_000, "cost": 1_200_000, "ratio_per_mille": 333,
@@ -181,3 +182,7 @@ def test_ledger_report_shows_ratio_tier_and_why(journal: Journal, clock: Clock, 
     render_table(report, Console(file=out, width=200))
     assert "conserve: income 0.40 cr / cost 1.20 cr over 24 h = 0.33 < 1.0" in out.getvalue()
     assert build_report(journal, budget, now=now).to_dict()["sustain"] is None
+    off = build_report(journal, budget, now=now, sustain=SustainSettings()).to_dict()["sustain"]  # the default
+    assert (off["enabled"], off["tier"], off["ratio_per_mille"]) == (False, NORMAL, 333)
+    assert off["reason"] == ("normal: the sustain rule is off ([sustain] enabled = false); "
+                             "conserve: income 0.40 cr / cost 1.20 cr over 24 h = 0.33 < 1.0")
