@@ -470,6 +470,7 @@ def cross_check(settings: Settings) -> list[Problem]:
                         "point keystore_password_file at a file holding the keystore password")
             )
     problems += _x402_problems(settings)
+    problems += _site_problems(settings)
     allowed = {a.lower() for a in w.allowlist}
     for name, payee in w.providers.items():
         if payee.lower() not in allowed:
@@ -496,6 +497,15 @@ def cross_check(settings: Settings) -> list[Problem]:
                 problems.append(Problem(f"agents.{role}.tiers[{i}]", "tiers must be listed from the highest min_runway_days down",
                                         "reorder the tiers"))
     return problems
+
+
+def _site_problems(settings: Settings) -> list[Problem]:
+    """The site needs a listener of its own: not the status page's address."""
+    s, h = settings.site, settings.http
+    if s.enabled and h.enabled and s.port and s.port == h.port and s.bind == h.bind:
+        return [Problem("site.port", f"is http.port too ({s.bind}:{s.port}): the site and the status page "
+                        "each need a listener of their own", "set site.port to another port, e.g. 8788")]
+    return []
 
 
 def _x402_problems(settings: Settings) -> list[Problem]:

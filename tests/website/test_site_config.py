@@ -29,3 +29,10 @@ def test_a_public_url_with_a_query_fragment_or_user_is_refused(tmp_path: Path) -
     for bad in ("https://example.com/?x=1", "https://example.com/#top", "https://me@example.com", "ftp://example.com"):
         found = problems_of(write(tmp_path, f'[site]\npublic_url = "{bad}"\n'))
         assert "site.public_url" in found, bad
+
+
+def test_the_site_may_not_share_the_status_pages_listener(tmp_path: Path) -> None:
+    found = problems_of(write(tmp_path, '[http]\nport = 9000\n[site]\nenabled = true\nport = 9000\n'))
+    assert "site.port" in found and "status page" in found["site.port"]
+    ok = '[http]\nport = 9000\n[site]\nenabled = true\nport = 9001\n'
+    assert load_settings(write(tmp_path, ok), {}).site.port == 9001
