@@ -104,3 +104,26 @@ async def test_a_flood_of_connections_gets_503_past_the_limit_and_the_site_recov
             w.close()
     await asyncio.sleep(0.3)
     assert status_of(await raw(site, _get(b"/"))) == 200
+
+
+class _Broken:
+    """A content source whose database went away."""
+
+    def listing(self):  # noqa: ANN201
+        raise RuntimeError("database at /var/lib/selfpub/selfpub.db is locked: SECRET-STATE")
+
+    article = articles = lambda self, _x: self.listing()  # noqa: E731
+
+
+async def test_a_failure_inside_is_a_tiny_500_that_says_nothing(published_state: PublishedState):
+    from website import SiteServer, build_site_app
+
+    server = SiteServer(build_site_app(_Broken(), published_state.settings), "127.0.0.1", 0)
+    await server.start()
+    try:
+        for path in (b"/", b"/a/some-slug", b"/feed.atom", b"/sitemap.xml"):
+            answer = await raw(server, _get(path))
+            assert status_of(answer) == 500 and answer.endswith(b"\r\n\r\ninternal error\n"), path
+            assert b"SECRET-STATE" not in answer and b"Traceback" not in answer and b"selfpub.db" not in answer
+    finally:
+        await server.stop()
