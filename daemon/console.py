@@ -6,7 +6,8 @@
                               `selfpub ledger report`), the money story (ledger.reads.money_story: the points and
                               events `selfpub ledger plot` draws too), recent posts and failures
     next_cycle(service)       when the scheduler runs the cycle next (None: not scheduled)
-    sections(...)             the HTML of the console's sections
+    held_table, write_access, posts_table, failures_table, spend_tables, funding, events_list
+                              the HTML of the console's sections (daemon/http.py's status_page lays them out)
     approve / reject          TaskStore.approve / TaskStore.reject: the code path of
                               `selfpub drafts approve|reject`, nothing of their own
 
@@ -111,7 +112,8 @@ def held_table(held: list[Task], csrf: str, unlocked: bool) -> str:
         reasons = "".join(f"<li>{e(r)}</li>" for r in t.reasons) or "<li>-</li>"
         actions = "writes are locked"
         if unlocked:
-            hidden = f'<input type="hidden" name="csrf" value="{e(csrf)}"><input type="hidden" name="task" value="{e(t.id)}">'
+            hidden = (f'<input type="hidden" name="csrf" value="{e(csrf)}">'
+                      f'<input type="hidden" name="task" value="{e(t.id)}">')
             actions = (
                 f'<form method="post" action="/drafts/approve">{hidden}'
                 f'<button type="submit" class="approve" aria-label="approve {e(title)}">approve</button></form>'

@@ -11,7 +11,8 @@
 A write (POST) needs all three: a same-origin request (Sec-Fetch-Site, when sent, is
 "same-origin"; Origin, else Referer, names the server's own host:port, and so does Host,
 which a DNS-rebound name does not), a fresh unused CSRF token from a page this secret
-signed, and the session cookie (HttpOnly, SameSite=Strict) that only the right token gets.
+signed, and the session cookie (HttpOnly, SameSite=Strict, one name per port: cookies on 127.0.0.1
+are shared by every port) that only the right token gets.
 The secret, the tokens and the cookie are never logged or echoed into a page.
 """
 

@@ -37,8 +37,8 @@ from daemon.console import ConsoleData
 from daemon.csrf import SESSION_MAX_AGE_SECONDS, Guard, cookie_name, cookie_of, own_hosts, same_origin
 from daemon.status import Point
 from daemon.threads import in_thread
-from ledger.sustain import TIERS, SustainState, format_ratio
 from ledger.reads import Event, event_label
+from ledger.sustain import TIERS, SustainState, format_ratio
 
 if TYPE_CHECKING:
     from daemon.service import Service

@@ -59,7 +59,7 @@ class Console:
         assert r.status_code == 303 and r.headers["location"] == "/?done=unlocked", r.text
 
 
-async def _console(db_url: str, tmp_path: Path, token: str | None) -> AsyncIterator[Console]:
+async def _console(db_url: str, tmp_path: Path, token: str | None, bind: str = "127.0.0.1") -> AsyncIterator[Console]:
     svc = make_service(db_url, tmp_path, Recorder([]), settings=settings(tmp_path, token))
     store = TaskStore(svc.engine, persona=svc.settings.persona)
     store.migrate()
@@ -68,11 +68,13 @@ async def _console(db_url: str, tmp_path: Path, token: str | None) -> AsyncItera
                        reason="held: risky (novelty 0.20 < 0.3)", cost=123_000),
             hold_draft(store, 2, title="What the new borrow checker changes", score=7,
                        reason="held: approval mode is manual", cost=45_000)]
-    server = StatusServer(svc, "127.0.0.1", 0)
+    server = StatusServer(svc, bind, 0)
     await server.start()
     try:
         async with httpx.AsyncClient(timeout=30) as http:
-            yield Console(svc, server, http, held)
+            c = Console(svc, server, http, held)
+            c.base = f"http://127.0.0.1:{server.address[1]}"
+            yield c
     finally:
         await server.stop()
         svc.engine.dispose()
@@ -210,3 +212,11 @@ async def test_approving_a_draft_no_longer_held_is_a_conflict(console: Console) 
     console.store.reject(first, "decided on the command line meanwhile")
     r = await console.post("/drafts/approve", form)
     assert r.status_code == 409 and console.store.get(first).status == REJECTED
+
+
+async def test_bound_to_every_interface_the_console_cannot_name_itself_and_refuses_writes(
+        db_url: str, tmp_path: Path) -> None:
+    async for console in _console(db_url, tmp_path, TOKEN, bind="0.0.0.0"):
+        page = await console.page()  # reads as usual
+        r = await console.post("/unlock", {**Forms(page).first("/unlock"), "token": TOKEN})
+        assert r.status_code == 403 and "Host" in r.text and "set-cookie" not in r.headers
