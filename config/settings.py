@@ -304,6 +304,22 @@ class X402SignerSettings(Section):
     keystore_password_value: SecretStr | None = Field(None, exclude=True)
 
 
+class X402SpendSettings(Section):
+    """[x402.spend]: paying LLM endpoints that answer HTTP 402 (agents/llm/spendpolicy.py). Default-deny.
+
+    Disabled, no payee, no network, no asset or a zero daily cap: nothing is signed. A payment's
+    cap is the call's reservation; the signing key is the wallet's keystore (wallet.keystore_file).
+    """
+
+    enabled: bool = False
+    payees: tuple[EvmAddress, ...] = ()  # the only addresses a payment may go to
+    daily_cap: Credits = 0  # most paid over x402 per UTC day, summed from the ledger
+    network: Caip2 | None = None  # the only network a payment may use
+    asset: EvmAddress | None = None  # the only token a payment may use
+    decimals: int = Field(6, ge=0, le=36)  # the token's decimals (6: one unit = 1 ucr)
+    schemes: tuple[Literal["exact", "upto"], ...] = ("exact", "upto")
+
+
 class X402Settings(Section):
     """Paid reads over x402 (payments/): the article as Markdown and its research brief answer 402 until paid.
 
@@ -325,6 +341,7 @@ class X402Settings(Section):
     max_timeout_seconds: int = Field(300, ge=10, le=3600)  # how long a signed authorization stays valid
     token_name: str | None = None
     token_version: str | None = None
+    spend: X402SpendSettings = X402SpendSettings()  # paying for inference: [x402.spend]
 
 
 # A ratio (income / cost) in the TOML as "2.0", held as an integer per mille (2000): never a float.
@@ -338,11 +355,9 @@ class SustainSettings(Section):
     expand_at it expands (expand_items_per_cycle, the expand_models); between, research.items_per_cycle
     and the roles' own models. A role with no model named for the tier keeps its own (and its runway
     tiers). Reading the ratio is a ledger query, never a model call, so the rule costs nothing idle.
-    Off by default: it changes how much a running loop does, so it is opted into; while off, the
-    report, status page and /metrics still show the ratio and the tier it would take.
     """
 
-    enabled: bool = False
+    enabled: bool = True
     window_hours: int = Field(24, ge=1, le=24 * 366)
     expand_at: PerMille = 2000  # income / cost at or above this expands ("2.0")
     conserve_items_per_cycle: int = Field(1, ge=0)  # capped at research.items_per_cycle

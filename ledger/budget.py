@@ -21,6 +21,8 @@ A hold's life (ledger_reservation.status):
                       +-- mark_sent, before the request leaves
                               |
                               +-- commit(actual) ---------------> committed  usage known: booked exactly
+                              +-- pay(amount, key) -------------> committed  paid over x402: booked against
+                                                                             the wallet, once per payment key
                               +-- book_worst_case() ------------> presumed   ambiguous: booked at the hold
                               +-- TTL passes (process died) ----> presumed   sent, so spent: never freed
     presumed -- commit(actual) --> committed   a correcting transaction books actual - held
@@ -190,6 +192,7 @@ _EXPIRE_SENT = (
     "RETURNING id, amount, cycle_id, created_at, agent, model, provider, task_id"
 )
 UNKNOWN_PROVIDER = "unknown"
+X402_KIND = "x402"  # a call paid on chain over x402: expenses:compute:<agent> against the wallet
 _WRITE_PAUSE = "UPDATE ledger_budget_state SET paused = ?, reason = ?, cause = ?, changed_at = ? WHERE persona = ?"
 
 
@@ -410,6 +413,52 @@ class Budget:
                 counts.append((cycle_key(hold.cycle_id), hold.amount, -hold.amount))
             self._count(cur, counts)
         return txn
+
+    def pay(
+        self, hold: Hold, amount: int, *, key: str, memo: str = "", tx_hash: str | None = None, usage: Any = None,
+    ) -> int:
+        """A call paid on chain (x402): expenses:compute:<agent> against assets:wallet, and the hold closed.
+
+        No provider liability: the wallet paid. The payment, not the hold, is the unit booked once:
+        `key` names the payment (network, payer, nonce), so a retry that resent the same signed
+        payment under a new hold books nothing again. A hold its TTL already presumed spent has that
+        worst-case booking reversed. Returns the payment's transaction id.
+        """
+        if type(amount) is not int or amount < 0:
+            raise LedgerError(f"paid amount must be a non-negative int of ucr, got {amount!r}")
+        sql = self.sql
+        now = self.clock()
+        with self._locked() as (w, cur):
+            cur.execute(sql.q(_CLOSE_OPEN), ("committed", amount, sql.ts(now), hold.id))
+            held, spent = (hold.amount, 0) if cur.rowcount == 1 else (0, 0)
+            if not held:
+                cur.execute(sql.q(_HOLD_STATUS), (hold.id,))
+                row = cur.fetchone()
+                presumed = row is not None and row[0] == "presumed" and int(row[1] or 0) > 0
+                if presumed and (booked_txn := self._txn_of(cur, f"compute:{hold.id}")) is not None:
+                    booked = int(row[1])
+                    owed = provider_account(hold.provider or UNKNOWN_PROVIDER)
+                    self.journal.post_cursor(
+                        w, "reversal", [Entry(compute_account(hold.agent), -booked), Entry(owed, booked)],
+                        idempotency_key=f"reverse:compute:{hold.id}", reverses_id=booked_txn, time=now,
+                        memo=f"{hold.agent}: paid over x402, the worst case presumed at expiry is reversed",
+                        task_id=hold.task_id, model=hold.model,
+                    )
+                    spent -= booked
+                cur.execute(sql.q(_CLOSE_AGAIN), ("committed", amount, sql.ts(now), hold.id, row[0] if row else ""))
+            posted = self.journal.post_cursor(
+                w, X402_KIND, [Entry(compute_account(hold.agent), amount), Entry(WALLET, -amount)],
+                idempotency_key=key, memo=memo or f"{hold.agent} {hold.model or ''} paid over x402".strip(),
+                task_id=hold.task_id, model=hold.model, time=now, tx_hash=tx_hash,
+                input_tokens=getattr(usage, "input_tokens", None), output_tokens=getattr(usage, "output_tokens", None),
+            ) if amount else None
+            if posted is not None and posted.created:
+                spent += amount
+            counts = [(hold.day, spent, -held)]
+            if hold.cycle_id is not None:
+                counts.append((cycle_key(hold.cycle_id), spent, -held))
+            self._count(cur, counts)
+        return posted.txn_id if posted is not None else 0
 
     def _post(
         self, w: Write, hold: Hold, amount: int, key: str, provider: str | None, now: datetime,

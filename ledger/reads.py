@@ -6,6 +6,8 @@
     ledger_posts(journal, limit)          [PostRow] posts the ledger knows, newest first
     spend_by_agent / spend_by_model       compute spend per agent, per model
     income_total(journal)                 every credit of income so far
+    paid_over_x402(journal, since)        ucr the wallet paid for inference over x402 since then,
+                                          net of voided payments (the spend policy's daily cap)
     money_series(journal, since, until)   [Point] balance, spend, income over time: the
                                           status page's chart and `selfpub ledger plot`
     money_story(journal, since, until,    the series and its events (deposits, tips, pauses,
@@ -64,7 +66,7 @@ from ledger.accounts import (
     sql_under,
     under,
 )
-from ledger.budget import Budget
+from ledger.budget import X402_KIND, Budget
 from ledger.journal import Journal
 from ledger.accounts import COMMODITY
 from ledger.query import IS_COMPUTE, IS_EXPENSE, IS_INCOME, first_time, grouped, midnight, task_totals
@@ -241,6 +243,22 @@ def spend_by_model(
 def income_total(journal: Journal) -> int:
     """Every credit of income so far."""
     return -journal.balance(INCOME)
+
+
+def paid_over_x402(journal: Journal, since: datetime, *, conn: Connection | None = None) -> int:
+    """ucr paid from the wallet over x402 since `since` (a voided payment's reversal takes it back)."""
+    sql = journal.sql
+    with _connected(journal, conn) as c:
+        cur = cursor(c)
+        cur.execute(
+            sql.q(
+                "SELECT COALESCE(SUM(p.amount), 0) FROM ledger_posting p JOIN ledger_txn t ON t.id = p.txn_id "
+                "WHERE p.account = ? AND p.commodity = ? AND t.time >= ? AND (t.kind = ? OR t.reverses_id IN "
+                "(SELECT id FROM ledger_txn WHERE kind = ?))"
+            ),
+            (WALLET, COMMODITY, sql.ts(since), X402_KIND, X402_KIND),
+        )
+        return -int(cur.fetchone()[0])
 
 
 # -- money over time ---------------------------------------------------------------------

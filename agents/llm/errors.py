@@ -9,7 +9,10 @@ daemon stops it (a bug or a config fault: no retry or skip would fix it).
      ├── UnknownRole           a role that agents settings do not define
      ├── LLMUnavailable        True: every endpoint failed (429, 5xx, timeouts) or its circuit is open
      ├── LLMRequestRejected    the endpoint refused the request (400, 401, 403, 404, 422): not retried
-     └── StructuredOutputError the reply did not validate, also after one repair call
+     ├── StructuredOutputError the reply did not validate, also after one repair call
+     └── SpendRefused          False: the endpoint asked for an x402 payment the spend policy refused
+                               (reason: disabled, network, asset, payee, scheme, reservation,
+                               daily_cap); nothing was signed, the hold is released
     ledger.BudgetExceeded      passes through unchanged (limit: paused, available, daily_cap,
                                per_cycle_cap, role_calls, role_tokens)
     ledger.budget.HoldClosed   passes through: the hold expired before its request left; nothing was sent
@@ -71,4 +74,14 @@ class StructuredOutputError(LLMError):
     def __init__(self, message: str, *, errors: list[str], cost: int = 0, **kw):  # noqa: ANN003
         self.errors = errors
         self.cost = cost
+        super().__init__(message, **kw)
+
+
+class SpendRefused(LLMError):
+    """The spend policy refused an x402 payment: nothing was signed, and retrying will not change its mind."""
+
+    retryable = False
+
+    def __init__(self, message: str, *, reason: str, **kw):  # noqa: ANN003
+        self.reason = reason
         super().__init__(message, **kw)

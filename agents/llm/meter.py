@@ -14,6 +14,10 @@ One attempt, top to bottom (Meter.send):
                             ambiguous  book the worst case        (a later commit corrects it)
                             not_sent   release
                cancelled or crashed mid-send: book the worst case
+               paid over x402 (the endpoint answered 402; agents/llm/paidcall.py): the reservation
+               was the payment's cap; book the payment (settled, else its authorised amount)
+               against the wallet once per payment key, or release when nothing was signed or
+               nothing left; a policy refusal is raised after the log row (SpendRefused)
     log        one llm_call row and one OpenTelemetry span per attempt
 
 Settling is retried (COMMIT_ATTEMPTS, doubling backoff) when the database fails transiently (SQLite
@@ -36,6 +40,7 @@ from urllib.parse import urlsplit
 from opentelemetry import trace
 from sqlalchemy.exc import DBAPIError, OperationalError
 
+from agents.llm import paidcall
 from agents.llm.calllog import AMBIGUOUS as LOG_AMBIGUOUS
 from agents.llm.calllog import ERROR, INVALID, OK, REFUSED, CallLog, CallRecord
 from agents.llm.pricing import cost, estimate_prompt_tokens, max_output_within
@@ -187,18 +192,39 @@ class Meter:
         memo = f"{role} {route.model}"
         with self.tracer.start_as_current_span(f"chat {route.model}", kind=trace.SpanKind.CLIENT) as span:
             _span_request(span, role, route, price, mt, cfg.temperature, ids)
-            try:
-                reply = await provider.send(request)
-            except BaseException as exc:  # cancelled, or a bug below us: the request may have left
-                reply = Reply(AMBIGUOUS, error_class=type(exc).__name__)
-                raise
-            finally:
-                spent, used, booked = await self._pay(hold, reply, price, worst, memo)
-                if counters is not None and reply.outcome != AMBIGUOUS and not (
-                        reply.outcome == ANSWERED and reply.usage is None):
-                    counters[1] += used.total - (prompt + mt)
-                self._log(role, route, hold, reply, used, spent, worst, started, span, ids, n, check)
+            with paidcall.attempt(role, worst) as paid:  # the reservation caps an x402 payment
+                try:
+                    reply = await provider.send(request)
+                except BaseException as exc:  # cancelled, or a bug below us: the request may have left
+                    reply = Reply(AMBIGUOUS, error_class=type(exc).__name__)
+                    raise
+                finally:
+                    if paid.payments or paid.refused is not None:
+                        spent, used, booked = await self._pay_x402(hold, reply, paid, memo)
+                    else:
+                        spent, used, booked = await self._pay(hold, reply, price, worst, memo)
+                    if counters is not None and reply.outcome != AMBIGUOUS and not (
+                            reply.outcome == ANSWERED and reply.usage is None):
+                        counters[1] += used.total - (prompt + mt)
+                    self._log(role, route, hold, reply, used, spent, worst, started, span, ids, n, check)
+        if paid.refused is not None:
+            refused = paid.refused
+            refused.role, refused.model, refused.task_id = role, route.model, ids["task_id"]
+            raise refused
         return Metered(reply, used, spent, worst, mt, booked)
+
+    async def _pay_x402(self, hold: Hold, reply: Reply, paid: paidcall.PaidAttempt, memo: str) -> tuple[int, Usage, bool]:
+        """Settle a hold whose request met an x402 offer: book what was paid, or release (agents/llm/paidcall.py)."""
+        used = reply.usage or Usage()
+        spent: list[int | None] = [None]
+
+        def write() -> None:
+            spent[0] = paidcall.book(self.budget, hold, paid, memo)
+            if spent[0] is None:  # refused, or signed and never sent: nobody can hold a signature
+                self.budget.release(hold)
+
+        booked = await self._settle(f"x402 {hold.id}", write)
+        return spent[0] or 0, used, booked
 
     async def _pay(self, hold: Hold, reply: Reply, price: ModelPrice, worst: int, memo: str) -> tuple[int, Usage, bool]:
         """Settle the hold by the outcome; returns (cost, usage, whether the ledger took it)."""

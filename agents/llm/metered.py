@@ -12,6 +12,9 @@
     provider    agents/llm/provider.py    the wire (the only importer of openai):
                                           Reply(not_sent | answered | rejected | ambiguous, ...)
     structured  agents/llm/structured.py  the schema sent, validation, the one repair call
+    x402        agents/llm/x402pay.py     an endpoint answering 402 is paid under the spend policy
+                (agents/llm/spendpolicy.py), capped by the attempt's reservation, booked by the
+                meter through agents/llm/paidcall.py
 
 Beside the layers: agents/llm/calllog.py (one row per request, its own migrations in
 agents/llm/migrations, version table alembic_version_agents_llm) and agents/llm/embedded.py (the
@@ -31,6 +34,7 @@ from typing import Any
 from opentelemetry import trace
 from pydantic import BaseModel
 
+from agents.llm import paidcall
 from agents.llm.calllog import CallLog
 from agents.llm.breaker import Breaker
 from agents.llm.errors import PriceMissing, StructuredOutputError
@@ -197,7 +201,8 @@ class MeteredLLM:
                 response_format=fmt, seed=self.seed, max_tokens=max_tokens, ids=ids, n=n, check=check,
             )
 
-        return await self.router.call(role, attempt, structured=schema is not None, task_id=ids["task_id"])
+        with paidcall.call_scope():  # the attempts of one call resend one x402 payment, never sign two
+            return await self.router.call(role, attempt, structured=schema is not None, task_id=ids["task_id"])
 
     def _completion(self, m: Metered, route: Route, attempts: int, parsed: Any = None) -> Completion:
         return Completion(

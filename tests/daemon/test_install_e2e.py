@@ -17,9 +17,10 @@ test, so the doc and this test move together. What stands in for what (systemd i
     systemd-analyze verify U    -> on U with its paths under ROOT (verify wants ExecStart= to exist)
     sudoedit CONFIG             -> the doc's minimum edits: a local feed, the agents on a stand-in
                                    (and, for the test, [http] port = 0)
-    systemd-creds encrypt N     -> N's value as the plain file systemd decrypts; run for devto_api_key
-                                   only (a user who publishes to Dev.to only), so the unit's other
-                                   credentials are missing, which must not stop it
+    systemd-creds encrypt N     -> as written, with ROOT's host key (ROOT/var/lib/systemd mounted on
+                                   /var/lib/systemd); run for devto_api_key only (a user who publishes to
+                                   Dev.to only), so the unit's other credentials are missing, which must
+                                   not stop it; at start `systemd-creds decrypt` makes $CREDENTIALS_DIRECTORY
 
 Then the unit itself, as systemd would start it: its ExecStart= (paths under ROOT) as that uid in the
 sandbox with the environment the unit gives (STATE_DIRECTORY, CACHE_DIRECTORY, CREDENTIALS_DIRECTORY
@@ -141,6 +142,13 @@ class Install:
         ])
         return ["unshare", "-m", "--propagation", "private", "bash", "-c", script]
 
+    def with_host_key(self, command: str) -> str:
+        """COMMAND with ROOT/var/lib/systemd as /var/lib/systemd: systemd-creds' host key is ROOT's, not this machine's."""
+        keys = self.root / "var/lib/systemd"
+        keys.mkdir(exist_ok=True)
+        return (f"unshare -m --propagation private bash -c "
+                f"{shlex.quote(f'mount --bind {keys} /var/lib/systemd && {command}')}")
+
     def as_selfpub(self, command: str) -> str:
         """`sudo -u selfpub CMD` outside the unit: sudo's environment (HOME of the user), no systemd folders."""
         env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/var/lib/selfpub",
@@ -183,11 +191,8 @@ class Install:
             self.outputs[command.split()[-1]] = self.as_selfpub(command.removeprefix("sudo -u selfpub "))
         elif m := re.fullmatch(r"printf %s ('[^']*'|\"[^\"]*\") *\| sudo systemd-creds encrypt --name=([\w-]+) - (\S+)",
                                command):
-            value, name, target = m.groups()
-            if name in USED_CREDENTIALS:
-                path = Path(self.under_root(target))  # stands for the encrypted file: what systemd decrypts
-                path.write_text(self.sh(f"printf %s {value}"))
-                path.chmod(0o600)
+            if m.group(2) in USED_CREDENTIALS:
+                self.sh(self.with_host_key(self.under_root(command.replace("sudo ", ""))))
         else:
             raise AssertionError(f"systemd/README.md, {section}: no rule runs {command!r}; teach this test")
 
@@ -235,7 +240,10 @@ class Install:
                 if source is None:
                     continue
             target = creds / name
-            shutil.copyfile(source, target)
+            if entry in unit.get("LoadCredentialEncrypted", []):
+                self.sh(self.with_host_key(f"systemd-creds decrypt --name={name} {source} {target}"))
+            else:
+                shutil.copyfile(source, target)
             os.chown(target, uid, gid)
             target.chmod(0o400)
         env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/var/lib/selfpub",
