@@ -542,8 +542,11 @@ def read_secret(ref: SecretRef, key: str, environ: Mapping[str, str], check_file
         try:
             mode = path.stat().st_mode
         except OSError as exc:
-            fix = ("create the file or fix the path" if ref.file.is_absolute() else
-                   f"put the credential `{ref.file}` in that folder (under systemd: a LoadCredential= line for it)")
+            name = ref.file
+            fix = ("create the file or fix the path" if name.is_absolute() else
+                   f"put a file `{name}` in that folder; under systemd: `systemd-creds encrypt --name={name} - "
+                   f"/etc/credstore.encrypted/{name}` (the unit must name it: LoadCredentialEncrypted={name}), "
+                   "then restart")
             return None, Problem(f"{key}_file", f"cannot read {path} ({exc.strerror})", fix)
         if mode & (stat.S_IRWXG | stat.S_IRWXO):
             return None, Problem(f"{key}_file", f"{path} is readable by group or others (mode {stat.S_IMODE(mode):o})",

@@ -113,6 +113,7 @@ def test_credentials_option_resolves_relative_names(tmp_path: Path) -> None:
     out = " ".join(result.output.split())
     assert result.exit_code == 1, out  # the Bluesky password is not there
     assert f"{creds}/bluesky_app_password" in out and "No such file" in out
+    assert "systemd-creds encrypt --name=bluesky_app_password - /etc/credstore.encrypted/bluesky_app_password" in out
     secret(creds, "bluesky_app_password")
     result = cli("--config", str(path), "--credentials", str(creds), "config", "check")
     out = " ".join(result.output.split())
