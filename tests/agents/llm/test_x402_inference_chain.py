@@ -1,0 +1,127 @@
+"""Inference paid over x402 on real peers: the SDK's payment middleware in front of FakeOpenAI on 127.0.0.1,
+the SDK's facilitator settling EIP-3009 transfers of CreditToken3009 on anvil, the metered client paying per call.
+
+The token has 18 decimals: 10**12 units are 1 ucr. The research role reserves about 3,100 ucr a call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx2
+import openai
+import pytest
+
+from agents.llm import MeteredLLM
+from agents.llm.errors import SpendRefused
+from agents.llm.spendpolicy import SpendPolicy
+from agents.llm.x402pay import PayingTransport, X402Payer
+from config.settings import X402SpendSettings
+from kernel.clock import utcnow
+from ledger import Journal
+from ledger.accounts import WALLET, compute_account, provider_account
+from ledger.query import midnight
+from ledger.reads import paid_over_x402
+from tests.agents.conftest import agents_on
+from tests.fakes.openai import FakeOpenAI
+from tests.peers.paid_llm import serve_paid_llm
+from tests.peers.x402 import X402Peer
+
+UCR = 10**12  # token units per ucr at 18 decimals
+PRICE_UCR = 1_000
+ASK = [{"role": "user", "content": "hello"}]
+
+
+@pytest.fixture
+def provider_llm(fake_openai: FakeOpenAI, x402_peer: X402Peer) -> Iterator[str]:
+    """The paid stand-in, charging PRICE_UCR a call, paid to the peer's account 1 (the provider here)."""
+    with serve_paid_llm(fake_openai, x402_peer, price_units=PRICE_UCR * UCR, pay_to=x402_peer.agent) as url:
+        yield url
+
+
+def spend_settings(peer: X402Peer, **over: Any) -> X402SpendSettings:
+    terms = {"enabled": True, "payees": (peer.agent,), "daily_cap": "1", "network": peer.network,
+             "asset": peer.token, "decimals": 18, **over}
+    return X402SpendSettings(**terms)
+
+
+def paying(make_llm: Callable[..., MeteredLLM], journal: Journal, peer: X402Peer, url: str,
+           settings: X402SpendSettings) -> MeteredLLM:
+    policy = SpendPolicy(settings, lambda: paid_over_x402(journal, midnight(utcnow())))
+    http = httpx2.AsyncClient(transport=PayingTransport(X402Payer(policy, peer.payer(0))))
+    client = openai.AsyncOpenAI(base_url=url, api_key="sk-none", max_retries=0, http_client=http)
+    return make_llm(agents=agents_on(base_url=url), clients={url: client})
+
+
+def booked(journal: Journal) -> list[tuple[str, str | None]]:
+    with journal.reading() as cur:
+        cur.execute("SELECT idempotency_key, tx_hash FROM ledger_txn WHERE kind = 'x402' ORDER BY id")
+        return [(k, t) for k, t in cur.fetchall()]
+
+
+async def test_each_call_is_paid_on_chain_and_booked_once_against_the_wallet(
+        make_llm: Callable[..., MeteredLLM], journal: Journal, x402_peer: X402Peer, provider_llm: str) -> None:
+    payer = x402_peer.payer(0).address
+    before = x402_peer.balance_of(payer), x402_peer.balance_of(x402_peer.agent)
+    wallet = journal.balance(WALLET)
+    llm = paying(make_llm, journal, x402_peer, provider_llm, spend_settings(x402_peer))
+    for _ in range(2):
+        done = await llm.complete("research", ASK)
+        assert done.text == "ok" and done.cost == PRICE_UCR
+    assert x402_peer.balance_of(payer) == before[0] - 2 * PRICE_UCR * UCR
+    assert x402_peer.balance_of(x402_peer.agent) == before[1] + 2 * PRICE_UCR * UCR
+    assert journal.balance(compute_account("research")) == 2 * PRICE_UCR
+    assert journal.balance(WALLET) == wallet - 2 * PRICE_UCR
+    assert journal.balance(provider_account("fake")) == 0
+    rows = booked(journal)
+    assert len(rows) == 2
+    for key, tx in rows:
+        assert tx is not None and x402_peer.w3.eth.get_transaction_receipt(tx)["status"] == 1
+        assert x402_peer.authorization_used(payer, bytes.fromhex(key.rsplit(":", 1)[1].removeprefix("0x")))
+
+
+@pytest.mark.parametrize(("over", "why"), [
+    ({"enabled": False}, "disabled"),
+    ({"payees": ("0x" + "11" * 20,)}, "payee"),
+    ({"network": "eip155:1"}, "network"),
+    ({"asset": "0x" + "22" * 20}, "asset"),
+    ({"daily_cap": "0.0005"}, "daily_cap"),
+])
+async def test_a_refused_payment_signs_nothing_and_moves_no_token(
+        make_llm: Callable[..., MeteredLLM], journal: Journal, x402_peer: X402Peer, provider_llm: str,
+        fake_openai: FakeOpenAI, over: dict, why: str) -> None:
+    payer = x402_peer.payer(0).address
+    before = x402_peer.balance_of(payer)
+    llm = paying(make_llm, journal, x402_peer, provider_llm, spend_settings(x402_peer, **over))
+    with pytest.raises(SpendRefused) as caught:
+        await llm.complete("research", ASK)
+    assert caught.value.reason == why
+    assert x402_peer.balance_of(payer) == before
+    assert booked(journal) == [] and journal.balance(compute_account("research")) == 0
+    assert fake_openai.chat_requests == []  # the model never ran
+
+
+async def test_exact_priced_over_the_reservation_is_refused_before_paying(
+        make_llm: Callable[..., MeteredLLM], journal: Journal, x402_peer: X402Peer, fake_openai: FakeOpenAI) -> None:
+    payer = x402_peer.payer(0).address
+    before = x402_peer.balance_of(payer)
+    with serve_paid_llm(fake_openai, x402_peer, price_units=50_000 * UCR, pay_to=x402_peer.agent) as url:
+        llm = paying(make_llm, journal, x402_peer, url, spend_settings(x402_peer))
+        with pytest.raises(SpendRefused) as caught:
+            await llm.complete("research", ASK)
+    assert caught.value.reason == "reservation"
+    assert x402_peer.balance_of(payer) == before and booked(journal) == []
+
+
+async def test_the_daily_cap_stops_the_second_call_after_the_first_is_paid(
+        make_llm: Callable[..., MeteredLLM], journal: Journal, x402_peer: X402Peer, provider_llm: str) -> None:
+    payer = x402_peer.payer(0).address
+    before = x402_peer.balance_of(payer)
+    llm = paying(make_llm, journal, x402_peer, provider_llm, spend_settings(x402_peer, daily_cap="0.0015"))
+    await llm.complete("research", ASK)
+    with pytest.raises(SpendRefused) as caught:
+        await llm.complete("research", ASK)
+    assert caught.value.reason == "daily_cap"
+    assert x402_peer.balance_of(payer) == before - PRICE_UCR * UCR
+    assert len(booked(journal)) == 1
