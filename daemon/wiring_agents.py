@@ -91,6 +91,36 @@ def _runway(journal: Journal, budget: Budget) -> Callable[[], float | None]:
     return runway
 
 
+def paying_http_client(settings: Settings, journal: Journal) -> Any:  # noqa: ANN401 - an httpx2.AsyncClient
+    """The LLM clients' HTTP client when [x402.spend] is enabled: it pays a 402 under the spend policy.
+
+    The payer is the wallet's keystore (wallet.keystore_file); the daily cap reads the ledger.
+    """
+    spend = settings.x402.spend
+    if not spend.enabled:
+        return None
+    import httpx2
+
+    from agents.llm.spendpolicy import SpendPolicy
+    from agents.llm.x402pay import PayingTransport, X402Payer
+    from config.loader import ConfigError, Problem
+    from kernel.clock import utcnow
+    from ledger.query import midnight
+    from ledger.reads import paid_over_x402
+    from wallet.keystore import load_key
+
+    w = settings.wallet
+    if w.keystore_file is None or w.keystore_password_value is None:
+        raise ConfigError([Problem("x402.spend.enabled", "paying for inference signs with the wallet's key, and "
+                                   "there is none", "set wallet.keystore_file and wallet.keystore_password "
+                                   "(file or env), or x402.spend.enabled = false")])
+    from eth_account import Account
+
+    account = Account.from_key(load_key(w.keystore_file, w.keystore_password_value.get_secret_value()))
+    policy = SpendPolicy(spend, lambda: paid_over_x402(journal, midnight(utcnow())))
+    return httpx2.AsyncClient(transport=PayingTransport(X402Payer(policy, account)))
+
+
 def build_llm(settings: Settings, journal: Journal, budget: Budget, closers: list[Callable[[], Any]],
               runway: Callable[[], float | None] | None = None, sustain: SustainRule | None = None) -> MeteredLLM:
     """The metered client, starting the embedded model server when a role asks for it."""
@@ -106,7 +136,8 @@ def build_llm(settings: Settings, journal: Journal, budget: Budget, closers: lis
         agents = resolve_embedded(agents, server.base_url)
         json_modes = embedded_json_modes(server.base_url)
     calllog = CallLog(journal.engine)
-    clients = clients_for(agents)
+    paying = paying_http_client(settings, journal)  # None unless [x402.spend] enabled
+    clients = clients_for(agents, **({"http_client": paying} if paying is not None else {}))
     for c in clients.values():
         closers.append(c.close)
     return MeteredLLM(agents, settings.prices, budget, clients, runway=runway or (lambda: None), log_to=calllog,

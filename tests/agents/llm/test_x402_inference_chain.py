@@ -7,23 +7,27 @@ The token has 18 decimals: 10**12 units are 1 ucr. The research role reserves ab
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx2
 import openai
 import pytest
+from pydantic import SecretStr
 
 from agents.llm import MeteredLLM
 from agents.llm.errors import SpendRefused
 from agents.llm.spendpolicy import SpendPolicy
 from agents.llm.x402pay import PayingTransport, X402Payer
-from config.settings import X402SpendSettings
+from config.settings import Settings, WalletSettings, X402Settings, X402SpendSettings
+from daemon.wiring_agents import build_llm
 from kernel.clock import utcnow
-from ledger import Journal
+from ledger import Budget, Journal
 from ledger.accounts import WALLET, compute_account, provider_account
 from ledger.query import midnight
 from ledger.reads import paid_over_x402
-from tests.agents.conftest import agents_on
+from tests.agents.conftest import FAKE_MODEL, FAKE_PRICE, agents_on
+from wallet.keystore import create_keystore
 from tests.fakes.openai import FakeOpenAI
 from tests.peers.paid_llm import serve_paid_llm
 from tests.peers.x402 import X402Peer
@@ -125,3 +129,25 @@ async def test_the_daily_cap_stops_the_second_call_after_the_first_is_paid(
     assert caught.value.reason == "daily_cap"
     assert x402_peer.balance_of(payer) == before - PRICE_UCR * UCR
     assert len(booked(journal)) == 1
+
+
+async def test_the_daemon_wires_the_paying_client_from_settings_and_the_wallet_keystore(
+        tmp_path: Path, journal: Journal, budget: Budget, x402_peer: X402Peer, provider_llm: str) -> None:
+    keystore = tmp_path / "wallet.json"
+    payer = create_keystore(keystore, "pw")
+    x402_peer.mint(payer, 10_000 * UCR)
+    settings = Settings(
+        state_dir=tmp_path, agents=agents_on(base_url=provider_llm), prices={FAKE_MODEL: FAKE_PRICE},
+        wallet=WalletSettings(keystore_file=keystore, keystore_password_value=SecretStr("pw")),
+        x402=X402Settings(spend=spend_settings(x402_peer)),
+    )
+    closers: list = []
+    llm = build_llm(settings, journal, budget, closers)
+    try:
+        done = await llm.complete("research", ASK)
+    finally:
+        for close in closers:
+            await close()
+    assert done.text == "ok"
+    assert x402_peer.balance_of(payer) == (10_000 - PRICE_UCR) * UCR
+    assert journal.balance(compute_account("research")) == PRICE_UCR

@@ -18,7 +18,9 @@ from agents.llm import MeteredLLM
 from agents.llm.errors import LLMRequestRejected, SpendRefused
 from agents.llm.spendpolicy import SpendPolicy
 from agents.llm.x402pay import PayingTransport, X402Payer
-from config.settings import X402SpendSettings
+from config.loader import ConfigError
+from config.settings import Settings, X402Settings, X402SpendSettings
+from daemon.wiring_agents import paying_http_client
 from kernel.clock import utcnow
 from ledger import Budget, Journal
 from ledger.accounts import WALLET, compute_account, provider_account
@@ -142,3 +144,11 @@ async def test_upto_authorises_at_most_the_reservation_and_is_booked_pending_unt
     # The signature left: the most it can cost is booked, pending (no tx hash) until the chain says.
     assert journal.balance(compute_account("research")) == PRICE
     assert [tx for _, tx in x402_txns(journal)] == [None]
+
+
+def test_paying_is_off_by_default_and_refused_without_the_wallet_keystore(journal: Journal, tmp_path: Any) -> None:
+    assert paying_http_client(Settings(state_dir=tmp_path), journal) is None
+    enabled = Settings(state_dir=tmp_path, x402=X402Settings(spend=OPEN))
+    with pytest.raises(ConfigError) as caught:
+        paying_http_client(enabled, journal)
+    assert [p.key for p in caught.value.problems] == ["x402.spend.enabled"]
