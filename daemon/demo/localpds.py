@@ -27,7 +27,7 @@ from pathlib import Path
 
 import httpx
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 DEFAULT_PDS_DIR = REPO / "build" / "node" / "pds"
 START_TIMEOUT_SECONDS = 60.0
 STOP_GRACE_SECONDS = 10.0
