@@ -276,6 +276,7 @@ def soak_settings(state: Path, llm_url: str, feed_url: str, items_per_cycle: int
         budget={"min_balance": "0.1", "resume_balance": "0.2", "per_cycle_cap": "5", "daily_cap": "100000"},
         research={"items_per_cycle": items_per_cycle, "fetch_timeout_seconds": 20},
         review={"max_revisions": 1},
+        sustain={"enabled": False},  # the soak measures growth per post at a fixed plan, not the sustain rule
         publishers={"local": {"enabled": True}},
         logging={"format": "json", "level": "INFO"},
         feeds=[{"url": feed_url}],

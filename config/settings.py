@@ -355,6 +355,8 @@ class SustainSettings(Section):
     expand_at it expands (expand_items_per_cycle, the expand_models); between, research.items_per_cycle
     and the roles' own models. A role with no model named for the tier keeps its own (and its runway
     tiers). Reading the ratio is a ledger query, never a model call, so the rule costs nothing idle.
+    On by default: the loop is meant to live on what it earns. `enabled = false` keeps the plan and
+    models fixed; the report, status page and /metrics still show the ratio and the tier it would take.
     """
 
     enabled: bool = True

@@ -24,7 +24,7 @@ def _problems(tmp_path: Path, text: str) -> dict[str, str]:
 
 def test_defaults_and_a_full_section(tmp_path: Path) -> None:
     s = _load(tmp_path, "").sustain
-    assert (s.enabled, s.window_hours, s.expand_at) == (False, 24, 2000)  # opted into
+    assert (s.enabled, s.window_hours, s.expand_at) == (True, 24, 2000)  # on by default: the loop lives on what it earns
     s = _load(tmp_path, """
 [prices."smollm2-135m-instruct"]
 input_per_million = "0.5"

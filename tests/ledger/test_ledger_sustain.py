@@ -182,7 +182,8 @@ def test_ledger_report_shows_ratio_tier_and_why(journal: Journal, clock: Clock, 
     render_table(report, Console(file=out, width=200))
     assert "conserve: income 0.40 cr / cost 1.20 cr over 24 h = 0.33 < 1.0" in out.getvalue()
     assert build_report(journal, budget, now=now).to_dict()["sustain"] is None
-    off = build_report(journal, budget, now=now, sustain=SustainSettings()).to_dict()["sustain"]  # the default
+    assert build_report(journal, budget, now=now, sustain=SustainSettings()).to_dict()["sustain"] == got  # the default
+    off = build_report(journal, budget, now=now, sustain=SustainSettings(enabled=False)).to_dict()["sustain"]
     assert (off["enabled"], off["tier"], off["ratio_per_mille"]) == (False, NORMAL, 333)
     assert off["reason"] == ("normal: the sustain rule is off ([sustain] enabled = false); "
                              "conserve: income 0.40 cr / cost 1.20 cr over 24 h = 0.33 < 1.0")
