@@ -4,7 +4,10 @@
       issue()                a CSRF token for one page: "<issued>.<nonce>.<HMAC(secret, csrf|issued|nonce)>"
       spend_csrf(token)      True once per token, within CSRF_MAX_AGE_SECONDS of its issue (a used or stale
                              one is refused: a form submitted twice, or replayed, does nothing)
-      session(token)         the cookie value after the operator typed the right token (unlock), or None
+      session(token)         the cookie value after the operator typed the right token (unlock), or None;
+                             after UNLOCK_TRIES wrong tokens within UNLOCK_WINDOW_SECONDS every unlock is
+                             refused until the window has passed (guessing costs minutes, not milliseconds)
+      unlock_refused()       whether unlocking is refused now for too many wrong tokens
       has_session(cookie)    a cookie this secret signed, within SESSION_MAX_AGE_SECONDS
       same_origin(headers, own)  why a write request is not from the page itself, or None
 
@@ -28,6 +31,8 @@ from urllib.parse import urlsplit
 
 CSRF_MAX_AGE_SECONDS = 3_600  # a page left open longer must be reloaded before it can write
 SESSION_MAX_AGE_SECONDS = 12 * 3_600
+UNLOCK_TRIES = 5
+UNLOCK_WINDOW_SECONDS = 60
 COOKIE = "selfpub_console_{port}"  # one per port: cookies on 127.0.0.1 are shared by every port
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
 
@@ -40,6 +45,7 @@ class Guard:
         self._secret = secret.encode() if secret else None
         self.clock = clock
         self._spent: dict[str, float] = {}  # nonce -> issued at, until it is too old to be accepted anyway
+        self._wrong: list[float] = []  # when wrong tokens were given, within the last UNLOCK_WINDOW_SECONDS
         self._lock = threading.Lock()
 
     @property
@@ -86,9 +92,20 @@ class Guard:
             self._spent[found[1]] = found[0]
         return True
 
+    def unlock_refused(self) -> bool:
+        """True while UNLOCK_TRIES wrong tokens were given within the last UNLOCK_WINDOW_SECONDS."""
+        with self._lock:
+            now = self.clock()
+            self._wrong = [at for at in self._wrong if now - at < UNLOCK_WINDOW_SECONDS]
+            return len(self._wrong) >= UNLOCK_TRIES
+
     def session(self, token: str) -> str | None:
         """The session cookie's value when `token` is the console token, else None (compared in constant time)."""
-        if self._secret is None or not hmac.compare_digest(token.strip().encode(), self._secret):
+        if self._secret is None or self.unlock_refused():
+            return None
+        if not hmac.compare_digest(token.strip().encode(), self._secret):
+            with self._lock:
+                self._wrong.append(self.clock())
             return None
         return self._mint("session")
 

@@ -49,7 +49,7 @@ MAX_FORM_BYTES = 8_192
 READ_TIMEOUT_SECONDS = 10.0
 REASONS = {200: "OK", 303: "See Other", 400: "Bad Request", 403: "Forbidden", 404: "Not Found",
            405: "Method Not Allowed", 409: "Conflict", 411: "Length Required", 413: "Content Too Large",
-           415: "Unsupported Media Type", 500: "Internal Server Error", 503: "Service Unavailable"}
+           415: "Unsupported Media Type", 429: "Too Many Requests", 500: "Internal Server Error", 503: "Service Unavailable"}
 WRITES = ("/unlock", "/drafts/approve", "/drafts/reject")
 FORM = "application/x-www-form-urlencoded"
 TEXT = "text/plain; charset=utf-8"
@@ -412,6 +412,9 @@ class StatusServer:
             return 403, f"forbidden: {refused}\n".encode(), TEXT, {}
         guard = self.guard()
         if path == "/unlock":
+            if guard.unlock_refused():
+                log.warning("console write refused", extra={"path": path, "why": "too many wrong console tokens"})
+                return 429, b"too many wrong console tokens: try again in a minute\n", TEXT, {"Retry-After": "60"}
             cookie = guard.session(form.get("token", ""))
             if cookie is None:
                 log.warning("console write refused", extra={"path": path, "why": "wrong console token"})

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from daemon.csrf import CSRF_MAX_AGE_SECONDS, SESSION_MAX_AGE_SECONDS, Guard, cookie_of, own_hosts, same_origin
+from daemon.csrf import (
+    CSRF_MAX_AGE_SECONDS, SESSION_MAX_AGE_SECONDS, UNLOCK_TRIES, UNLOCK_WINDOW_SECONDS, Guard, cookie_of, own_hosts,
+    same_origin,
+)
 
 SECRET = "s3cret-console-token-0123456789"
 OWN = own_hosts("127.0.0.1", 8787)
@@ -112,3 +115,14 @@ def test_own_hosts_and_cookies() -> None:
     assert same_origin({"host": "192.0.2.7", "origin": "http://192.0.2.7"}, own_hosts("192.0.2.7", 80)) is None
     assert cookie_of("a=1; selfpub_console_8787=v.w.x; b=2", "selfpub_console_8787") == "v.w.x"
     assert cookie_of("selfpub_console_8788=v", "selfpub_console_8787") == ""
+
+
+def test_guessing_the_token_is_throttled() -> None:
+    clock = Clock()
+    guard = Guard(SECRET, clock=clock)
+    for i in range(UNLOCK_TRIES):
+        assert not guard.unlock_refused()
+        assert guard.session(f"guess-{i}") is None
+    assert guard.unlock_refused() and guard.session(SECRET) is None  # even the right one, for now
+    clock.now += UNLOCK_WINDOW_SECONDS
+    assert not guard.unlock_refused() and guard.session(SECRET) is not None

@@ -158,6 +158,14 @@ async def test_a_wrong_or_missing_token_does_not_unlock(console: Console, caplog
         assert TOKEN not in text  # never logged, never echoed
 
 
+async def test_too_many_wrong_tokens_lock_the_unlock_for_a_while(console: Console) -> None:
+    for _ in range(5):
+        r = await console.post("/unlock", {**Forms(await console.page()).first("/unlock"), "token": "guess"})
+        assert r.status_code == 403
+    r = await console.post("/unlock", {**Forms(await console.page()).first("/unlock"), "token": TOKEN})
+    assert r.status_code == 429 and r.headers["retry-after"] == "60" and "set-cookie" not in r.headers
+
+
 async def test_cross_origin_writes_are_refused(console: Console) -> None:
     await console.unlock()
     target = console.held[0]
