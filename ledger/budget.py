@@ -141,7 +141,7 @@ class _State:
 
 def day_key(when: datetime) -> str:
     """The daily-cap counter key of a moment (UTC day)."""
-    return f"day:{when.astimezone(timezone.utc):%Y-%m-%d}"
+    return "day:" + when.astimezone(timezone.utc).date().isoformat()
 
 
 def cycle_key(cycle_id: str) -> str:

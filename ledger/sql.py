@@ -99,7 +99,8 @@ class Dialect:
         when = when.astimezone(UTC)
         if self.pg:
             return when
-        return f"{when:%Y-%m-%d %H:%M:%S.%f}"  # SQLAlchemy's SQLite DATETIME storage format
+        # SQLAlchemy's SQLite DATETIME storage format, "YYYY-MM-DD HH:MM:SS.ffffff" (isoformat: C, not strftime)
+        return when.replace(tzinfo=None).isoformat(" ", "microseconds")
 
     def parse_ts(self, value: Any) -> datetime | None:
         """A timestamp column's value as an aware UTC datetime."""
