@@ -45,8 +45,10 @@ async def test_sighup_rebuilds_the_orchestrator_and_a_broken_config_keeps_the_ol
     forem = ForemServer(secrets.devto_api_key)
     with llm.serve() as llm_url, forem.running(), sample_site() as feed_url:
         def config(items: int, extra: str = "") -> Path:
+            # The sustain rule off: a daemon that earns nothing would conserve to one item a cycle, and this test
+            # is about the reload carrying items_per_cycle, not about the tier.
             return cycle_config(tmp_path, feeds=[feed_url], llm_url=llm_url, forem_url=forem.url, secret_files=files,
-                                items_per_cycle=items, max_revisions=0, extra=extra)
+                                items_per_cycle=items, max_revisions=0, extra="[sustain]\nenabled = false\n" + extra)
 
         path = config(1)
         env = cli_env()
