@@ -318,6 +318,7 @@ class X402SpendSettings(Section):
     asset: EvmAddress | None = None  # the only token a payment may use
     decimals: int = Field(6, ge=0, le=36)  # the token's decimals (6: one unit = 1 ucr)
     schemes: tuple[Literal["exact", "upto"], ...] = ("exact", "upto")
+    max_timeout_seconds: int = Field(600, ge=10, le=3600)  # longest-lived authorisation signed (then void if unused)
 
 
 class X402Settings(Section):

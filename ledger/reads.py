@@ -8,6 +8,7 @@
     income_total(journal)                 every credit of income so far
     paid_over_x402(journal, since)        ucr the wallet paid for inference over x402 since then,
                                           net of voided payments (the spend policy's daily cap)
+    x402_payments_open(journal)           [PaidCall] x402 payments booked and not voided (reconcile)
     money_series(journal, since, until)   [Point] balance, spend, income over time: the
                                           status page's chart and `selfpub ledger plot`
     money_story(journal, since, until,    the series and its events (deposits, tips, pauses,
@@ -259,6 +260,34 @@ def paid_over_x402(journal: Journal, since: datetime, *, conn: Connection | None
             (WALLET, COMMODITY, sql.ts(since), X402_KIND, X402_KIND),
         )
         return -int(cur.fetchone()[0])
+
+
+@dataclass(frozen=True)
+class PaidCall:
+    """One x402 payment for inference as booked, not reversed: its transaction, key and tx hash."""
+
+    txn_id: int
+    key: str  # x402:<network>:<payer>:<nonce>
+    time: datetime
+    tx_hash: str | None
+    amount: int  # ucr booked
+
+
+def x402_payments_open(journal: Journal, *, conn: Connection | None = None) -> list[PaidCall]:
+    """Every x402 payment booked and not reversed (a void one is reversed), oldest first."""
+    sql = journal.sql
+    with _connected(journal, conn) as c:
+        cur = cursor(c)
+        cur.execute(
+            sql.q(
+                "SELECT t.id, t.idempotency_key, t.time, t.tx_hash, -p.amount FROM ledger_txn t "
+                "JOIN ledger_posting p ON p.txn_id = t.id AND p.account = ? AND p.commodity = ? "
+                "WHERE t.kind = ? AND NOT EXISTS (SELECT 1 FROM ledger_txn r WHERE r.reverses_id = t.id) "
+                "ORDER BY t.id"
+            ),
+            (WALLET, COMMODITY, X402_KIND),
+        )
+        return [PaidCall(int(i), k, sql.parse_ts(t), h, int(a)) for i, k, t, h, a in cur.fetchall()]
 
 
 # -- money over time ---------------------------------------------------------------------

@@ -6,6 +6,8 @@
         asset         the offer's asset is not the pinned one
         payee         the offer pays an address not in payees
         scheme        not one of the configured schemes (exact, upto)
+        timeout       the authorisation would stay valid longer than max_timeout_seconds (so an
+                      unused one is provably dead after it: wallet/x402spend.py voids it)
         reservation   the amount (exact: the price; upto: the authorised maximum) is over the call's
                       reservation (agents/llm/meter.py), in ucr rounded up
         daily_cap     paid today (the ledger) + approved and not yet booked (this process) + the
@@ -36,8 +38,8 @@ from typing import Any
 from agents.llm.errors import SpendRefused
 from config.settings import X402SpendSettings
 
-DISABLED, NETWORK, ASSET, PAYEE, SCHEME, RESERVATION, DAILY_CAP = (
-    "disabled", "network", "asset", "payee", "scheme", "reservation", "daily_cap",
+DISABLED, NETWORK, ASSET, PAYEE, SCHEME, TIMEOUT, RESERVATION, DAILY_CAP = (
+    "disabled", "network", "asset", "payee", "scheme", "timeout", "reservation", "daily_cap",
 )
 UCR_DECIMALS = 6
 
@@ -64,6 +66,7 @@ class Offer:
     asset: str
     pay_to: str
     units: int  # token units: exact's price, upto's authorised maximum
+    timeout: int = 0  # seconds the signed authorisation stays valid
 
     @classmethod
     def of(cls, requirements: Any) -> Offer:
@@ -71,6 +74,7 @@ class Offer:
         return cls(
             str(requirements.scheme), str(requirements.network), str(requirements.asset).lower(),
             str(requirements.pay_to).lower(), int(requirements.amount),
+            int(getattr(requirements, "max_timeout_seconds", 0) or 0),
         )
 
 
@@ -118,6 +122,9 @@ class SpendPolicy:
             raise _refused(PAYEE, f"payee {offer.pay_to} is not in [x402.spend] payees")
         if offer.scheme not in s.schemes:
             raise _refused(SCHEME, f"scheme {offer.scheme} is not one of [x402.spend] schemes {list(s.schemes)}")
+        if offer.timeout > s.max_timeout_seconds:
+            raise _refused(TIMEOUT, f"an authorisation valid {offer.timeout} s is longer than [x402.spend] "
+                                    f"max_timeout_seconds {s.max_timeout_seconds}")
         cost = self.ucr(offer.units)
         if cost > cap:
             raise _refused(RESERVATION, f"{offer.scheme} payment of {cost} ucr is over the call's reservation "

@@ -16,7 +16,7 @@ import pytest
 from pydantic import SecretStr
 
 from agents.llm import MeteredLLM
-from agents.llm.errors import SpendRefused
+from agents.llm.errors import LLMUnavailable, SpendRefused
 from agents.llm.spendpolicy import SpendPolicy
 from agents.llm.x402pay import PayingTransport, X402Payer
 from config.settings import Settings, WalletSettings, X402Settings, X402SpendSettings
@@ -28,7 +28,9 @@ from ledger.query import midnight
 from ledger.reads import paid_over_x402
 from tests.agents.conftest import FAKE_MODEL, FAKE_PRICE, agents_on
 from wallet.keystore import create_keystore
-from tests.fakes.openai import FakeOpenAI
+from wallet.x402spend import CONFIRMED, PENDING, UNCONFIRMED, VOID, VOID_MARGIN_SECONDS, reconcile_paid_inference
+from tests.fakes.openai import FakeOpenAI, Fault
+from tests.peers.anvil import rpc_call
 from tests.peers.paid_llm import serve_paid_llm
 from tests.peers.x402 import X402Peer
 
@@ -151,3 +153,41 @@ async def test_the_daemon_wires_the_paying_client_from_settings_and_the_wallet_k
     assert done.text == "ok"
     assert x402_peer.balance_of(payer) == (10_000 - PRICE_UCR) * UCR
     assert journal.balance(compute_account("research")) == PRICE_UCR
+
+
+async def test_a_settled_payment_is_confirmed_at_depth(
+        make_llm: Callable[..., MeteredLLM], journal: Journal, x402_peer: X402Peer, provider_llm: str) -> None:
+    llm = paying(make_llm, journal, x402_peer, provider_llm, spend_settings(x402_peer))
+    await llm.complete("research", ASK)
+    (key, _), = booked(journal)
+    check = dict(w3=x402_peer.w3, token=x402_peer.token, network=x402_peer.network, confirmations=2,
+                 max_timeout_seconds=600)
+    assert reconcile_paid_inference(journal, **check).statuses == {key: UNCONFIRMED}
+    x402_peer.mine(2)
+    assert reconcile_paid_inference(journal, **check).statuses == {key: CONFIRMED}
+    assert journal.balance(compute_account("research")) == PRICE_UCR
+
+
+async def test_a_payment_that_left_and_never_settled_is_booked_once_then_void_when_it_expires(
+        make_llm: Callable[..., MeteredLLM], journal: Journal, x402_peer: X402Peer, provider_llm: str,
+        fake_openai: FakeOpenAI) -> None:
+    fake_openai.fail(Fault.status(500), times=10)  # the model fails: the middleware settles nothing
+    payer = x402_peer.payer(0).address
+    before = x402_peer.balance_of(payer)
+    llm = paying(make_llm, journal, x402_peer, provider_llm, spend_settings(x402_peer))
+    with pytest.raises(LLMUnavailable):
+        await llm.complete("research", ASK)
+    assert len(fake_openai.chat_requests) >= 2  # retried, always with the one signed payment
+    (key, tx), = booked(journal)
+    assert tx is None and journal.balance(compute_account("research")) == PRICE_UCR  # pending, the most it costs
+    assert x402_peer.balance_of(payer) == before
+    check = dict(w3=x402_peer.w3, token=x402_peer.token, network=x402_peer.network, confirmations=0,
+                 max_timeout_seconds=600)
+    assert reconcile_paid_inference(journal, **check).statuses == {key: PENDING}
+    rpc_call(x402_peer.node.url, "evm_increaseTime", [600 + VOID_MARGIN_SECONDS + 1])
+    x402_peer.mine()
+    done = reconcile_paid_inference(journal, **check)
+    assert done.statuses == {key: VOID} and done.voided_ucr == PRICE_UCR
+    assert journal.balance(compute_account("research")) == 0
+    assert paid_over_x402(journal, midnight(utcnow())) == 0
+    assert reconcile_paid_inference(journal, **check).statuses == {}  # reversed once, then closed

@@ -49,6 +49,12 @@ def test_wrong_network_asset_payee_or_scheme_is_refused(terms: dict, why: str) -
     assert reason(SpendPolicy(OPEN, lambda: 0), offer(**terms)) == why
 
 
+def test_an_authorisation_valid_too_long_is_refused() -> None:
+    policy = SpendPolicy(OPEN, lambda: 0)
+    assert reason(policy, Offer("exact", NETWORK, TOKEN.lower(), PAYEE.lower(), 1, timeout=3_600)) == "timeout"
+    assert policy.approve(Offer("exact", NETWORK, TOKEN.lower(), PAYEE.lower(), 1, timeout=600), 10).ucr == 1
+
+
 def test_a_payment_over_the_reservation_is_refused_and_one_at_it_passes() -> None:
     policy = SpendPolicy(OPEN, lambda: 0)
     assert reason(policy, offer(10_001), cap=10_000) == "reservation"
