@@ -156,9 +156,9 @@ def task_totals(
             (*rows_params, commodity, *extra_params),
         )
         for task_id, cost, earnings, post_ids in cur.fetchall():
-            have = out.get(task_id)
             post_ids = post_ids or ""
-            if have is not None:
+            have = out.get(task_id)
+            if have is not None:  # a task on a partial day too (rare): merge
                 cost, earnings = have[0] + cost, have[1] + earnings
                 post_ids = ",".join(p for p in (have[2], post_ids) if p)
             if "," in post_ids:
