@@ -2,7 +2,8 @@
 
 After a real cycle with real-looking secrets (fake LLM and spec-checking Dev.to stand-ins on 127.0.0.1):
 the server listens on loopback only unless http.bind says otherwise; it answers GET only and refuses
-every other method (HEAD included) with 405 without changing anything in the state; unknown paths
+every other method (HEAD included) with 405 without changing anything in the state, but for POST on
+the console's write paths, refused 403 (or 415) when no console token is configured; unknown paths
 are 404; no page, header or error body carries a secret.
 """
 
@@ -222,6 +223,18 @@ def test_status_server_after_a_real_cycle_is_loopback_only_get_only_and_shows_no
             assert status == 405, (method, path, status, payload)
             assert headers["allow"] == "GET" and payload == b"method not allowed\n", (method, headers)
             seen[f"{method} {path}"] = payload + repr(headers).encode()
+    # the console's write paths: without a console token (none configured here) every POST is refused (403),
+    # whatever it carries; any other method there is 405
+    for path in ("/unlock", "/drafts/approve", "/drafts/reject"):
+        form = b"task=x&csrf=1.a.b&token=guess"
+        for ctype in ("application/x-www-form-urlencoded", "application/json"):
+            status, headers, payload = raw_request(port, "POST", path, form, {"Content-Type": ctype,
+                                                                              "Origin": f"http://127.0.0.1:{port}"})
+            assert status == (403 if ctype.endswith("urlencoded") else 415), (path, ctype, status, payload)
+            seen[f"POST {path} {ctype}"] = payload + repr(headers).encode()
+        for method in ("GET", "PUT", "DELETE"):
+            status, headers, _ = raw_request(port, method, path)
+            assert (status, headers.get("allow")) == ((404, None) if method == "GET" else (405, "GET, POST")), path
     # unknown paths: 404, and never a file from the state dir
     for path in UNKNOWN:
         status, headers, payload = raw_request(port, "GET", path)
