@@ -46,6 +46,7 @@ if TYPE_CHECKING:  # the rooms behind these load web3 and the model clients: imp
     from daemon.wiring_agents import AgentsRuntime
     from daemon.wiring_wallet import AnyWallet
     from wallet.reconcile import ReconcileResult
+    from wallet.x402spend import SpendReconcile
     from wallet.scanner import ScanResult
     from wallet.settlement import SettleReport
     from website import SiteServer
@@ -156,6 +157,7 @@ class WalletSlot:
     def __init__(self, journal: Journal, settings: Settings, build: Callable[[Settings, Journal], AnyWallet]):
         self.journal = journal
         self._build = build
+        self.spend = settings.x402.spend  # inference paid over x402, reconciled beside the balance
         self.current: AnyWallet = build(settings, journal)
 
     def __getattr__(self, name: str) -> Any:  # noqa: ANN401 - everything else is the current wallet's
@@ -170,7 +172,25 @@ class WalletSlot:
         return self.current.settle()
 
     def reconcile(self) -> ReconcileResult | None:
-        return self.current.reconcile()
+        result = self.current.reconcile()
+        self.reconcile_paid_inference()
+        return result
+
+    def reconcile_paid_inference(self) -> SpendReconcile | None:
+        """Settle or void the x402 payments for inference (wallet/x402spend.py); None without a chain."""
+        from wallet.wallets import ChainWallet
+        from wallet.x402spend import reconcile_paid_inference
+
+        wallet, spend = self.current, self.spend
+        if not isinstance(wallet, ChainWallet) or spend.network is None:
+            return None
+        done = reconcile_paid_inference(
+            self.journal, wallet.w3, spend.asset or wallet.token, network=spend.network,
+            confirmations=wallet.settings.confirmations, max_timeout_seconds=spend.max_timeout_seconds)
+        if done.statuses:
+            log.info("x402 inference payments reconciled", extra={
+                status: done.count(status) for status in ("confirmed", "unconfirmed", "pending", "void")})
+        return done
 
     def is_too_stale(self) -> bool:
         return bool(self.current.is_too_stale())
@@ -190,6 +210,7 @@ class WalletSlot:
 
     async def reload(self, settings: Settings) -> bool:
         """Build a wallet on `settings` (in a thread) and swap it in; False keeps the old one."""
+        self.spend = settings.x402.spend
         if settings.wallet == self.current.settings:
             return True
         try:

@@ -33,6 +33,8 @@ from publishers import BLUESKY_APP_URL
 from publishers.protocol import PublishChannel
 
 if TYPE_CHECKING:  # the model clients and the research agent load only when they are built
+    import httpx2
+
     from agents.feeds import FeedReport
     from agents.llm import MeteredLLM
     from agents.protocol import LLM
@@ -91,7 +93,7 @@ def _runway(journal: Journal, budget: Budget) -> Callable[[], float | None]:
     return runway
 
 
-def paying_http_client(settings: Settings, journal: Journal) -> Any:  # noqa: ANN401 - an httpx2.AsyncClient
+def paying_http_client(settings: Settings, journal: Journal) -> httpx2.AsyncClient | None:
     """The LLM clients' HTTP client when [x402.spend] is enabled: it pays a 402 under the spend policy.
 
     The payer is the wallet's keystore (wallet.keystore_file); the daily cap reads the ledger.

@@ -1,6 +1,7 @@
 """Paying LLM endpoints that answer HTTP 402 with x402 requirements, through the official x402 SDK.
 
-    AsyncOpenAI(http_client=httpx2.AsyncClient(transport=PayingTransport(payer)))   built by daemon/
+    AsyncOpenAI(http_client=httpx2.AsyncClient(transport=PayingTransport(payer)))
+        built by daemon/wiring_agents.py (paying_http_client) when [x402.spend] is enabled
 
     PayingTransport.handle_async_request(request)         an httpx2 transport (the openai SDK's client)
       send as it is --------------------------------> not 402: returned untouched

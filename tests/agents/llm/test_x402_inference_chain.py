@@ -20,6 +20,7 @@ from agents.llm.errors import LLMUnavailable, SpendRefused
 from agents.llm.spendpolicy import SpendPolicy
 from agents.llm.x402pay import PayingTransport, X402Payer
 from config.settings import Settings, WalletSettings, X402Settings, X402SpendSettings
+from daemon.wiring import WalletSlot
 from daemon.wiring_agents import build_llm
 from kernel.clock import utcnow
 from ledger import Budget, Journal
@@ -28,11 +29,12 @@ from ledger.query import midnight
 from ledger.reads import paid_over_x402
 from tests.agents.conftest import FAKE_MODEL, FAKE_PRICE, agents_on
 from wallet.keystore import create_keystore
+from wallet.wallets import ChainWallet
 from wallet.x402spend import CONFIRMED, PENDING, UNCONFIRMED, VOID, VOID_MARGIN_SECONDS, reconcile_paid_inference
 from tests.fakes.openai import FakeOpenAI, Fault
-from tests.peers.anvil import rpc_call
+from tests.peers.anvil import rpc_call, start_anvil, stop_anvil
 from tests.peers.paid_llm import serve_paid_llm
-from tests.peers.x402 import X402Peer
+from tests.peers.x402 import X402Peer, deploy_x402
 
 UCR = 10**12  # token units per ucr at 18 decimals
 PRICE_UCR = 1_000
@@ -168,15 +170,26 @@ async def test_a_settled_payment_is_confirmed_at_depth(
     assert journal.balance(compute_account("research")) == PRICE_UCR
 
 
+@pytest.fixture
+def own_peer() -> Iterator[X402Peer]:
+    """A token on an anvil of its own: this test moves the chain's clock, which would expire others' payments."""
+    node = start_anvil()
+    try:
+        yield deploy_x402(node)
+    finally:
+        stop_anvil(node)
+
+
 async def test_a_payment_that_left_and_never_settled_is_booked_once_then_void_when_it_expires(
-        make_llm: Callable[..., MeteredLLM], journal: Journal, x402_peer: X402Peer, provider_llm: str,
-        fake_openai: FakeOpenAI) -> None:
+        make_llm: Callable[..., MeteredLLM], journal: Journal, own_peer: X402Peer, fake_openai: FakeOpenAI) -> None:
+    x402_peer = own_peer
     fake_openai.fail(Fault.status(500), times=10)  # the model fails: the middleware settles nothing
     payer = x402_peer.payer(0).address
     before = x402_peer.balance_of(payer)
-    llm = paying(make_llm, journal, x402_peer, provider_llm, spend_settings(x402_peer))
-    with pytest.raises(LLMUnavailable):
-        await llm.complete("research", ASK)
+    with serve_paid_llm(fake_openai, x402_peer, price_units=PRICE_UCR * UCR, pay_to=x402_peer.agent) as url:
+        llm = paying(make_llm, journal, x402_peer, url, spend_settings(x402_peer))
+        with pytest.raises(LLMUnavailable):
+            await llm.complete("research", ASK)
     assert len(fake_openai.chat_requests) >= 2  # retried, always with the one signed payment
     (key, tx), = booked(journal)
     assert tx is None and journal.balance(compute_account("research")) == PRICE_UCR  # pending, the most it costs
@@ -191,3 +204,22 @@ async def test_a_payment_that_left_and_never_settled_is_booked_once_then_void_wh
     assert journal.balance(compute_account("research")) == 0
     assert paid_over_x402(journal, midnight(utcnow())) == 0
     assert reconcile_paid_inference(journal, **check).statuses == {}  # reversed once, then closed
+
+
+async def test_the_daemons_reconcile_job_settles_the_paid_calls_beside_the_balance(
+        make_llm: Callable[..., MeteredLLM], journal: Journal, x402_peer: X402Peer, provider_llm: str,
+        tmp_path: Path) -> None:
+    payer = x402_peer.payer(0).address
+    spend = spend_settings(x402_peer)
+    llm = paying(make_llm, journal, x402_peer, provider_llm, spend)
+    await llm.complete("research", ASK)
+    (key, _), = booked(journal)
+    x402_peer.mine(2)
+    settings = Settings(state_dir=tmp_path, x402=X402Settings(spend=spend),
+                        wallet=WalletSettings(mode="evm", confirmations=2))
+    slot = WalletSlot(journal, settings, lambda s, j: ChainWallet(x402_peer.w3, j, s.wallet, token=x402_peer.token,
+                                                                  address=payer))
+    assert slot.reconcile_paid_inference().statuses == {key: CONFIRMED}
+    off = Settings(state_dir=tmp_path, wallet=WalletSettings(mode="evm"))
+    assert WalletSlot(journal, off, lambda s, j: ChainWallet(
+        x402_peer.w3, j, s.wallet, token=x402_peer.token, address=payer)).reconcile_paid_inference() is None
