@@ -21,6 +21,12 @@ Schemes: `exact` (EIP-3009 transferWithAuthorization: the price must fit the res
 `upto` (Permit2 through the x402 upto proxy: the authorised maximum must fit the reservation, the
 settled amount is booked). The SDK's own spend controls are off: SpendPolicy is the one gate.
 The signing key comes from the wallet keystore (daemon/ hands in a LocalAccount); it is never logged.
+
+On chain, `upto` needs Permit2 (0x000000000022D473030F116dDEE9F6B43aC78BA3) and the x402 upto proxy
+(0x4020A4f3b7b90ccA423B9fabCc0CE57C6C240002). Their runtime bytecode is in no package reachable
+offline: not in the x402 SDK (2.25), nor in npm's @x402/evm (2.27.0) or @uniswap/permit2-sdk (1.4.0),
+nor on PyPI; so nothing can anvil_setCode them, and the real-peer tests pay with `exact` (EIP-3009 on
+CreditToken3009). `upto` is covered by unit tests over the SDK's own types (tests/agents/llm/).
 """
 
 from __future__ import annotations
