@@ -9,8 +9,8 @@ PostgreSQL), rebuilds the running totals and rollup from it, checks nothing
 drifted (Journal.verify), then prints one line per figure with its goal and
 the ratio to it:
 
-- `ledger report` wall time (build the report and render its tables) on
-  SQLite and on PostgreSQL; goal under 1 s on SQLite;
+- `ledger report` wall time in this process (build the report and render its
+  tables) on SQLite and on PostgreSQL; goal under 0.5 s on SQLite (issue 15);
 - reserve+commit pairs per second, one writer, on the same big ledgers;
   goal over 2,000/s on SQLite.
 
@@ -51,7 +51,7 @@ UTC = timezone.utc
 END = datetime(2026, 11, 1, tzinfo=UTC)  # the ledger's "now": a year of history before it
 DAYS = 365
 PG_URL = os.environ.get("SELFPUB_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
-REPORT_GOAL_S = 1.0
+REPORT_GOAL_S = 0.5
 THROUGHPUT_GOAL = 2_000
 AGENTS = ("orchestrator", "research", "writer", "critic")
 MODELS = ("smollm2-135m-instruct", "qwen2.5-7b", "gpt-4o-mini")
@@ -271,6 +271,7 @@ def run(
 ) -> dict[str, float]:
     """Build, measure and print every figure; returns them by name."""
     figures: dict[str, float] = {}
+    print(f"load average (1 min) at the start: {os.getloadavg()[0]:.2f}", file=out)
     with tempfile.TemporaryDirectory(prefix="bench-ledger-") as tmp:
         targets = [("SQLite", f"sqlite:///{Path(tmp) / 'ledger.db'}", None)]
         if postgres:
@@ -292,7 +293,7 @@ def run(
                 figures[f"report_s_{name.lower()}"] = seconds
                 goal = REPORT_GOAL_S if name == "SQLite" else None
                 print(line(f"ledger report, {name}, {built.postings:,} postings", f"{seconds * 1000:.0f} ms",
-                           "< 1 s on SQLite" if goal else "none (SQLite's is 1 s)",
+                           "< 0.5 s on SQLite" if goal else "none (SQLite's is 0.5 s)",
                            REPORT_GOAL_S / seconds if goal else None, seconds < REPORT_GOAL_S if goal else None,
                            f"this process's CPU: {timing.cpu * 1000:.0f} ms"), file=out)
                 if cli and name == "SQLite":
@@ -316,6 +317,7 @@ def run(
                         conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
         if admin is not None:
             admin.dispose()
+    print(f"load average (1 min) at the end: {os.getloadavg()[0]:.2f}", file=out)
     return figures
 
 
