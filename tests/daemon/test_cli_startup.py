@@ -34,8 +34,10 @@ try:
 except SystemExit as exc:
     code = exc.code or 0
 names = sorted(sys.modules)
+loader = sys.modules.get("pydantic.plugin._loader")
 print(json.dumps({"code": code, "top": sorted({n.split(".")[0] for n in names}),
-                  "daemon": [n for n in names if n.startswith("daemon.")]}))
+                  "daemon": [n for n in names if n.startswith("daemon.")],
+                  "plugins_scanned": getattr(loader, "_plugins", None) is not None}))
 """
 
 
@@ -92,3 +94,4 @@ def test_read_only_commands_on_a_database_at_head_load_no_alembic(tmp_path: Path
         assert "alembic" not in seen["top"], args
     seen = imports_of(["config", "check"], tmp_path, env)
     assert "sqlalchemy" not in seen["top"]  # checking the config opens no database
+    assert "pydantic" in seen["top"] and not seen["plugins_scanned"]  # no scan of every distribution's entry points
