@@ -18,6 +18,7 @@ from datetime import datetime, timedelta, timezone
 from sqlalchemy import Engine, func, select
 
 from daemon.models import ERROR_OUTCOMES, INTERRUPTED, OK, RUNNING, JobRun
+from daemon.posts import post_key
 from daemon.redact import Redactor
 from ledger import reads
 from config.settings import SustainSettings
@@ -51,7 +52,7 @@ class StatusReader:
         persona: str,
         *,
         posts_source: Callable[[int], list[PostRow]] | None = None,
-        posts_of_source: Callable[[], dict[str, list[str]]] | None = None,
+        posts_of_source: Callable[[], dict[str, list[str]]] | None = None,  # daemon.posts.posts_of over the outbox
         runway_source: Callable[[], float | None] | None = None,
         redactor: Redactor | None = None,
     ):
@@ -83,7 +84,7 @@ class StatusReader:
         return reads.ledger_posts(self.journal, limit)
 
     def posts_of(self) -> dict[str, list[str]]:
-        """task id -> the posts it made ("platform:id"), from the publishers when wired, else none known."""
+        """task id -> the posts it made (daemon.posts.posts_of over the outbox when wired), else none known."""
         return self.posts_of_source() if self.posts_of_source is not None else {}
 
     def posts_by_platform(self) -> dict[str, int]:
@@ -235,7 +236,7 @@ def outbox_posts(journal: Journal, outbox: Any) -> Callable[[int], list[PostRow]
         done.sort(key=lambda r: _aware(r.published_at) if r.published_at else epoch, reverse=True)
         done = done[:limit]
         tasks = {r.task_id for r in done if r.task_id}
-        post_ids = {f"{r.platform}:{r.published.remote_id}" for r in done}
+        post_ids = {post_key(r.platform, r.published.remote_id) for r in done}
         cost = reads.task_costs(journal, tasks)
         earned = reads.post_earnings(journal, post_ids)
         titles = draft_titles(journal.engine, tasks)
@@ -243,22 +244,10 @@ def outbox_posts(journal: Journal, outbox: Any) -> Callable[[int], list[PostRow]
             PostRow(
                 _aware(r.published_at) if r.published_at else epoch, r.platform, r.published.remote_id,
                 titles.get(r.task_id or "", r.published.remote_id), cost.get(r.task_id, 0),
-                earned.get(f"{r.platform}:{r.published.remote_id}", 0), live_url(r.published),
+                earned.get(post_key(r.platform, r.published.remote_id), 0), live_url(r.published),
             )
             for r in done
         ]
 
     return source
 
-
-def outbox_posts_of(outbox: Any) -> Callable[[], dict[str, list[str]]]:  # noqa: ANN401
-    """A posts_of source for StatusReader: each task's delivered posts, so an article counts before it earns."""
-
-    def source() -> dict[str, list[str]]:
-        out: dict[str, list[str]] = {}
-        for r in outbox.published():
-            if r.task_id and r.published is not None:
-                out.setdefault(r.task_id, []).append(f"{r.platform}:{r.published.remote_id}")
-        return out
-
-    return source

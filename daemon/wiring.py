@@ -123,11 +123,13 @@ def _outbox_posts(journal: Journal):  # noqa: ANN202
 
 
 def _outbox_posts_of(journal: Journal):  # noqa: ANN202
-    """Each task's posts, from the publishers' outbox (the status page's cost per article)."""
-    from daemon.status import outbox_posts_of
+    """Each task's posts, from the publishers' outbox (the status page's cost per article): daemon.posts.posts_of."""
+    from functools import partial
+
+    from daemon.posts import posts_of
     from publishers.outbox import Outbox
 
-    return outbox_posts_of(Outbox(journal.engine))
+    return partial(posts_of, Outbox(journal.engine))
 
 
 def real_jobs(settings: Settings, journal: Journal, budget: Budget) -> Jobs:

@@ -66,6 +66,6 @@ async def test_engagement_is_booked_per_post_with_its_task_and_only_the_delta(db
 def test_engagement_receivables_do_not_count_as_available(sqlite_url: str) -> None:
     journal = journal_on(sqlite_url)
     budget = Budget(journal, BudgetSettings())
-    book_engagement(journal, [Metrics("devto", "7", views=100)], {("devto", "7"): "t"}, RATES, NOON)
+    book_engagement(journal, [Metrics("devto", "7", views=100)], {"devto:7": "t"}, RATES, NOON)
     assert journal.balance(RECEIVABLE_ENGAGEMENT) == 100_000
     assert budget.available() == 0

@@ -18,7 +18,7 @@ from ledger import reads
 from publishers.local import LocalPublisher
 from publishers.outbox import Outbox
 from publishers.protocol import Post
-from daemon.status import outbox_posts_of
+from daemon.posts import posts_of
 from tests.daemon.test_service import Recorder, make_service
 
 
@@ -28,7 +28,7 @@ async def test_the_status_page_shows_cost_and_income_per_article(db_url: str, tm
     TaskStore(svc.engine).migrate()
     outbox = Outbox(svc.engine)
     outbox.migrate()
-    svc.reader.posts_of_source = outbox_posts_of(outbox)  # as daemon/wiring.py wires it
+    svc.reader.posts_of_source = lambda: posts_of(outbox)  # as daemon/wiring.py wires it
 
     def spend(key: str, task: str, amount: int) -> None:
         journal.post("compute", [Entry(compute_account("writer"), amount), Entry(provider_account("x"), -amount)],
