@@ -30,6 +30,7 @@ case. The answer is returned either way (it was paid for: the hold already count
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -199,6 +200,8 @@ class Meter:
                     reply = Reply(AMBIGUOUS, error_class=type(exc).__name__)
                     raise
                 finally:
+                    if paid.refused is not None:  # the call log names the policy's reason
+                        reply = dataclasses.replace(reply, error_class=f"SpendRefused:{paid.refused.reason}")
                     if paid.payments or paid.refused is not None:
                         spent, used, booked = await self._pay_x402(hold, reply, paid, memo)
                     else:

@@ -15,6 +15,7 @@ import pytest
 from eth_account import Account
 
 from agents.llm import MeteredLLM
+from agents.llm.calllog import CallLog
 from agents.llm.errors import LLMRequestRejected, SpendRefused
 from agents.llm.spendpolicy import SpendPolicy
 from agents.llm.x402pay import PayingTransport, X402Payer
@@ -70,7 +71,8 @@ async def test_each_call_pays_once_and_books_compute_against_the_wallet(
 
 
 async def test_exact_over_the_reservation_is_refused_before_signing(
-        make_llm: Callable[..., MeteredLLM], journal: Journal, budget: Budget, fake_openai: FakeOpenAI) -> None:
+        make_llm: Callable[..., MeteredLLM], journal: Journal, budget: Budget, fake_openai: FakeOpenAI,
+        call_log: CallLog) -> None:
     paid = PaidFake(fake_openai, [requirements(1_000_000)])
     with pytest.raises(SpendRefused) as caught:
         await paying(make_llm, journal, paid).complete("research", ASK)
@@ -80,6 +82,7 @@ async def test_exact_over_the_reservation_is_refused_before_signing(
     assert journal.balance(compute_account("research")) == 0
     assert budget.open_reservations() == 0 and budget.snapshot().reserved == 0
     assert len(fake_openai.chat_requests) == 0  # the model never ran
+    assert [(c.error_class, c.cost, c.status_code) for c in call_log.calls()] == [("SpendRefused:reservation", 0, 402)]
 
 
 @pytest.mark.parametrize(("settings", "offer", "why"), [
