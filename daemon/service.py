@@ -75,7 +75,7 @@ from daemon.scheduler import Cadence, JobFns
 from daemon.status import StatusReader
 from daemon.threads import call_job, in_thread
 from ledger.budget import Budget, PauseState, Snapshot
-from ledger.sustain import SustainState
+from ledger.sustain import NORMAL, SustainState, format_ratio
 
 log = logging.getLogger("selfpub.service")
 RUNS = JobRun.__table__
@@ -381,7 +381,8 @@ class Service:
         return problem
 
     def status_line(self) -> str:
-        """One line for systemd STATUS=: state (and why when paused or degraded), balance, runway, last cycle."""
+        """One line for systemd STATUS=: state (and why when paused or degraded), balance, runway, the sustain
+        tier when it is not normal (and its income / cost ratio), last cycle."""
         shown, why = self.display_state()
         state = shown + (f" ({why})" if shown != State.RUNNING.value and why else "")
         parts = [state]
@@ -390,6 +391,9 @@ class Service:
             parts.append(f"balance {format_credits(snap.available)} cr")
         r = self.figures.runway_days
         parts.append(f"runway {r:.1f} d" if r is not None else "runway n/a")
+        tier = self.figures.sustain
+        if tier is not None and tier.tier != NORMAL:
+            parts.append(f"sustain {tier.tier}" + (f" ({format_ratio(tier.ratio)})" if tier.ratio is not None else ""))
         if self.figures.last_cycle_at is not None:
             parts.append(f"last cycle {self.figures.last_cycle_at:%Y-%m-%d %H:%M}Z {self.figures.last_cycle_outcome}")
         else:

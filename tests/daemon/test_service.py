@@ -215,3 +215,37 @@ async def test_runway_under_the_threshold_stretches_the_cycle_interval(sqlite_ur
         assert svc.cadence.cycle_interval().total_seconds() == 600
     finally:
         await svc.shutdown()
+
+
+async def test_status_line_shows_the_sustain_tier_when_it_is_not_normal(db_url, tmp_path, notify_listener) -> None:
+    from datetime import datetime, timedelta, timezone
+
+    from ledger import TIPS, WALLET, Entry, compute_account, provider_account
+
+    settings = Settings(state_dir=tmp_path / "state", budget={"min_balance": "1", "resume_balance": "2"},
+                        http={"enabled": False}, sustain={"enabled": True, "expand_at": "1.5"})
+    svc = make_service(db_url, tmp_path, Recorder([]), settings=settings)
+    svc.notifier = Notifier({"NOTIFY_SOCKET": notify_listener.path})
+    now = datetime.now(timezone.utc)
+    deposit(svc.journal, 10 * CR, time=now - timedelta(days=2))
+
+    def tip(key: str, amount: int) -> None:
+        svc.journal.post("tip", [Entry(WALLET, amount), Entry(TIPS, -amount)], idempotency_key=key,
+                         time=now - timedelta(hours=1))
+
+    async def sent() -> str:  # the STATUS= the daemon sends after a job
+        await svc.earnings_job()
+        [status] = [m for m in notify_listener.drain() if m.startswith("STATUS=")][-1:]
+        assert status == f"STATUS={svc.status_line()}"
+        return status
+
+    assert "sustain" not in await sent()  # nothing spent yet: normal, not shown
+    svc.journal.post("compute", [Entry(compute_account("writer"), 800_000), Entry(provider_account("x"), -800_000)],
+                     idempotency_key="cpu", time=now - timedelta(hours=2))
+    tip("t1", 400_000)
+    assert " | sustain conserve (0.50) | last cycle " in await sent()
+    tip("t2", 1_000_000)
+    assert " | sustain expand (1.75) | " in await sent()
+    svc.settings = svc.settings.model_copy(update={"sustain": settings.sustain.model_copy(update={"enabled": False})})
+    assert "sustain" not in await sent()  # the rule off: the tier stays normal (the page says which it would be)
+    svc.engine.dispose()
