@@ -8,7 +8,8 @@
         paid                   -> FakeOpenAI's answer + PAYMENT-RESPONSE (the SDK's SettleResponse)
 
 `settle=False` answers without settling (a server that served and never settled); `fail_after_pay`
-raises a read timeout after recording the payment (the answer is lost, the payment is not).
+raises a read timeout after recording the payment (the answer is lost, the payment is not);
+`script` picks, per paid request, one of PAID_OUTCOMES (the exactly-once property walks them).
 The real chain, token and facilitator are in the real-peer tests; this checks the client layer.
 """
 
@@ -36,6 +37,7 @@ NETWORK = f"eip155:{CHAIN_ID}"
 TOKEN = "0x" + "c0" * 20
 TOKEN_NAME, TOKEN_VERSION = "Credit", "1"
 PAYEE = "0x" + "be" * 20
+PAID_OUTCOMES = ("ok", "timeout", "lost", "error")  # settled+answered, settled+lost, never arrived, 5xx
 
 
 def requirements(amount: int, *, scheme: str = "exact", network: str = NETWORK, asset: str = TOKEN,
@@ -56,6 +58,7 @@ class PaidFake:
     accepts: list[PaymentRequirements]
     settle: bool = True
     fail_after_pay: int = 0  # this many paid requests time out after the payment is taken
+    script: list[str] = field(default_factory=list)  # per paid request, first to last (see PAID_OUTCOMES)
     paid: list[dict[str, Any]] = field(default_factory=list)  # every payment settled: payer, to, value, nonce
     seen: list[dict[str, Any]] = field(default_factory=list)  # every payment presented
     used_nonces: set[str] = field(default_factory=set)
@@ -83,6 +86,16 @@ class PaidFake:
             return self._required("invalid signature")
         if auth.nonce in self.used_nonces:
             return self._required("authorization already used")
+        step = self.script.pop(0) if self.script else None
+        if step == "lost":  # the request died on the way: nothing settled, nothing answered
+            raise httpx2.RemoteProtocolError("fake: connection reset", request=request)
+        if step == "error":  # the model failed: the middleware settles nothing on a 5xx
+            return httpx2.Response(500, content=b'{"error": {"message": "boom"}}',
+                                   headers={"content-type": "application/json"})
+        if step == "timeout":  # settled, then the answer was lost
+            self.used_nonces.add(auth.nonce)
+            self.paid.append(record)
+            raise httpx2.ReadTimeout("fake: paid, then timed out", request=request)
         if self.settle:
             self.used_nonces.add(auth.nonce)
             self.paid.append(record)
