@@ -8,6 +8,11 @@ title, prompt echo, too short, raw HTML, no sources, key points missed, bare lin
 labels, missing tags or AI disclosure). Only a draft that passes them costs an LLM
 review. Every problem reads "code: message" (a code machines can match on).
 
+The review's score: on an endpoint that enforces a schema as a grammar (structured=True, the
+embedded llama.cpp server) the model answers yes/no checks against the brief's key points and the
+score is computed by code from the answers and measured checks (agents/rubric.py); elsewhere the
+model gives the score itself (CriticOutput).
+
 Links are judged on what a reader's client will follow, not on how they are spelled:
 
     body_markdown ── agents.links.article_links (rendered: Markdown, raw HTML, Liquid) ──┐
@@ -33,6 +38,7 @@ from agents.links import Found, article_links, text_urls
 from agents.messages import Brief, Draft, FeedItem, Review
 from agents.prompts import data_section, load_prompt
 from agents.quality import quality_findings
+from agents.rubric import Rubric, measured_checks, questions, rubric_model, score_rubric
 from agents.protocol import LLM
 from agents.text import BSKY_TEXT_MAX, DESCRIPTION_MAX, MAX_TAGS, TITLE_MAX, graphemes, strip_hashtags, valid_tag
 from agents.untrusted import looks_like_injection
@@ -245,18 +251,22 @@ class Critic:
     def __init__(
         self, llm: LLM, settings: ReviewSettings | None = None, *, max_tokens: int | None = None,
         platforms: Sequence[str] = DEFAULT_PLATFORMS, disclosure: DisclosureSettings | None = None,
+        structured: bool = False,
     ):
         self.llm = llm
         self.settings = settings or ReviewSettings()
         self.disclosure = disclosure or DisclosureSettings()
         self.max_tokens = max_tokens
         self.platforms = tuple(platforms)  # e.g. (settings.publishers.devto.base_url, "https://bsky.app")
-        self.prompt = load_prompt("critic")
+        # the endpoint enforces a schema as a grammar (llama.cpp): yes/no checks, the score computed by code
+        self.structured = structured
+        self.prompt = load_prompt("critic_rubric" if structured else "critic")
 
     def messages(self, draft: Draft, brief: Brief) -> list[dict[str, str]]:
-        """The chat messages of one review call: compact views of the brief and the draft."""
+        """The chat messages of one review call: compact views of the brief and the draft (and the rubric)."""
+        extra = {"questions": questions(brief)} if self.structured else {}
         return self.prompt.render(brief=data_section("brief", brief_claims(brief)),
-                                  draft=data_section("draft", review_view(draft)))
+                                  draft=data_section("draft", review_view(draft)), **extra)
 
     async def review(
         self,
@@ -274,6 +284,8 @@ class Critic:
         if problems:
             log.info("draft blocked by checks", extra={"task_id": task_id, "problems": problems})
             return Review(approved=False, score=0, problems=tuple(problems), fixes=tuple(fixes))
+        if self.structured:
+            return await self._rubric(draft, brief, task_id=task_id, cycle_id=cycle_id)
         completion = await self.llm.complete(
             ROLE, self.messages(draft, brief), response_model=CriticOutput,
             max_tokens=self.max_tokens, task_id=task_id, cycle_id=cycle_id,
@@ -290,4 +302,21 @@ class Critic:
             fixes=tuple(f for f in out.fixes if f.strip())[:8],
         )
         log.info("draft reviewed", extra={"task_id": task_id, "score": review.score, "approved": approved})
+        return review
+
+    async def _rubric(self, draft: Draft, brief: Brief, *, task_id: str, cycle_id: str) -> Review:
+        """One call under the brief's rubric schema (agents/rubric.py); the score is computed from the answers."""
+        model = rubric_model(brief)
+        completion = await self.llm.complete(ROLE, self.messages(draft, brief), response_model=model,
+                                             max_tokens=self.max_tokens, task_id=task_id, cycle_id=cycle_id)
+        out = completion.parsed if isinstance(completion.parsed, Rubric) else model.model_validate_json(completion.text)
+        measured = measured_checks(draft, brief, self.disclosure.body if self.disclosure.enabled else "")
+        result = score_rubric(out.model_dump(), brief, measured)
+        approved = result.score >= self.settings.min_score
+        problems = result.problems if approved else (
+            *result.problems, f"low_score: {result.passed} of {result.total} checks passed, score {result.score} "
+                              f"below the minimum {self.settings.min_score}")
+        review = Review(approved=approved, score=result.score, problems=problems[:8], fixes=result.fixes[:8])
+        log.info("draft reviewed", extra={"task_id": task_id, "score": review.score, "approved": approved,
+                                          "checks_passed": result.passed, "checks": result.total})
         return review

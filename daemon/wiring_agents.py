@@ -187,7 +187,8 @@ def build_deps(
         writer=Writer(llm, max_tokens=settings.agents.writer.max_tokens, disclosure=settings.disclosure,
                       structured=settings.agents.writer.base_url == EMBEDDED),  # llama.cpp: schema as grammar
         critic=Critic(llm, settings.review, max_tokens=settings.agents.critic.max_tokens,
-                      platforms=(settings.publishers.devto.base_url, BLUESKY_APP_URL), disclosure=settings.disclosure),
+                      platforms=(settings.publishers.devto.base_url, BLUESKY_APP_URL), disclosure=settings.disclosure,
+                      structured=settings.agents.critic.base_url == EMBEDDED),  # llama.cpp: a rubric as grammar
         channel=channel, runway=runway, sustain=sustain,
     )
 

@@ -1,4 +1,4 @@
-"""The demo's sample feed (feed.xml, package data): 12 tech items linking to http://127.0.0.1 paths."""
+"""The demo's sample feed (feed.xml, package data): 30 tech items linking to http://127.0.0.1 paths."""
 
 from __future__ import annotations
 

@@ -40,9 +40,15 @@ from daemon.state import open_state
 
 # Demo prices are high on purpose so a few cycles move the balance visibly.
 DEMO_PRICE = {"input_per_million": "20", "output_per_million": "60", "provider": "embedded"}
-FUND = "0.5"  # opening credits minted to the agent
+FUND = "0.7"  # opening credits minted to the agent
 TIP = "0.60"  # the tip that brings the loop back
+# The pause threshold is at least the worst case of one item (research, then write and review twice: 0.522560
+# credits at DEMO_PRICE and these max_tokens), so above it a cycle always fits an item and below it the gate
+# pauses: a balance between the two would let cycles run that plan nothing, neither working nor paused (seen
+# with min_balance 0.35: a first cycle of 0.14 left 0.36, under that worst case, and five cycles planned nothing).
+MIN_BALANCE = "0.55"
 MAX_CYCLES_BEFORE_TIP = 6
+MAX_CYCLES_AFTER_TIP = 3  # after the resume, cycles until a draft is published (the gate may reject some)
 BSKY_HANDLE = "selfpub-demo.test"  # "demo.test" is a reserved handle
 BSKY_PASSWORD_FILE = "bluesky.app-password"  # in the state dir, mode 0600
 
@@ -123,14 +129,15 @@ def demo_settings(workdir: Path, feed_url: str, payee: str | None = None, publis
     data = {
         "persona": "demo",
         "state_dir": str(workdir / "state"),
-        "budget": {"min_balance": "0.35", "resume_balance": "0.6", "daily_cap": "5", "per_cycle_cap": "0.5"},
+        "budget": {"min_balance": MIN_BALANCE, "resume_balance": "0.6", "daily_cap": "5", "per_cycle_cap": "0.6"},
         "prices": {"smollm2-135m-instruct": DEMO_PRICE},
         "agents": {
             "orchestrator": {**small, "max_tokens": 128},
             "research": {**small, "max_tokens": 256},
-            # Room for the sections grammar's longest reply, even a degenerate one ("1 1 1 ..." is 2 characters a
-            # token): a reply cut off at max_tokens is not JSON, and its task would fail every cycle.
-            "writer": {**small, "max_tokens": 1200},
+            # Room for the sections grammar's longest reply (3 paragraphs, agents/sections.py) even at one character
+            # a token: at 1200 a degenerate reply of digits and dates ("3:12am, 2022-08-29, ...") was cut off, not
+            # JSON, and so was its repair; the task failed on every attempt (temperature 0: the same reply).
+            "writer": {**small, "max_tokens": 2400},
             "critic": {**small, "max_tokens": 160},
         },
         "feeds": [{"url": feed_url, "name": "sample", "tags": ["python"]}],
@@ -245,6 +252,9 @@ async def _run(workdir: Path, feed_url: str, settings: Settings, journal: Journa
         result.resumed = await _one_cycle(orchestrator, door, console, result)
         console.print("[green]RESUMED[/]: the gate let the cycle above run" if result.resumed
                       else f"[red]still paused: {door.last_reason}[/]")
+        for _ in range(MAX_CYCLES_AFTER_TIP - 1):  # funded again: it works on until a post is out
+            if not result.resumed or result.published or not await _one_cycle(orchestrator, door, console, result):
+                break
         with console.status("settling what the agent owes its compute provider, on chain"):
             settled = wallet.settle()
         for p in settled.paid:

@@ -96,8 +96,8 @@ def test_items_carry_feed_tags_and_category_terms() -> None:
     assert item.tags == ("tech", "webassembly") and item.feed_name == "Mine" and item.feed_url == FEED_URL
 
 
-def test_sample_feed_has_twelve_local_items_and_follows_the_server_base() -> None:
+def test_sample_feed_has_thirty_local_items_and_follows_the_server_base() -> None:
     parsed = parse_feed(sample_feed_bytes("http://127.0.0.1:8788"), feed_url="http://127.0.0.1:8788/feed.xml")
-    assert parsed.bozo is None and len(parsed.items) == 12
+    assert parsed.bozo is None and len(parsed.items) == 30
     assert all(i.url.startswith("http://127.0.0.1:8788/articles/") and "utm_" not in i.url for i in parsed.items)
     assert all(i.published is not None and i.summary for i in parsed.items)

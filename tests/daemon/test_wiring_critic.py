@@ -27,3 +27,20 @@ async def test_the_critic_allows_the_configured_forem_host_and_bluesky_only(tmp_
     assert policy.allows("https://forem.example/someone/post") and policy.allows(f"{BLUESKY_APP_URL}/profile/x")
     assert not policy.allows("https://dev.to/someone/post")  # not the Forem this daemon publishes to
     state.engine.dispose()
+
+
+async def test_the_critic_reviews_by_rubric_only_where_the_endpoint_enforces_a_grammar(tmp_path: Path) -> None:
+    """The embedded llama.cpp server turns the rubric's schema into a grammar (agents/rubric.py); a hosted model
+    keeps scoring the draft itself."""
+    critics = {}
+    for base_url in ("embedded", "https://llm.example/v1"):
+        settings = Settings(state_dir=tmp_path / base_url.split(":")[0],
+                            agents={"critic": {"base_url": base_url, "model": "smollm2-135m-instruct"}})
+        state = open_state(settings)
+        async with httpx.AsyncClient() as client:
+            deps = build_deps(settings, state.journal, state.budget, llm=object(), channel=None, closers=[],
+                              http_client=client)
+        critics[base_url] = deps.critic
+        state.engine.dispose()
+    assert critics["embedded"].structured and critics["embedded"].prompt.name == "critic_rubric"
+    assert not critics["https://llm.example/v1"].structured and critics["https://llm.example/v1"].prompt.name == "critic"
