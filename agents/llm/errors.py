@@ -12,7 +12,7 @@ daemon stops it (a bug or a config fault: no retry or skip would fix it).
      ├── StructuredOutputError the reply did not validate, also after one repair call
      └── SpendRefused          False: the endpoint asked for an x402 payment the spend policy refused
                                (reason: disabled, network, asset, payee, scheme, timeout,
-                               reservation, daily_cap); nothing was signed, the hold is released
+                               reservation, daily_cap, outstanding); nothing was signed, the hold is released
     ledger.BudgetExceeded      passes through unchanged (limit: paused, available, daily_cap,
                                per_cycle_cap, role_calls, role_tokens)
     ledger.budget.HoldClosed   passes through: the hold expired before its request left; nothing was sent

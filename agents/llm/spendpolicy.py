@@ -41,6 +41,7 @@ from config.settings import X402SpendSettings
 DISABLED, NETWORK, ASSET, PAYEE, SCHEME, TIMEOUT, RESERVATION, DAILY_CAP = (
     "disabled", "network", "asset", "payee", "scheme", "timeout", "reservation", "daily_cap",
 )
+OUTSTANDING = "outstanding"  # x402pay: the call's earlier payment may still settle; no second one for other terms
 UCR_DECIMALS = 6
 
 # The approval of the payment being created, inside signing_window() only: [approval or None].

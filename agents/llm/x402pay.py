@@ -7,7 +7,8 @@
       send as it is --------------------------------> not 402: returned untouched
       402, outside a metered attempt ----------------> returned: nothing is paid outside the meter
       402 -> x402HTTPClient.get_payment_required_response (the SDK decodes the offer)
-          the call's outstanding payment still valid? resend it (same nonce: it settles at most once)
+          the call's outstanding payment still valid? resend it (same nonce: it settles at most once);
+              the endpoint now asking other terms: refused (outstanding), never a second payment
           else X402Payer.create(...):
               x402Client (SDK) selects an accept: the first the policy would take
               before-hook: SpendPolicy.approve(offer, cap = the attempt's reservation)
@@ -46,7 +47,7 @@ from x402.schemas import NoMatchingRequirementsError, PaymentCreationContext, Pa
 from agents.llm import paidcall
 from agents.llm.errors import SpendRefused
 from agents.llm.paidcall import Payment
-from agents.llm.spendpolicy import SCHEME, GuardedSigner, Offer, SpendPolicy, signing_window
+from agents.llm.spendpolicy import OUTSTANDING, SCHEME, GuardedSigner, Offer, SpendPolicy, signing_window
 
 log = logging.getLogger(__name__)
 
@@ -138,15 +139,19 @@ class PayingTransport(httpx2.AsyncBaseTransport):
         except (ValueError, TypeError):
             return response  # a 402 without x402 terms: the endpoint's own refusal
         payment = paid.call.reusable()
-        if payment is not None and _offers(required, payment):
-            paid.payments.append(payment)  # the same signed payment again: same key, booked once
-        else:
-            try:
+        try:
+            if payment is not None and not _offers(required, payment):
+                # The earlier payment may still settle: a second one for other terms could pay twice.
+                raise SpendRefused(f"x402 payment refused: this call's payment {payment.key} may still settle "
+                                   f"and the endpoint now asks for other terms", reason=OUTSTANDING)
+            if payment is not None:
+                paid.payments.append(payment)  # the same signed payment again: same key, booked once
+            else:
                 payment = await self.payer.create(required, paid)
-            except SpendRefused as exc:
-                paid.refused = exc
-                log.info("x402 payment refused", extra={"reason": exc.reason, "agent": paid.agent})
-                return response
+        except SpendRefused as exc:
+            paid.refused = exc
+            log.info("x402 payment refused", extra={"reason": exc.reason, "agent": paid.agent})
+            return response
         headers = dict(request.headers)
         headers.update(self.payer.http.encode_payment_signature_header(payment.payload))
         retry = httpx2.Request(request.method, request.url, headers=headers, content=request.content,

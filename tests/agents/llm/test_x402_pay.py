@@ -155,3 +155,24 @@ def test_paying_is_off_by_default_and_refused_without_the_wallet_keystore(journa
     with pytest.raises(ConfigError) as caught:
         paying_http_client(enabled, journal)
     assert [p.key for p in caught.value.problems] == ["x402.spend.enabled"]
+
+
+class RepricingFake(PaidFake):
+    """A paywall that raises its price after the first payment it takes (and loses that answer)."""
+
+    def handler(self, request: httpx2.Request) -> httpx2.Response:
+        try:
+            return super().handler(request)
+        except httpx2.ReadTimeout:
+            self.accepts = [requirements(PRICE + 1)]
+            raise
+
+
+async def test_a_retry_never_signs_a_second_payment_while_the_first_may_settle(
+        make_llm: Callable[..., MeteredLLM], journal: Journal, fake_openai: FakeOpenAI) -> None:
+    paid = RepricingFake(fake_openai, [requirements(PRICE)], fail_after_pay=1)
+    with pytest.raises(SpendRefused) as caught:
+        await paying(make_llm, journal, paid).complete("research", ASK)
+    assert caught.value.reason == "outstanding"
+    assert len(paid.seen) == 1 and len(paid.paid) == 1  # one signature, one payment
+    assert journal.balance(compute_account("research")) == PRICE
