@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import py_compile
 import subprocess
@@ -14,9 +15,10 @@ import pytest
 
 from bench.bench_accuracy import measure as measure_accuracy
 from bench.bench_overhead_share import measure as measure_overhead
-from bench.side_by_side import model
-from bench.side_by_side.run import run_selfpub
-from bench.side_by_side.selfpub_side import load_items
+from agents.messages import Draft
+from bench.side_by_side import checks, model
+from bench.side_by_side.run import ratio_line, run_crew, run_selfpub
+from bench.side_by_side.selfpub_side import LONG_ITEMS_FILE, load_items
 from bench.side_by_side.server import CountingServer, Latency
 from tests.fakes.openai import SERVING
 
@@ -42,14 +44,49 @@ def stand_ins_are_known(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(CountingServer, "serve", known)
 
 
-async def test_side_by_side_selfpub_publishes_full_length_articles_and_counts_tokens() -> None:
-    server = CountingServer(words=WORDS)
+async def test_side_by_side_runs_end_to_end_on_long_items_with_revisions_on_both_sides() -> None:
+    # every topic's first review asks for a revision: both sides pay one, and both still publish and pass
+    server = CountingServer(words=WORDS, revisions=model.Revisions(rate=1.0))
+    items = load_items(LONG_ITEMS_FILE, limit=2)
     with server.serve() as url:
-        side = await run_selfpub(server, url, load_items(limit=2))
-    assert side.published(WORDS) == 2, side.note
-    assert set(side.tally.by_kind) == {"article", "review"}
-    assert side.tally.prompt_tokens > 0 and side.tally.completion_tokens > 0
-    assert side.tally.failed == 0 and not server.unknown
+        sp = await run_selfpub(server, url, items, WORDS)
+        crew = await asyncio.to_thread(run_crew, server, url, items, WORDS)
+    for side in (sp, crew):
+        assert (side.published, side.passed) == (2, 2), (side.name, side.verdicts, side.note)
+        assert side.tally.by_kind["article"][0] == 4 and side.tally.by_kind["review"][0] == 4, side.name
+        assert side.tally.failed == 0
+    assert sp.tally.by_kind["brief"][0] == 2  # the articles are long enough for selfpub's research call
+    assert not server.unknown
+    # the ratio comes from what the server counted, request by request
+    served = {tag: sum(s.prompt_tokens + s.completion_tokens for s in server.served if s.tag == tag)
+              for tag in ("selfpub", "crew")}
+    assert sp.tally.tokens == served["selfpub"] and crew.tally.tokens == served["crew"]
+    ratio = (served["selfpub"] / 2) / (served["crew"] / 2)
+    assert f"tokens per published article: {ratio:.2f} " in ratio_line(sp, crew)
+
+
+def test_reviews_ask_for_the_same_revisions_on_every_side() -> None:
+    revisions = model.Revisions(rate=0.5, seed=3)
+    topics = [it["title"] for it in load_items(LONG_ITEMS_FILE)]
+    wanted = [t for t in topics if revisions.wants(t)]
+    assert 0 < len(wanted) < len(topics)  # some, not all
+    for side in ("selfpub", "crew"):
+        first = [revisions.review(side, t)["score"] < 6 for t in topics]
+        again = [revisions.review(side, t)["score"] < 6 for t in topics]
+        assert [t for t, f in zip(topics, first) if f] == wanted and not any(again)
+
+
+def test_checks_judge_every_side_alike() -> None:
+    item = load_items(LONG_ITEMS_FILE, limit=1)[0]
+    good = model.article_text(f"topic: {item['title']}\n" + "\n".join(
+        f"- {f.claim} (source: {f.url})" for f in model.facts_of([model.Item(item["title"], item["url"], item["summary"])])),
+        WORDS)
+    reply = f"{good}\n\n## Sources\n- [the announcement]({item['url']})\nTags: python\nDescription: d.\nBluesky: b."
+    draft = checks.markdown_draft(reply)
+    assert draft is not None and checks.verdict(draft, item, WORDS) == []
+    short = Draft(title=draft.title, body_markdown=draft.body_markdown[:400], tags=draft.tags, bsky_text="b.")
+    assert "too_short_for_bench" in checks.verdict(short, item, WORDS)
+    assert checks.verdict(None, item, WORDS) == ["unreadable"]
 
 
 def crew_body(role: str, task: str) -> dict:
@@ -103,3 +140,6 @@ def test_crew_script_and_setup_script_stay_valid(tmp_path: Path) -> None:
     subprocess.run(["bash", "-n", str(SIDE / "setup_crewai.sh")], check=True)
     items = json.loads((SIDE / "items.json").read_text(encoding="utf-8"))
     assert len(items) == 20 and len({i["url"] for i in items}) == 20
+    long = load_items(LONG_ITEMS_FILE)
+    assert [i["url"] for i in long] == [i["url"] for i in items]
+    assert all(1_500 <= len(i["content"]) <= 6_000 for i in long)

@@ -33,6 +33,8 @@ import json  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 
+ARTICLE_CHARS = 3_000  # agents.research.PROMPT_CONTENT_CHARS (this venv does not have selfpub)
+
 
 def build_crew(base_url: str, words: int):  # noqa: ANN201
     """Three agents, three sequential tasks; the item comes in as kickoff inputs."""
@@ -60,7 +62,7 @@ def build_crew(base_url: str, words: int):  # noqa: ANN201
     research = Task(
         description=(
             "Research this feed item and list its key facts, each with the URL it comes from.\n\n"
-            "Title: {title}\nURL: {url}\nSummary: {summary}"
+            "Title: {title}\nURL: {url}\nSummary: {summary}\nArticle: {article}"
         ),
         expected_output="A topic line, an angle, and key points as '- claim (source: url)'.",
         agent=researcher,
@@ -100,7 +102,10 @@ def main() -> int:
     crew = build_crew(args.base_url, args.words)
     out, t0 = [], time.perf_counter()
     for it in items:
-        result = crew.kickoff(inputs={"title": it["title"], "url": it["url"], "summary": it["summary"]})
+        # the article's text as the page gives it, capped as the other sides cap it (3,000 characters)
+        article = " ".join(it.get("content", "").split())[:ARTICLE_CHARS]
+        result = crew.kickoff(inputs={"title": it["title"], "url": it["url"], "summary": it["summary"],
+                                      "article": article})
         out.append({"url": it["url"], "article": result.raw})
     with open(args.out, "w", encoding="utf-8") as f:
         json.dump({"crewai": crewai.__version__, "seconds": time.perf_counter() - t0, "articles": out}, f)

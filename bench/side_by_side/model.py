@@ -5,21 +5,31 @@ the research notes it was given. What it is asked for is read from the request:
 
     response_format with a schema   research brief | article draft | review, as JSON of that schema
     free text ("Final Answer:")     CrewAI's ReAct format: research notes | article | edited article
+    free text, a reviewer           the like-for-like crew's critic: a review as JSON text
 
 An article is composed to `words` words (the benchmark's required length) for
-every framework alike, citing the sources as markdown links.
+every framework alike, citing the sources as markdown links; when the prompt asks
+for them it ends with a Sources list, a Tags line and the platform texts.
+
+Reviews ask for a revision sometimes, alike on every side (`Revisions`): the
+first review of a topic fails when a hash of (seed, topic) falls under the rate,
+and the review after a revision passes. The reviewer reads only the topic, so
+what a side sends it changes the tokens, never the verdict.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
+import threading
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 DATA_RE = re.compile(r"<<<DATA feed_items>>>\n(.*?)\n<<<END DATA feed_items>>>", re.DOTALL)
-ITEM_RE = re.compile(r"^Title: (?P<title>.+)\nURL: (?P<url>\S+)\nSummary: (?P<summary>.+)$", re.MULTILINE)
+ITEM_RE = re.compile(r"^Title: (?P<title>.+)\nURL: (?P<url>\S+)\nSummary: (?P<summary>.+)$"
+                     r"(?:\nArticle: (?P<content>.+)$)?", re.MULTILINE)
 FACT_RE = re.compile(r"^- (?P<claim>.+?) \(source: (?P<url>https?://[^\s)]+)\)\s*$", re.MULTILINE)
 TOPIC_RE = re.compile(r"^(?:topic: |# )(?P<topic>.+)$", re.MULTILINE | re.IGNORECASE)
 LINKED_RE = re.compile(r"(?:^|(?<=\. ))(?P<claim>[^.\n]+?) \(\[[^\]]*\]\((?P<url>https?://[^)\s]+)\)\)\.")
@@ -43,6 +53,7 @@ class Item:
     title: str
     url: str
     summary: str
+    content: str = ""
 
 
 @dataclass(frozen=True)
@@ -59,30 +70,36 @@ def items_in(text: str) -> list[Item]:
     if m:
         try:
             data = json.loads(m.group(1))
-            return [Item(d.get("title", ""), d.get("url", ""), d.get("summary", "")) for d in data if isinstance(d, dict)]
+            return [Item(d.get("title", ""), d.get("url", ""), d.get("summary", ""), d.get("article", ""))
+                    for d in data if isinstance(d, dict)]
         except ValueError:
             pass
-    return [Item(m["title"].strip(), m["url"].strip(), m["summary"].strip()) for m in ITEM_RE.finditer(text)]
+    return [Item(m["title"].strip(), m["url"].strip(), m["summary"].strip(), (m["content"] or "").strip())
+            for m in ITEM_RE.finditer(text)]
 
 
 def facts_of(items: list[Item], limit: int = 6) -> list[Fact]:
-    """Each sentence of the items' summaries as a claim of that item."""
-    out = []
+    """Each sentence of the items' summaries, then of their articles, as a claim of that item (each once)."""
+    out: list[Fact] = []
     for it in items:
-        for s in SENTENCE_RE.split(it.summary.strip()):
-            if s.strip():
+        text = f"{it.summary} {it.content}"
+        for s in SENTENCE_RE.split(" ".join(text.split())):
+            if s.strip() and s.strip() not in {f.claim for f in out}:
                 out.append(Fact(s.strip(), it.url))
     return out[:limit]
 
 
 def facts_in(text: str) -> list[Fact]:
-    """Claims listed as '- claim (source: url)' (a brief, research notes), else linked sentences of an article."""
+    """Claims listed as '- claim (source: url)' (a brief, research notes), else the items' sentences, else
+    linked sentences of an article."""
     seen, out = set(), []
     for m in FACT_RE.finditer(text):
         key = (m["claim"], m["url"])
         if key not in seen:
             seen.add(key)
             out.append(Fact(m["claim"].strip(), m["url"]))
+    if not out:
+        out = facts_of(items_in(text))
     if not out:  # an article to edit: its linked sentences are the claims
         for m in LINKED_RE.finditer(text):
             key = (m["claim"], m["url"])
@@ -178,9 +195,38 @@ def article_text(prompt: str, words: int) -> str:
     return f"# {topic}\n\n{compose_article(topic, facts, words)}"
 
 
-def review_json() -> dict[str, Any]:
-    """A passing review."""
-    return {"score": 8, "problems": [], "fixes": []}
+PASS = {"score": 8, "problems": [], "fixes": []}
+REVISE = {"score": 4, "problems": ["the second section restates the first instead of making its own point"],
+          "fixes": ["rewrite the second section: state its key point and what it changes for developers"]}
+
+
+@dataclass
+class Revisions:
+    """Which reviews ask for a revision: the first review of a topic, for a seeded share of topics."""
+
+    rate: float = 0.0  # share of topics whose first review fails
+    seed: int = 15
+    _reviewed: set[tuple[str, str]] = field(default_factory=set)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def wants(self, topic: str) -> bool:
+        """True when a first review of this topic fails (deterministic in seed and topic)."""
+        digest = hashlib.sha256(f"{self.seed}:{' '.join(topic.split()).lower()}".encode()).digest()
+        return int.from_bytes(digest[:4], "big") / 2**32 < self.rate
+
+    def review(self, side: str, topic: str) -> dict[str, Any]:
+        """The review of a side's draft on a topic: a revision asked once when `wants`, else a pass."""
+        with self._lock:
+            first = (side, topic) not in self._reviewed
+            self._reviewed.add((side, topic))
+        return REVISE if first and self.wants(topic) else PASS
+
+
+def review_json(text: str = "", side: str = "", revisions: Revisions | None = None) -> dict[str, Any]:
+    """A review of the draft in the prompt (a pass without a revision plan)."""
+    if revisions is None:
+        return PASS
+    return revisions.review(side, topic_in(text, []))
 
 
 def schema_of(body: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -208,31 +254,38 @@ def kind_of(body: Mapping[str, Any]) -> str:
     messages = body.get("messages") or []
     system = next((str(m.get("content") or "") for m in messages if m.get("role") == "system"), "")
     role = system.split(".", 1)[0].lower()
-    for word, kind in (("research", "research"), ("editor", "edit"), ("writer", "article")):
+    for word, kind in (("research", "research"), ("editor", "edit"), ("reviewer", "review"), ("writer", "article")):
         if word in role:
             return kind
     return "other"
 
 
-def answer(body: Mapping[str, Any], words: int) -> str:
-    """The reply text for a chat-completions request."""
+def answer(body: Mapping[str, Any], words: int, side: str = "", revisions: Revisions | None = None) -> str:
+    """The reply text for a chat-completions request (`side`: who asks, for the revision plan)."""
     messages = body.get("messages") or []
     text = "\n".join(str(m.get("content") or "") for m in messages)
+    user = "\n".join(str(m.get("content") or "") for m in messages if m.get("role") != "system")
     kind = kind_of(body)
     if kind == "brief":
         return json.dumps(research_json(text))
     if kind == "draft":
         return json.dumps(writer_json(text, words))
     if kind == "review":
-        return json.dumps(review_json())
+        return json.dumps(review_json(user, side, revisions))
     if kind == "other" and schema_of(body) is not None:
         return "{}"
     if kind == "research":
         reply = research_notes(text)
     elif kind in ("article", "edit"):
         reply = article_text(text, words)
+        topic = topic_in(text, facts_in(text))
+        if "## Sources" in text:  # the prompt asks for a list of the sources
+            urls = list(dict.fromkeys(f.url for f in facts_in(text) if f.url))
+            reply += "\n\n## Sources\n" + "\n".join(f"- [{topic[:60]}]({u})" for u in urls)
         if "Tags:" in text:  # the prompt asks for a last line of tags (selfpub's writer does)
-            reply += "\n\nTags: " + ", ".join(tags_of(topic_in(text, facts_in(text))))
+            reply += "\n\nTags: " + ", ".join(tags_of(topic))
+        if "Bluesky:" in text:  # the prompt asks for the platform texts too
+            reply += f"\nDescription: What {topic[:80]} changes for developers.\nBluesky: New post: {topic}"[:400]
     else:
         reply = "I have nothing to add."
     if "Final Answer:" in text:

@@ -1,6 +1,8 @@
 """Stand-ins for the other peers of a cycle, as real HTTP servers on 127.0.0.1.
 
-    FeedServer(items)      an RSS 2.0 feed of the benchmark's items (GET /feed.xml)
+    FeedServer(items)      an RSS 2.0 feed of the benchmark's items (GET /feed.xml) and, for items
+                           with a `content`, the article page at the item's URL path (GET /a/<slug>.html);
+                           `on_site(items, base)` points the items' URLs at that site
     DevtoServer()          a Dev.to-like Forem API: POST /api/articles -> 201 {id, url, ...},
                            GET /api/articles/me[/all] paged; an api-key header is required
 
@@ -22,6 +24,35 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 from xml.sax.saxutils import escape
+
+ARTICLE_PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>{title}</title></head><body>
+<header><nav><a href="/">News</a> | <a href="/about">About</a></nav></header>
+<main><article><h1>{title}</h1><p class="byline">Published {published}</p>
+{paragraphs}
+</article></main><footer><p>Copyright the bench site. All rights reserved.</p></footer></body></html>"""
+
+
+def on_site(items: Sequence[dict], base: str) -> list[dict]:
+    """The items with their URLs on the local site (base + /a/<slug>.html), so their articles can be fetched."""
+    out = []
+    for it in items:
+        slug = urlsplit(it["url"]).path.rstrip("/").rsplit("/", 1)[-1].rsplit(".", 1)[0] or "item"
+        out.append(it | {"url": f"{base}/a/{slug}.html"})
+    return out
+
+
+def article_page(item: dict) -> bytes:
+    """The HTML page of an item's article: its sections as headings and paragraphs, with site chrome around."""
+    parts = []
+    for block in item.get("content", "").split("\n\n"):
+        if block.startswith("## "):
+            heading, _, text = block.partition("\n")
+            parts.append(f"<h2>{escape(heading[3:])}</h2>")
+            block = text
+        if block.strip():
+            parts.append(f"<p>{escape(block.strip())}</p>")
+    return ARTICLE_PAGE.format(title=escape(item["title"]), published=escape(item.get("published", "")),
+                               paragraphs="\n".join(parts)).encode()
 
 
 @dataclass
@@ -101,6 +132,9 @@ class FeedServer(_Peer):
     def answer(self, method: str, path: str, headers: Any, body: bytes) -> tuple[int, str, bytes]:  # noqa: ANN401
         if method == "GET" and path.split("?", 1)[0] == "/feed.xml":
             return 200, "application/rss+xml", self.rss()
+        for it in self.items if method == "GET" else ():
+            if it.get("content") and urlsplit(it["url"]).path == path.split("?", 1)[0]:
+                return 200, "text/html; charset=utf-8", article_page(it)
         return 404, "text/plain", b"not found"
 
 

@@ -5,12 +5,19 @@ OpenAI-compatible endpoint; `SelfpubRun` builds the journal, budget and the
 orchestrator from it exactly as the daemon does, and runs cycles. Feeds come
 from a FeedServer, the model from the CountingServer; publishing goes to the
 local outbox (or the channel given, e.g. Dev.to for the overhead bench).
+With `fetch_articles=True` selfpub fetches each item's article page from the
+bench's local site (peers.FeedServer) and its research call reads it.
+
+`critic_reads_whole_draft()`: for the side-by-side, selfpub's critic is shown
+the whole draft (title, description, every sentence of the body with links as
+their labels, the Bluesky text) instead of its excerpt, as the crew's critic is.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +31,8 @@ from ledger.funding import deposit
 MODEL = "bench-model"
 # A small hosted model's list price, in credits per 1M tokens (as a user would configure it).
 PRICE = ModelPrice(input_per_million="0.15", output_per_million="0.6", provider="bench")
-ITEMS_FILE = Path(__file__).with_name("items.json")
+ITEMS_FILE = Path(__file__).with_name("items.json")  # short items (the overhead and accuracy benches)
+LONG_ITEMS_FILE = Path(__file__).with_name("items_long.json")  # with their articles' text (the side-by-side)
 FUNDS = 1_000 * 1_000_000  # ucr deposited before the run: far more than any run spends
 
 
@@ -35,7 +43,7 @@ def load_items(path: Path = ITEMS_FILE, limit: int | None = None) -> list[dict]:
 
 
 def selfpub_settings(state_dir: Path, llm_url: str, feed_url: str, *, items_per_cycle: int, writer_max_tokens: int = 1024,
-                     **over: Any) -> Settings:  # noqa: ANN401
+                     fetch_articles: bool = False, **over: Any) -> Settings:  # noqa: ANN401
     """Settings for one OpenAI-compatible endpoint, one feed and generous caps (the budget is not under test)."""
     def role(max_tokens: int) -> AgentSettings:
         return AgentSettings(base_url=llm_url, model=MODEL, max_tokens=max_tokens, max_calls_per_cycle=10_000,
@@ -46,8 +54,9 @@ def selfpub_settings(state_dir: Path, llm_url: str, feed_url: str, *, items_per_
         prices={MODEL: PRICE},
         agents=AgentsSettings(orchestrator=role(256), research=role(512), writer=role(writer_max_tokens), critic=role(256)),
         feeds=(FeedSettings(url=feed_url, name="bench"),),
-        research=ResearchSettings(items_per_cycle=items_per_cycle),
+        research=ResearchSettings(items_per_cycle=items_per_cycle, fetch_articles=fetch_articles),
         budget={"daily_cap": "1000", "per_cycle_cap": "1000", "min_balance": "0", "resume_balance": "0"},
+        sustain={"enabled": False},  # the bench measures one plan (every item), not the sustain rule
         **over,
     )
 
@@ -89,6 +98,25 @@ class SelfpubRun:
             text = path.read_text(encoding="utf-8")
             out.append(text.split("\n---\n", 1)[1] if text.startswith("---\n") and "\n---\n" in text else text)
         return out
+
+
+@contextmanager
+def critic_reads_whole_draft() -> Iterator[None]:
+    """selfpub's critic shown the whole draft while in the block (agents.critic.review_view replaced)."""
+    import agents.critic as critic
+    from agents.text import strip_hashtags
+
+    def whole(draft: Any) -> str:  # noqa: ANN401
+        body = "\n".join(" ".join(critic.LINK_LABEL.sub(r"\1", p).split()) for p in draft.body_markdown.split("\n\n"))
+        lines = [f"title: {draft.title}", f"description: {draft.description}", body]
+        return "\n".join([*lines, f"bluesky: {strip_hashtags(draft.bsky_text)}"])
+
+    original = critic.review_view
+    critic.review_view = whole
+    try:
+        yield
+    finally:
+        critic.review_view = original
 
 
 _WORDS = (

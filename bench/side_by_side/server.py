@@ -11,7 +11,8 @@ in every response, so a client's ledger can be checked against it. A client
 may tag its requests with an `x-bench-client` header (or by the order of runs:
 `mark()` starts a new tally) — the server itself treats every client alike.
 
-Options for the other benches: `latency` (seconds to first token and per
+`revisions` (model.Revisions) makes the reviewer ask for a revision of a
+seeded share of topics, alike for every client tag. Options for the other benches: `latency` (seconds to first token and per
 completion token, slept in the handler thread), and `fault_every` (every n-th
 chat request fails with HTTP 500 reporting the prompt tokens it consumed, with
 Retry-After: 0).
@@ -82,6 +83,7 @@ class CountingServer:
     words: int = 300
     latency: Latency = field(default_factory=Latency)
     fault_every: int = 0
+    revisions: model.Revisions = field(default_factory=model.Revisions)
     counter: TokenCounter = field(default_factory=TokenCounter)
     served: list[Served] = field(default_factory=list)
     unknown: list[str] = field(default_factory=list)  # paths asked for that this server does not serve
@@ -128,7 +130,7 @@ class CountingServer:
                    "usage": {"prompt_tokens": prompt, "completion_tokens": 0, "total_tokens": prompt}}
             self._served(500, prompt, 0, name, tag, kind, extras, started)
             return 500, {"retry-after": "0"}, err
-        text = model.answer(body, self.words)
+        text = model.answer(body, self.words, tag or self._tag, self.revisions)
         completion = self.counter.completion_tokens(text)
         finish = "stop"
         limit = body.get("max_completion_tokens") or body.get("max_tokens")
