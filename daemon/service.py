@@ -6,7 +6,9 @@ State machine:
                 (the one gate, agents.cycle.Gate: budget.evaluate with the wallet's pause
                  reason, before every cycle (daemon.cycle.admit), after every earnings pull,
                  on a reload, and while paused at every heartbeat and every /healthz: a deposit
-                 or a tip resumes within seconds, and the skipped cycle runs at once)
+                 or a tip resumes within seconds, and the skipped cycle runs at once; a request
+                 made while another evaluation runs waits for it and is then answered by an
+                 evaluation that started after it, never skipped)
 
 Shown to people (STATUS=, /healthz, the page), RUNNING becomes DEGRADED(reason) while the
 last cycle failed or degraded, or after schedule.stalled_after_cycles cycles in a row that
@@ -199,7 +201,9 @@ class Service:
         self.book = HealthBook(settings, redact=self._redact)
         self.interrupted = 0  # job runs of this persona marked interrupted (all starts so far)
         self.heartbeat = time.monotonic()
-        self._evaluating = False
+        self._evaluate_lock = asyncio.Lock()
+        self._evaluations_asked = 0  # requests numbered in order; an evaluation answers those before its start
+        self._evaluations_answered = 0
         self.inflight: asyncio.Task | None = None
         self.cycle_stop = threading.Event()
         self._stop = asyncio.Event()
@@ -425,18 +429,27 @@ class Service:
         return self.health()
 
     async def reevaluate(self) -> None:
-        """The gate again, now (a deposit, a tip, a reload); a resume runs the skipped cycle at once."""
-        if self._evaluating or self.state is State.STOPPING:
+        """The gate again, now (a deposit, a tip, a reload); a resume runs the skipped cycle at once.
+
+        One evaluation at a time. A request made while one runs waits, and is answered by the next
+        evaluation to start (which reads the ledger and thresholds as they are now): an evaluation
+        that started before a reload or a deposit cannot answer for it, and heartbeats and /healthz
+        calls that pile up under load share one evaluation instead of queueing one each.
+        """
+        if self.state is State.STOPPING:
             return
-        self._evaluating = True
-        try:
+        self._evaluations_asked += 1
+        ticket = self._evaluations_asked
+        async with self._evaluate_lock:
+            if self._evaluations_answered >= ticket or self.state is State.STOPPING:
+                return  # an evaluation that started after this request has run
+            self._evaluations_answered = self._evaluations_asked
             was_paused = self.state is State.PAUSED
             await in_thread(self._evaluate)
-            if was_paused and self.state is State.RUNNING:
-                self._cycle_now()
-                await self._after_job()
-        finally:
-            self._evaluating = False
+            resumed = was_paused and self.state is State.RUNNING
+        if resumed:
+            self._cycle_now()
+            await self._after_job()
 
     def _cycle_now(self) -> None:
         job = self.scheduler.get_job("cycle") if self.scheduler.running else None

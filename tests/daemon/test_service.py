@@ -249,3 +249,36 @@ async def test_status_line_shows_the_sustain_tier_when_it_is_not_normal(db_url, 
     svc.settings = svc.settings.model_copy(update={"sustain": settings.sustain.model_copy(update={"enabled": False})})
     assert "sustain" not in await sent()  # the rule off: the tier stays normal (the page says which it would be)
     svc.engine.dispose()
+
+
+async def test_a_re_evaluation_asked_during_another_is_answered_not_skipped(db_url, tmp_path) -> None:
+    import threading
+
+    # The pause gate's first read after the pause is slow (a loaded machine) and sees the chain data
+    # still stale; the chain catches up while it runs, and a reload (or a deposit, or /healthz) asks again.
+    entered, release, reads = threading.Event(), threading.Event(), []
+
+    def pause_reason() -> str | None:
+        reads.append(len(reads))
+        if len(reads) == 1:
+            return "chain data too stale (2 days)"  # the cycle job's gate: paused
+        if len(reads) == 2:
+            entered.set()
+            release.wait(10)
+            return "chain data too stale (2 days)"  # read before the chain caught up
+        return None
+
+    cycle = Recorder([])
+    svc = make_service(db_url, tmp_path, cycle, jobs=Jobs(cycle=cycle, pause_reason=pause_reason))
+    deposit(svc.journal, 10 * CR)
+    await svc.cycle_job()
+    assert svc.state is State.PAUSED and not cycle.calls
+    slow = asyncio.create_task(svc.reevaluate())  # a heartbeat's
+    await asyncio.to_thread(entered.wait, 10)
+    asked = asyncio.create_task(svc.reevaluate())  # the reload's, while the heartbeat's still reads
+    await asyncio.sleep(0.05)
+    assert not asked.done()  # it waits for the evaluation in flight instead of returning unanswered
+    release.set()
+    await asyncio.gather(slow, asked)
+    assert svc.state is State.RUNNING and len(reads) == 3
+    svc.engine.dispose()
