@@ -470,6 +470,7 @@ def cross_check(settings: Settings) -> list[Problem]:
                         "point keystore_password_file at a file holding the keystore password")
             )
     problems += _x402_problems(settings)
+    problems += _x402_spend_problems(settings)
     problems += _site_problems(settings)
     allowed = {a.lower() for a in w.allowlist}
     for name, payee in w.providers.items():
@@ -526,6 +527,30 @@ def _x402_problems(settings: Settings) -> list[Problem]:
                                 "create a keystore (selfpub wallet new --keystore FILE) holding a little native coin for gas "
                                 "and set [x402.signer] keystore_file and keystore_password_file, or set x402.facilitator to "
                                 "a facilitator service's URL"))
+    return problems
+
+
+def _x402_spend_problems(settings: Settings) -> list[Problem]:
+    """Paying for inference enabled, but with nothing the default-deny policy could ever let through."""
+    s, w = settings.x402.spend, settings.wallet
+    if not s.enabled:
+        return []
+    problems = []
+    if w.keystore_file is None or w.keystore_password is None:
+        problems.append(Problem("x402.spend.enabled", "paying for inference signs with the wallet's key, and "
+                                "wallet.keystore_file or wallet.keystore_password_file is not set",
+                                "set both (selfpub wallet new --keystore FILE), or x402.spend.enabled = false"))
+    never = "is unset, so every payment would be refused"
+    if s.network is None:
+        problems.append(Problem("x402.spend.network", never, 'set the chain the provider is paid on, e.g. "eip155:8453"'))
+    if s.asset is None:
+        problems.append(Problem("x402.spend.asset", never, "set the token's address (an EIP-3009 token such as USDC)"))
+    if not s.payees:
+        problems.append(Problem("x402.spend.payees", "is empty, so every payment would be refused",
+                                'list the providers you agree to pay, e.g. payees = ["0x..."]'))
+    if s.daily_cap == 0:
+        problems.append(Problem("x402.spend.daily_cap", "is 0, so every payment would be refused",
+                                'set the most to pay a day in credits, e.g. daily_cap = "5"'))
     return problems
 
 
