@@ -3,7 +3,7 @@
     paywall = Paywall(server, terms, PaidReads(engine), attribute=content_lookup)
     app = build_site_app(content, settings, middleware=paywall.middleware())
 
-    request --> Guard (ours, outermost)          which kind and slug; watches facilitator outages
+    request --> PaidPathGuard (ours, outermost)          which kind and slug; watches facilitator outages
             --> the SDK's payment middleware     no payment: 402 with the requirements
                                                  a payment: verify -> the page -> settle -> 200 + PAYMENT-RESPONSE
                                                  the page answered >= 400: nothing settled
@@ -44,7 +44,7 @@ from wallet.reads import Claim, PaidReads, payment_id
 log = logging.getLogger(__name__)
 
 Attribute = Callable[[str, str], tuple[str | None, str | None]]  # (kind, slug) -> (post id, task id)
-_KIND = "selfpub.x402.kind"  # ASGI scope keys the Guard sets for the hooks
+_KIND = "selfpub.x402.kind"  # ASGI scope keys the PaidPathGuard sets for the hooks
 _SLUG = "selfpub.x402.slug"
 
 
@@ -69,7 +69,6 @@ class Paywall:
         self.patterns = dict(patterns)
         self.retry_after = retry_after
         self._paths = [(kind, _regex(p)) for kind, p in self.patterns.items()]
-        self._requests: dict[str, tuple[str, str]] = {}  # payment id -> (kind, slug) while it settles
         server.on_before_settle(self._before_settle)
         server.on_after_settle(self._after_settle)
         server.on_settle_failure(self._settle_failure)
@@ -83,12 +82,11 @@ class Paywall:
         return None
 
     def middleware(self) -> list:
-        """Starlette middleware, outermost first: the Guard, then the SDK's payment middleware."""
+        """Starlette middleware, outermost first: the PaidPathGuard, then the SDK's payment middleware."""
         from starlette.middleware import Middleware
         from starlette.middleware.base import BaseHTTPMiddleware
-        from x402.http.middleware.fastapi import payment_middleware
-
         from x402.http import RouteConfigurationError, x402HTTPResourceServer
+        from x402.http.middleware.fastapi import payment_middleware
         from x402.schemas import FacilitatorCapabilityError
 
         routes = self.terms.routes(self.patterns)
@@ -101,7 +99,7 @@ class Paywall:
                              f"{self.terms.asset}): {exc}") from None
         # Started while the facilitator is down, the SDK initializes on the first paid request again.
         dispatch = payment_middleware(routes, self.server, sync_facilitator_on_start=True)
-        return [Middleware(Guard, paywall=self), Middleware(BaseHTTPMiddleware, dispatch=dispatch)]
+        return [Middleware(PaidPathGuard, paywall=self), Middleware(BaseHTTPMiddleware, dispatch=dispatch)]
 
     # -- the record, around the SDK's settle call -------------------------------------------------
 
@@ -118,7 +116,7 @@ class Paywall:
             return AbortResult(reason="not a paid read of this site")
         kind, slug = scope[_KIND], scope[_SLUG]
         pid, payer, nonce = self._payment(ctx)
-        post_id, task_id = self.attribute(kind, slug)
+        post_id, task_id = await asyncio.to_thread(self.attribute, kind, slug)
         claim = Claim(pid, chain_id_of(str(ctx.requirements.network)), ctx.requirements.asset, payer, nonce, kind, slug,
                       int(ctx.requirements.amount), self.terms.prices[kind], post_id, task_id)
         if not await asyncio.to_thread(self.reads.claim, claim):
@@ -138,7 +136,7 @@ class Paywall:
         await asyncio.to_thread(self.reads.failed, pid, str(ctx.error))
 
 
-# The ASGI scope of the request being served (set by the Guard; the SDK's hooks get no request).
+# The ASGI scope of the request being served (set by the PaidPathGuard; the SDK's hooks get no request).
 _SCOPE: contextvars.ContextVar[dict | None] = contextvars.ContextVar("x402_scope", default=None)
 
 
@@ -146,7 +144,7 @@ def _current_scope() -> dict | None:
     return _SCOPE.get()
 
 
-class Guard:
+class PaidPathGuard:
     """Outermost ASGI layer: marks a paid request's kind and slug, and answers 503 when the facilitator was down."""
 
     def __init__(self, app: Any, paywall: Paywall):  # noqa: ANN401

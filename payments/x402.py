@@ -4,6 +4,7 @@
         network  "eip155:<chain id>"   asset  the credit token   pay_to  the wallet's address
         prices   micro-credits per kind, charged in token units rounded up (wallet/units.py)
     facilitator = local_facilitator(rpc_url, signer_key, network)   the SDK's own, run in-process
+                | facilitator_on(w3, signer_key, network)            the same on an existing Web3 (embedded)
                 | remote_facilitator(url)                            the SDK's HTTP facilitator client
     server = resource_server(facilitator, terms.network)            the SDK's x402ResourceServer, exact EVM
     routes = terms.routes(PATTERNS)                                  the SDK's RoutesConfig, one route per kind
@@ -218,6 +219,23 @@ def local_facilitator(rpc_url: str, signer_key: str, network: str, *, timeout: f
     facilitator = register_exact_evm_facilitator(x402FacilitatorSync(), signer, networks=network)
     probe = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": timeout}))
     return LocalFacilitator(facilitator, lambda: probe.eth.block_number)
+
+
+def facilitator_on(w3: Any, signer_key: str, network: str) -> LocalFacilitator:  # noqa: ANN401
+    """The SDK's facilitator settling through an existing Web3 (the embedded in-process chain, which has no URL)."""
+    from x402 import x402FacilitatorSync
+    from x402.mechanisms.evm import FacilitatorWeb3Signer
+    from x402.mechanisms.evm.exact import register_exact_evm_facilitator
+
+    class _OnWeb3(FacilitatorWeb3Signer):
+        """The SDK's web3 signer, its HTTP provider swapped for `w3` (it builds one from a URL otherwise)."""
+
+        def __init__(self) -> None:
+            super().__init__(private_key=signer_key, rpc_url="http://127.0.0.1:0")
+            self._w3 = w3
+
+    facilitator = register_exact_evm_facilitator(x402FacilitatorSync(), _OnWeb3(), networks=network)
+    return LocalFacilitator(facilitator, lambda: w3.eth.block_number)
 
 
 class RemoteFacilitator:

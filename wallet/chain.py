@@ -73,9 +73,10 @@ LIMIT_EXCEEDED = -32005  # EIP-1474: rate limited, or a query (a log range) too 
 
 
 @cache
-def token_artifact() -> dict[str, Any]:
-    """The committed ABI + bytecode of the credit token (compiled by contracts/compile.js)."""
-    return json.loads(ARTIFACT.read_text(encoding="utf-8"))
+def token_artifact(name: str = "CreditToken") -> dict[str, Any]:
+    """The committed ABI + bytecode of a credit token (compiled by contracts/compile.js): CreditToken, the
+    plain ERC-20, or CreditToken3009, the same with EIP-3009 (what x402's `exact` scheme settles with)."""
+    return json.loads((ARTIFACT.parent / f"{name}.json").read_text(encoding="utf-8"))
 
 
 def token_contract(w3: Web3, address: str):  # noqa: ANN201

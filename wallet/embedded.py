@@ -2,13 +2,15 @@
 
 The chain lives in memory and is gone when the process ends. Account 0 is the
 funder (it owns the token and holds a supply to tip from); account 1 is the
-agent. The embedded chain is built here, not in daemon/, because it is not a
+agent. The token is CreditToken3009 (the ERC-20 with EIP-3009), so x402 paid
+reads settle on it too; `dev_key(address)` gives an eth-tester account's key
+to a client or facilitator that must sign itself (a test chain's keys only). The embedded chain is built here, not in daemon/, because it is not a
 client to anything outside the process.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from eth_tester import EthereumTester, PyEVMBackend
 from web3 import EthereumTesterProvider, Web3
@@ -31,6 +33,7 @@ class EmbeddedChain:
     agent: str
     agent_signer: Signer
     others: tuple[str, ...]  # more funded accounts (payees, tippers)
+    _keys: dict[str, bytes] = field(default_factory=dict, repr=False)  # address -> eth-tester's dev key
 
     @classmethod
     def start(cls, *, decimals: int = 18, funder_supply_ucr: int = FUNDER_SUPPLY_UCR) -> EmbeddedChain:
@@ -39,13 +42,19 @@ class EmbeddedChain:
         w3 = Web3(EthereumTesterProvider(EthereumTester(backend)))
         accounts = w3.eth.accounts
         funder, agent = accounts[0], accounts[1]
-        art = token_artifact()
+        art = token_artifact("CreditToken3009")
         factory = w3.eth.contract(abi=art["abi"], bytecode=art["bytecode"])
         tx = factory.constructor("selfpub credit", "CR", decimals).transact({"from": funder})
         address = w3.eth.wait_for_transaction_receipt(tx)["contractAddress"]
-        chain = cls(w3, address, decimals, funder, agent, signer_from_key(backend.account_keys[1].to_bytes()), tuple(accounts[2:]))
+        keys = {Web3.to_checksum_address(k.public_key.to_checksum_address()): k.to_bytes() for k in backend.account_keys}
+        chain = cls(w3, address, decimals, funder, agent, signer_from_key(backend.account_keys[1].to_bytes()),
+                    tuple(accounts[2:]), keys)
         chain.mint(funder, funder_supply_ucr)
         return chain
+
+    def dev_key(self, address: str) -> str:
+        """The private key of one of the chain's dev accounts (0x hex): for a signer that needs it raw."""
+        return "0x" + self._keys[Web3.to_checksum_address(address)].hex()
 
     @property
     def chain_id(self) -> int:

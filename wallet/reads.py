@@ -15,8 +15,9 @@ The paywall (payments/) writes the record around the SDK's settle call:
   failed()   settle refused or raised: the transfer never happened (a later one is not this read)
 
 The scanner matches a transfer log to a read by its transaction hash; a transfer from a payer with a read
-still `settling` (the process died between the transaction and settled()) is matched by the nonce in the
-same transaction's AuthorizationUsed(payer, nonce) event, read from its receipt.
+that has none (still `settling`: the process died between the transaction and settled(); or `failed`: the
+facilitator gave up waiting for a receipt that came later) is matched by the nonce in the same transaction's
+AuthorizationUsed(payer, nonce) event, read from its receipt: the nonce is the proof it is that read.
 """
 
 from __future__ import annotations
@@ -120,13 +121,13 @@ def match_read(conn: Connection, *, chain_id: int, token: str, tx_hash: str, sen
     """The read a transfer log pays for, inside the scanner's transaction; None for a tip.
 
     `receipt_logs()` returns the logs of the transfer's transaction; it is called only when the sender
-    has a read still settling (no transaction hash recorded yet), to match it by its nonce.
+    has a read without a transaction hash (settling, or failed), to match it by its nonce.
     """
     row = conn.execute(select(READS).where(READS.c.chain_id == chain_id, READS.c.tx_hash == tx_hash.lower())).first()
     if row is None:
         open_reads = conn.execute(select(READS).where(
             READS.c.chain_id == chain_id, READS.c.payer == sender.lower(), READS.c.token == token.lower(),
-            READS.c.status == "settling", READS.c.tx_hash.is_(None),
+            READS.c.status.in_(("settling", "failed")), READS.c.tx_hash.is_(None),
         )).all()
         if not open_reads:
             return None

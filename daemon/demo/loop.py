@@ -2,7 +2,10 @@
 
 Funds the agent on the embedded chain, runs cycles until the balance falls
 under min_balance and the loop pauses, tips the agent on chain, shows the
-loop resume, then prints the ledger report and writes the chart. Every cycle
+loop resume, lets a machine reader buy each published article over x402
+(daemon/demo/reader.py: the site behind the paywall, the SDK's client and
+facilitator on the embedded chain; the reads booked as income:reads), then
+prints the ledger report and writes the chart. Every cycle
 goes through the daemon's door (daemon.cycle: the gate with the wallet's pause
 reason, then the persona's cycle lock), so the demo pauses and resumes exactly
 as the daemon would. When the
@@ -69,6 +72,8 @@ class DemoResult:
     bluesky_uris: list[str] = field(default_factory=list)  # at:// URIs of the posts on the local PDS
     pds: LocalPds | None = None  # the local PDS (still running only with keep_pds=True)
     pds_did: str = ""
+    reads_paid: int = 0  # reads a machine reader bought over x402 (daemon/demo/reader.py)
+    reads_income: int = 0  # ucr they booked as income:reads
 
 
 @dataclass
@@ -261,6 +266,7 @@ async def _run(workdir: Path, feed_url: str, settings: Settings, journal: Journa
             console.print(f"[green]settled[/] {format_credits(p.amount_ucr)} credits to {p.provider} (tx {p.tx_hash})")
         for r in settled.refused:
             console.print(f"[yellow]settlement refused[/]: {r}")
+        await _sell_reads(settings, journal, budget, chain, wallet, console, result)
     finally:
         for close in reversed(closers):
             outcome = close()
@@ -289,6 +295,21 @@ async def _run(workdir: Path, feed_url: str, settings: Settings, journal: Journa
             console.print(f"  {uri}")
     else:
         console.print(f"bluesky: skipped ({result.bluesky_skipped})")
+
+
+async def _sell_reads(settings: Settings, journal: Journal, budget: Budget, chain, wallet,  # noqa: ANN001, PLR0913
+                      console: Console, result: DemoResult) -> None:
+    """A machine reader buys each published article over x402; the wallet books the reads as income."""
+    from daemon.demo.reader import sell_reads
+
+    console.rule("[bold]a machine reader pays per read (x402)")
+    with console.status("reading /a/<slug>.md and /api/briefs/<slug>: 402, pay with the x402 SDK, 200"):
+        sold = await sell_reads(settings, journal.engine, chain, wallet)
+    for path, status in sold.requests:
+        console.print(f"  {path} -> {status}", highlight=False)
+    result.reads_paid, result.reads_income = sold.paid, sold.booked_ucr
+    console.print(f"[green]paid reads[/] {sold.paid}; {format_credits(sold.booked_ucr)} credits booked as "
+                  f"income:reads -> available {format_credits(budget.available())}")
 
 
 @dataclass

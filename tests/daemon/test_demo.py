@@ -16,6 +16,7 @@ from daemon.demo import run_demo
 from daemon.demo.localpds import find_pds
 from daemon.demo.loop import BSKY_HANDLE, BSKY_PASSWORD_FILE, TIP, demo_settings, start_bluesky
 from ledger import Journal
+from ledger.accounts import reads_account
 from ledger.budget import Budget
 from ledger.plot import story
 from ledger.reads import PAUSE, RESUME, TIP as TIP_EVENT
@@ -86,8 +87,12 @@ async def test_demo_pauses_when_broke_and_resumes_after_a_tip_on_chain(tmp_path_
     spend = journal.balance("expenses:compute")
     assert spend > 0 and result.report_json["spend"]["total"] == spend
     assert result.report_json["income"]["tips"] == -journal.balance("income:tips")
+    # a machine reader bought each published article's Markdown and brief over x402 (daemon/demo/reader.py)
+    assert result.reads_paid == 2 * result.published
+    assert result.reads_income == result.published * (50_000 + 20_000)
+    assert -journal.balance(reads_account("article")) == result.published * 50_000
     text = (tmp_path / "demo.out").read_text()
-    assert "PAUSED" in text and "RESUMED" in text
+    assert "PAUSED" in text and "RESUMED" in text and "a machine reader pays per read" in text
     assert f"account {BSKY_HANDLE}" in text and all(uri in text for uri in result.bluesky_uris)
     assert password not in text  # the app password never reaches the output
 

@@ -306,9 +306,11 @@ async def test_a_reorg_after_settlement_reverses_the_booked_read(site: Site) -> 
     assert (reversal.post_id, reversal.task_id) == ("post-hello", "task-hello")
 
 
-async def test_a_read_whose_settlement_was_never_recorded_is_matched_by_its_nonce(site: Site) -> None:
-    """The process died after the facilitator sent the transfer and before settled(): the scanner still books a read,
-    finding the claimed nonce in the transaction's AuthorizationUsed event; a tip from the same payer stays a tip."""
+@pytest.mark.parametrize("recorded", ["settling", "failed"])
+async def test_a_read_whose_settlement_was_never_recorded_is_matched_by_its_nonce(site: Site, recorded: str) -> None:
+    """The process died after the facilitator sent the transfer and before settled() (settling), or the facilitator
+    gave up on a receipt that came later (failed): the scanner still books a read, finding the claimed nonce in the
+    transaction's AuthorizationUsed event; a tip from the same payer stays a tip."""
     peer = site.peer
     required = await payment_required(site)
     payload = await peer.paying_client().create_payment_payload(required)
@@ -318,6 +320,8 @@ async def test_a_read_whose_settlement_was_never_recorded_is_matched_by_its_nonc
     pid = payment_id(peer.network, peer.token, auth["from"], auth["nonce"])
     assert site.reads.claim(Claim(pid, peer.node.chain_id, peer.token, auth["from"], auth["nonce"], "article", "hello",
                                   int(auth["value"]), PRICE_UCR, "post-hello", "task-hello"))
+    if recorded == "failed":
+        site.reads.failed(pid, "settlement_pending")
     req = required.accepts[0]
     assert peer.facilitator.settle(payload, req).success  # settled, never recorded
     tip = peer.contract().functions.transfer(peer.agent, 10**18).transact({"from": auth["from"]})  # 1 credit tip
