@@ -9,6 +9,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 BENCHES = [
     "bench_ledger.py",
+    "bench_cli_startup.py",
     "bench_wallet_scan.py",
     "bench_paid_reads.py",
     "bench_llm_overhead.py",
