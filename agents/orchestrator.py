@@ -31,9 +31,12 @@ No new item means no task, so no model call and nothing booked: idle costs nothi
 Errors, by type:
     BudgetExceeded                 stop starting new steps; the task waits for the next cycle
     ClaimLost                      the step's result is dropped; the worker that took over goes on
-    LLMError with .retryable       recorded; the task waits (no attempt counted)
-    LLMError, ResearchError,       attempt counted; failed after max_attempts
-      pydantic.ValidationError
+    LLMError with .retryable       recorded; the task waits (no attempt counted): a timeout, 429, 5xx
+                                   or open circuit is the endpoint's, not the task's
+    LLMError, ResearchError,       attempt counted; after review.max_attempts the task is failed with
+      pydantic.ValidationError     the reason (`drafts list`, the status page) and costs nothing more.
+                                   A reply that is not JSON or misses its schema, also after the
+                                   repair call (StructuredOutputError), reads "invalid model reply"
     publishers RetryableError      recorded; published on a later cycle (the outbox dedupes)
     publishers PermanentError      the task fails with the platform's reason
     anything else                  a bug: propagates (the scheduler crashes, systemd restarts)
@@ -58,7 +61,7 @@ from agents.bandit import Bandit, arm_of, arm_stats, ledger_history
 from agents.critic import Critic
 from agents.cycle import CycleContext
 from agents.llm import public_url
-from agents.llm.errors import LLMError
+from agents.llm.errors import LLMError, StructuredOutputError
 from agents.llm.pricing import planned_cost
 from agents.messages import Brief, FeedItem
 from agents.research import ResearchError
@@ -173,7 +176,7 @@ class OrchestratorDeps:
     clock: Callable[[], datetime] = utcnow
     rng: random.Random = field(default_factory=random.Random)
     worker: str = field(default_factory=lambda: f"w-{uuid.uuid4().hex[:10]}")  # claims tasks; a persona's cycle's is stable
-    max_attempts: int = 3
+    max_attempts: int | None = None  # counted step failures before the task fails; None: review.max_attempts
     heartbeat_seconds: float | None = None  # lease renewal while a step runs; default a third of the lease
 
 
@@ -558,6 +561,8 @@ class Orchestrator:
     def _step_failed(self, task: Task, exc: Exception, report: CycleReport) -> Task:
         d = self.deps
         what = f"{type(exc).__name__} at {task.status}: {str(exc)[:300]}"
+        if isinstance(exc, StructuredOutputError | ResearchError | ValidationError):
+            what = "invalid model reply (" + what + ")"
         report.errors.append(f"task {task.id[:8]}: {what}")
         if isinstance(exc, LLMError):
             for endpoint in self._endpoints(exc):
@@ -566,9 +571,13 @@ class Orchestrator:
         if getattr(exc, "retryable", False):
             return d.tasks.note(task, reason=f"retry later: {what}", cost=cost)
         attempts = task.attempts + 1
-        if attempts >= d.max_attempts:
+        bound, why = d.max_attempts, ""
+        if bound is None:
+            bound = self.settings.review.max_attempts
+            why = f" (review.max_attempts = {bound})"
+        if attempts >= bound:
             task.attempts = attempts
-            task = d.tasks.advance(task, FAILED, reason=f"failed after {attempts} attempt(s): {what}", cost=cost)
+            task = d.tasks.advance(task, FAILED, reason=f"failed after {attempts} attempt(s){why}: {what}", cost=cost)
             report.failed += 1
             return task
         return d.tasks.note(task, reason=f"attempt {attempts} failed: {what}", attempts=attempts, cost=cost)

@@ -174,6 +174,10 @@ class ResearchSettings(Section):
 
 class ReviewSettings(Section):
     max_revisions: int = Field(2, ge=0)
+    # Times a task's step may fail for a reason of its own (a model reply that is not JSON or misses its
+    # schema, also after the repair call; a request the endpoint refuses) before the task is failed and
+    # stops costing. A transient error (timeout, 429, 5xx, an open circuit) is retried and not counted.
+    max_attempts: int = Field(2, ge=1)
     min_score: int = Field(6, ge=0, le=10)
     # The quality floor (agents/quality.py), checked by code before any model review:
     min_words: int = Field(100, ge=0)  # words of the body's own prose (headings, code, sources, disclosure aside)

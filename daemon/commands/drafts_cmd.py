@@ -6,7 +6,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from agents.tasks import HELD, STATUSES, TaskError, TaskStore
+from agents.tasks import EXPIRED, FAILED, HELD, REJECTED, STATUSES, TaskError, TaskStore
 from kernel.money import format_credits
 from daemon.context import app_context
 
@@ -26,7 +26,7 @@ def list_drafts(
     all_: bool = typer.Option(False, "--all", help="Every status."),
     limit: int = typer.Option(50, "--limit"),
 ) -> None:
-    """List drafts (held ones by default)."""
+    """List drafts (held ones by default); a rejected, failed or expired one with why."""
     tasks = _store(ctx, read_only=True).list(None if all_ else status, limit=limit)
     for t in tasks:
         draft = t.messages.draft
@@ -35,6 +35,8 @@ def list_drafts(
         until = f" until {t.held_until:%Y-%m-%d %H:%M}" if t.held_until and t.status == HELD else ""
         console.print(f"{t.id[:12]}  {t.status:<10} score {score:>2}  {format_credits(t.cost)} cr  {escape(title)}{until}",
                       highlight=False, soft_wrap=True)
+        if t.status in (REJECTED, FAILED, EXPIRED) and t.reasons:
+            console.print(f"    why: {escape(t.reasons[-1][:500])}", highlight=False, soft_wrap=True)
     if not tasks:
         console.print("no drafts")
 
