@@ -332,3 +332,17 @@ async def test_a_read_whose_settlement_was_never_recorded_is_matched_by_its_nonc
     assert -site.journal.balance(TIPS) == 1_000_000
     row = site.reads.get(pid)
     assert row["status"] == "settled" and row["tx_hash"] == booked(site, "read")[0].tx_hash
+
+
+async def test_one_payment_sent_twice_at_once_is_served_and_settled_once(site: Site) -> None:
+    import asyncio
+
+    required = await payment_required(site)
+    payload = await site.peer.paying_client().create_payment_payload(required)
+    before = site.peer.balance_of(site.peer.agent)
+    answers = await asyncio.gather(send_paid(site, payload), send_paid(site, payload))
+    assert sorted(a.status_code for a in answers) == [200, 402]
+    assert sum(ARTICLE in a.text for a in answers) == 1
+    assert site.peer.balance_of(site.peer.agent) == before + PRICE_UCR * 10**12
+    (row,) = site.reads.rows()
+    assert row["status"] == "settled"

@@ -70,6 +70,7 @@ async def test_the_site_sells_the_markdown_and_the_brief_and_shows_the_page_free
         unpaid = await plain.get(f"/a/{slug}.md")
         assert unpaid.status_code == 402 and "LazyCell" not in unpaid.text
         assert (await plain.get(f"/api/briefs/{slug}")).status_code == 402
+        assert (await plain.head(f"/a/{slug}.md")).status_code == 402  # HEAD is no way around it
         assert unpaid.headers["x-content-type-options"] == "nosniff"  # still inside the site's Guard
     async with x402HttpxClient(x402_peer.paying_client(), base_url=url) as reader:
         article = await reader.get(f"/a/{slug}.md")
