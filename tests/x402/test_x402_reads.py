@@ -96,8 +96,8 @@ def settings_for(peer: X402Peer, **x402) -> Settings:  # noqa: ANN003
                                                               "price_brief": "0.02", **x402}})
 
 
-def make_site(peer: X402Peer, db: Path, facilitator=None) -> Site:  # noqa: ANN001
-    engine = make_engine(f"sqlite:///{db}")
+def make_site(peer: X402Peer, db: Path | str, facilitator=None) -> Site:  # noqa: ANN001
+    engine = make_engine(db if isinstance(db, str) else f"sqlite:///{db}")
     journal = Journal(engine)
     journal.migrate()
     migrate(engine)
@@ -114,6 +114,14 @@ def make_site(peer: X402Peer, db: Path, facilitator=None) -> Site:  # noqa: ANN0
 @pytest.fixture
 def site(x402_peer: X402Peer, tmp_path: Path) -> Site:
     return make_site(x402_peer, tmp_path / "state.db")
+
+
+@pytest.fixture
+def any_db_site(x402_peer: X402Peer, db_url: str) -> Iterator[Site]:
+    """The site on SQLite and on the real PostgreSQL."""
+    site = make_site(x402_peer, db_url)
+    yield site
+    site.journal.engine.dispose()
 
 
 def booked(site: Site, kind: str) -> list:
@@ -152,7 +160,8 @@ async def test_an_unpaid_read_is_402_with_the_terms_and_free_pages_stay_free(sit
     assert int(brief.accepts[0].amount) == 20_000 * 10**12
 
 
-async def test_a_paid_read_is_served_and_booked_once_at_confirmations(site: Site) -> None:
+async def test_a_paid_read_is_served_and_booked_once_at_confirmations(any_db_site: Site) -> None:
+    site = any_db_site
     peer = site.peer
     before = peer.balance_of(peer.agent)
     async with site.client() as http:
@@ -194,8 +203,9 @@ async def test_a_replayed_payment_is_402_and_not_booked_twice(site: Site) -> Non
     assert site.income() == PRICE_UCR
 
 
-async def test_a_payment_id_seen_before_is_not_settled_again(site: Site) -> None:
+async def test_a_payment_id_seen_before_is_not_settled_again(any_db_site: Site) -> None:
     """Two requests racing with one payment: the second finds the payment id claimed and aborts before settling."""
+    site = any_db_site
     required = await payment_required(site)
     payload = await site.peer.paying_client().create_payment_payload(required)
     auth = payload.payload["authorization"]
