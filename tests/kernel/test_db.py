@@ -109,3 +109,14 @@ def test_a_database_at_head_never_imports_alembic(sqlite_url: str):
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "alembic imported again: False"
+
+
+def test_sqlite_connections_checkpoint_every_10000_wal_pages(sqlite_url: str):
+    """A ledger write is ~18 WAL pages: SQLite's default (1,000) put a checkpoint's fsync in a writer every ~55 pairs."""
+    from kernel.db import SQLITE_WAL_AUTOCHECKPOINT
+
+    engine = make_engine(sqlite_url)
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == SQLITE_WAL_AUTOCHECKPOINT == 10_000
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+    engine.dispose()
