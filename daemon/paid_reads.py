@@ -18,6 +18,7 @@ from config.settings import Settings
 from daemon.wiring_wallet import build_web3
 from payments.paywall import Paywall
 from payments.x402 import (
+    PaymentsError,
     TermsError,
     local_facilitator,
     read_domain,
@@ -43,7 +44,14 @@ def paid_reads_middleware(settings: Settings, engine: Engine) -> list:
     asset = x.asset or settings.wallet.token_address
     if not asset:
         raise TermsError("x402.asset is unset and so is wallet.token_address: set one of them")
-    terms = resolve_terms(x, settings.wallet, domain=read_domain(w3, asset, name=x.token_name, version=x.token_version))
+    try:
+        domain = read_domain(w3, asset, name=x.token_name, version=x.token_version)
+    except Exception as exc:  # noqa: BLE001 - a node down, or no EIP-3009 token there: the same fix to look for
+        raise PaymentsError(f"cannot read the token's name, version and decimals at {asset} (x402.asset, else "
+                            f"wallet.token_address) through wallet.rpc_url ({type(exc).__name__}): check the node "
+                            "and that the address is an EIP-3009 token; or set x402.token_name and "
+                            "x402.token_version") from None
+    terms = resolve_terms(x, settings.wallet, domain=domain)
     if x.facilitator == "local":
         signer = x.signer
         if signer is None or signer.keystore_password_value is None:

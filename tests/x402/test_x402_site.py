@@ -21,7 +21,7 @@ from daemon.site import build_site
 from ledger.accounts import reads_account
 from ledger.journal import Journal
 from ledger.reads import task_outcomes
-from payments.x402 import PATTERNS, TermsError, x402_pattern
+from payments.x402 import PATTERNS, PaymentsError, TermsError, x402_pattern
 from tests.peers.x402 import X402Peer
 from tests.website.conftest import ARTICLES, PublishedState, base_url, make_state
 from wallet.reads import PaidReads
@@ -105,4 +105,13 @@ async def test_paid_reads_off_add_no_middleware_and_a_ledger_wallet_is_refused(t
     on = state.settings.model_copy(update={"x402": X402Settings(enabled=True)})
     with pytest.raises(TermsError, match="wallet.mode"):
         paid_reads_middleware(on, state.engine)
+    state.engine.dispose()
+
+
+async def test_a_token_that_is_no_eip3009_token_is_refused_at_start_naming_the_key(tmp_path: Path,
+                                                                                  x402_peer: X402Peer) -> None:
+    state = await make_state(tmp_path)
+    settings = paid_settings(state, x402_peer, tmp_path, asset=x402_peer.agent)  # an account, not a token
+    with pytest.raises(PaymentsError, match="x402.asset"):
+        paid_reads_middleware(settings, state.engine)
     state.engine.dispose()
