@@ -34,6 +34,7 @@ from urllib.parse import urlsplit
 import httpx
 from opentelemetry import trace
 from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic.json_schema import SkipJsonSchema
 
 from agents.dedupe import NearDuplicateIndex, canonical_url, signature, signature_bytes, signature_from_bytes, url_key
 from agents.feeds import FeedFetcher, FeedReport
@@ -79,14 +80,18 @@ class ResearchPoint(BaseModel):
 
 
 class ResearchAnswer(BaseModel):
-    """The JSON the research model is asked for (lenient; `sanitise_brief` makes the Brief)."""
+    """The JSON the research model is asked for (lenient; `sanitise_brief` makes the Brief).
+
+    `sources` is not asked for (not in the schema sent): the key points' sources are the brief's.
+    A model that lists sources anyway is still heard.
+    """
 
     model_config = ConfigDict(extra="ignore")
 
     topic: str
     angle: str = ""
     key_points: list[ResearchPoint] = []
-    sources: list[str] = []
+    sources: SkipJsonSchema[list[str]] = []
 
 
 @dataclass
@@ -177,18 +182,23 @@ def _one_line(text: str, limit: int) -> str:
 
 
 def prompt_items(items: Sequence[FeedItem]) -> list[dict]:
-    """The items as the data the model sees: only what a brief needs, text on one line and capped."""
-    return [
-        {
+    """The items as the data the model sees: only what a brief needs, text on one line and capped.
+
+    The model cites an item by its n (sanitise_brief resolves it to the URL), so URLs are sent once and
+    never written back; a summary the article's text already contains (its lead, usually) is sent once.
+    """
+    out = []
+    for i, it in enumerate(items):
+        summary = _one_line(it.summary, PROMPT_SUMMARY_CHARS)
+        article = _one_line(it.content, PROMPT_CONTENT_CHARS)
+        out.append({
             "n": i + 1,
             "url": it.url,
             "title": _one_line(it.title, PROMPT_TITLE_CHARS),
-            "summary": _one_line(it.summary, PROMPT_SUMMARY_CHARS),
-            **({"date": it.published.date().isoformat()} if it.published else {}),
-            **({"article": _one_line(it.content, PROMPT_CONTENT_CHARS)} if it.content else {}),
-        }
-        for i, it in enumerate(items)
-    ]
+            **({"summary": summary} if summary and summary not in article else {}),
+            **({"article": article} if article else {}),
+        })
+    return out
 
 
 def research_messages(items: Sequence[FeedItem]) -> list[dict[str, str]]:

@@ -95,11 +95,13 @@ class WriterOutput(BaseModel):
 
 
 def brief_text(brief: Brief) -> str:
-    """The brief as a delimited data section: each key point with its source, then any source no point cites."""
+    """The brief as a delimited data section: topic, angle and the key points' claims.
+
+    No URLs: the writer does not link (`cite_sources` lists every source under the article, labelled with
+    the claim it supports), so a URL in the prompt would be paid for once in it and again in the reply.
+    """
     lines = [f"topic: {brief.topic}", f"angle: {brief.angle}", "key points:"]
-    lines += [f"- {kp.claim} (source: {kp.source_url})" for kp in brief.key_points]
-    cited = {kp.source_url for kp in brief.key_points}
-    lines += [f"source: {s}" for s in brief.sources if s not in cited]
+    lines += [f"- {kp.claim}" for kp in brief.key_points]
     return data_section("brief", "\n".join(lines))
 
 

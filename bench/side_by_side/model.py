@@ -33,6 +33,8 @@ ITEM_RE = re.compile(r"^Title: (?P<title>.+)\nURL: (?P<url>\S+)\nSummary: (?P<su
 FACT_RE = re.compile(r"^- (?P<claim>.+?) \(source: (?P<url>https?://[^\s)]+)\)\s*$", re.MULTILINE)
 TOPIC_RE = re.compile(r"^(?:topic: |# )(?P<topic>.+)$", re.MULTILINE | re.IGNORECASE)
 LINKED_RE = re.compile(r"(?:^|(?<=\. ))(?P<claim>[^.\n]+?) \(\[[^\]]*\]\((?P<url>https?://[^)\s]+)\)\)\.")
+BRIEF_RE = re.compile(r"<<<DATA brief>>>\n(.*?)\n<<<END DATA brief>>>", re.DOTALL)
+POINT_RE = re.compile(r"^- (?P<claim>.+?)\s*$", re.MULTILINE)
 SENTENCE_RE = re.compile(r"(?<=[.!?])\s+")
 
 # Connecting sentences an article needs between its facts (no claims of their own).
@@ -98,6 +100,9 @@ def facts_in(text: str) -> list[Fact]:
         if key not in seen:
             seen.add(key)
             out.append(Fact(m["claim"].strip(), m["url"]))
+    if not out:  # a brief's key points without their sources: claims to make, not to link
+        m = BRIEF_RE.search(text)
+        out = [Fact(p["claim"], "") for p in POINT_RE.finditer(m.group(1))] if m else []
     if not out:
         out = facts_of(items_in(text))
     if not out:  # an article to edit: its linked sentences are the claims
@@ -153,17 +158,23 @@ def tags_of(topic: str) -> list[str]:
 # -- answers ---------------------------------------------------------------------------------
 
 
-def research_json(prompt: str) -> dict[str, Any]:
-    """A research brief {topic, angle, key_points, sources} for the items in the prompt."""
+BY_NUMBER_RE = re.compile(r"source_url[^.\n]*\bn\b")  # the prompt asks to cite an item by its n
+
+
+def research_json(prompt: str, fields: set[str] | None = None) -> dict[str, Any]:
+    """A research brief {topic, angle, key_points, sources} for the items in the prompt: only the fields
+    the schema asks for, each point's source as the prompt asks (its item's n, else its URL)."""
     items = items_in(prompt)
     facts = facts_of(items)
     topic = items[0].title if items else "Developer news"
-    return {
+    number = {it.url: str(i + 1) for i, it in enumerate(items)} if BY_NUMBER_RE.search(prompt) else {}
+    brief = {
         "topic": topic,
         "angle": f"What {topic} changes for developers.",
-        "key_points": [{"claim": f.claim, "source_url": f.url} for f in facts],
+        "key_points": [{"claim": f.claim, "source_url": number.get(f.url, f.url)} for f in facts],
         "sources": list(dict.fromkeys(it.url for it in items)),
     }
+    return {k: v for k, v in brief.items() if fields is None or k in fields}
 
 
 def research_notes(prompt: str) -> str:
@@ -246,7 +257,7 @@ def kind_of(body: Mapping[str, Any]) -> str:
     schema = schema_of(body)
     if schema is not None:
         keys = set((schema.get("properties") or {}).keys())
-        if {"key_points", "sources"} <= keys:
+        if "key_points" in keys:
             return "brief"
         if "body_markdown" in keys:
             return "draft"
@@ -267,7 +278,7 @@ def answer(body: Mapping[str, Any], words: int, side: str = "", revisions: Revis
     user = "\n".join(str(m.get("content") or "") for m in messages if m.get("role") != "system")
     kind = kind_of(body)
     if kind == "brief":
-        return json.dumps(research_json(text))
+        return json.dumps(research_json(text, set((schema_of(body) or {}).get("properties") or {})))
     if kind == "draft":
         return json.dumps(writer_json(text, words))
     if kind == "review":

@@ -54,7 +54,7 @@ def test_real_titles_naming_a_format_are_not_placeholders():
 @pytest.mark.parametrize("text", [
     "Your article is in JSON format, as requested.",
     "Here is the article you asked for, about the release.",
-    "Use only the brief's facts. Cite sources as markdown links for readers.",  # a run of the writer's own prompt
+    "Use only the brief's facts. Write no links and no list of sources for readers.",  # a run of the writer's own prompt
     "topic: Rust 2026 edition",
 ])
 def test_gate_prompt_echo(text):

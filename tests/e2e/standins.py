@@ -256,6 +256,8 @@ def _brief_parts(brief: str) -> tuple[str, str, list[tuple[str, str]]]:
         elif line.startswith("- ") and line.endswith(")") and "(source: " in line:
             claim, _, url = line[2:-1].rpartition(" (source: ")
             points.append((claim, url))
+        elif line.startswith("- "):  # a key point as the writer sees it: its claim, no URL (code lists the sources)
+            points.append((line[2:], ""))
         elif line.startswith("source: "):
             points.append(("More on this", line.removeprefix("source: ")))
     return topic, angle, points
@@ -264,7 +266,8 @@ def _brief_parts(brief: str) -> tuple[str, str, list[tuple[str, str]]]:
 def _article(brief: str, revised: bool) -> tuple[str, str, list[str]]:
     """(title, body, tags) of an article that cites only the brief's sources."""
     topic, angle, points = _brief_parts(brief)
-    cited = "\n\n".join(f"{claim.rstrip('.')} ([the announcement]({url}))." for claim, url in points)
+    cited = "\n\n".join(f"{claim.rstrip('.')} ([the announcement]({url}))." if url else f"{claim.rstrip('.')}."
+                          for claim, url in points)
     # Context with no claims of its own, so the article clears the critic's length floor as a real one does.
     context = ("\n\nThe maintainers describe the change in their release notes, with migration steps for existing "
                "users. Teams that depend on the project should read those notes before they upgrade. Most projects "

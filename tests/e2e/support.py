@@ -237,7 +237,7 @@ def schema_name(body: dict) -> str:
 LINKISH = re.compile(r"(?:https?|javascript|data|file):[^\s\"'<>)]+")
 
 
-BRIEF_POINT = re.compile(r"^- (?P<claim>.+) \(source: (?P<url>\S+)\)$")
+BRIEF_POINT = re.compile(r"^- (?P<claim>.+?)(?: \(source: (?P<url>\S+)\))?$")  # the writer's brief has no URLs
 CONTEXT = ("The maintainers describe the change in their release notes, with steps for existing users. Teams that "
            "depend on the project should read those notes before they upgrade. Most projects can adopt the new "
            "version in a normal release cycle, and the old behaviour stays available for now. Testing the upgrade "
@@ -252,7 +252,8 @@ def brief_as_prose(brief: str) -> str:
     for line in brief.splitlines():
         m = BRIEF_POINT.match(line)
         if m:
-            lines.append(f"{m['claim'].rstrip('.')} ([the report]({m['url']})).")
+            link = f" ([the report]({m['url']}))" if m["url"] else ""
+            lines.append(f"{m['claim'].rstrip('.')}{link}.")
         elif line.startswith(("topic: ", "angle: ")):
             lines.append(line.split(": ", 1)[1].rstrip(".") + ".")
         elif line.startswith("source: "):
