@@ -18,6 +18,8 @@
     unit_economics(journal, since, until) UnitEconomics: cost per published article (mean, p90)
                                           next to income per article: the ledger report and
                                           the status page
+    reads_by_kind(journal, since, until)  {kind: ReadIncome} paid reads over x402: count and ucr
+    break_even(economics, price)          BreakEven: article reads that pay for a published article
 
 Definitions (in CR, micro-credits):
     cost of a task      expenses posted in transactions carrying its task id
@@ -59,6 +61,7 @@ from ledger.accounts import (
     INCOME,
     OPENING,
     PROVIDERS,
+    READS,
     TIPS,
     WALLET,
     is_expense,
@@ -547,3 +550,58 @@ def unit_economics(
     with _connected(journal, conn) as c:
         tasks = task_totals(journal, since=since, until=until, conn=c)
     return unit_economics_of(tasks, posts_of)
+
+
+# -- paid reads: what they brought in, and how many an article needs to pay for itself -------------
+
+_READS = sql_under(READS, "p.account")
+
+
+@dataclass(frozen=True)
+class ReadIncome:
+    """Paid reads of one kind over a window: how many (net of reorg reversals) and the ucr they brought."""
+
+    count: int
+    credits: int
+
+
+def reads_by_kind(
+    journal: Journal, *, since: datetime | None, until: datetime | None, conn: Connection | None = None
+) -> dict[str, ReadIncome]:
+    """{kind: ReadIncome} of income:reads:<kind> postings with since <= time < until (a reversal counts -1)."""
+    sql = journal.sql
+    cond, params = [_READS, "p.commodity = ?"], [COMMODITY]
+    if since is not None:
+        cond.append("t.time >= ?")
+        params.append(sql.ts(since))
+    if until is not None:
+        cond.append("t.time < ?")
+        params.append(sql.ts(until))
+    with _connected(journal, conn) as c:
+        cur = cursor(c)
+        cur.execute(sql.q(
+            "SELECT p.account, SUM(CASE WHEN p.amount < 0 THEN 1 WHEN p.amount > 0 THEN -1 ELSE 0 END), "
+            f"SUM(p.amount) FROM ledger_posting p JOIN ledger_txn t ON t.id = p.txn_id WHERE {' AND '.join(cond)} "
+            "GROUP BY p.account ORDER BY p.account"), tuple(params))
+        rows = cur.fetchall()
+    return {leaf(account, READS): ReadIncome(int(count), -int(amount)) for account, count, amount in rows}
+
+
+@dataclass(frozen=True)
+class BreakEven:
+    """Article reads a published article needs to pay for its mean cost; None with the reason when unknown."""
+
+    reads: int | None
+    price: int | None  # ucr per article read ([x402] price_article); None when paid reads are off
+    reason: str = ""
+
+
+def break_even(economics: UnitEconomics, price: int | None) -> BreakEven:
+    """ceil(mean cost per published article / price of an article read)."""
+    if price is None:
+        return BreakEven(None, None, "paid reads are off (x402.enabled = false)")
+    if price <= 0:
+        return BreakEven(None, price, "article reads are free (x402.price_article = 0)")
+    if economics.articles == 0:
+        return BreakEven(None, price, "nothing was published in the range")
+    return BreakEven(-(-economics.cost_mean // price), price)

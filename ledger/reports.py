@@ -30,7 +30,8 @@ integer of micro-credits (1 credit = 1,000,000 ucr), never a float.
     reserved      open reservations
     liabilities   owed to compute providers (positive)
     receivable    engagement income accrued, not yet received
-    income        {"total", "tips", "engagement": {platform: ucr}, "other": {account: ucr}}
+    income        {"total", "tips", "engagement": {platform: ucr}, "other": {account: ucr},
+                   "reads": {kind: ucr}}   other: any income account but tips, engagement and reads
     spend         {"total", "by_agent": {agent: ucr}, "by_model": {model: ucr},
                    "other": {account: ucr}}   compute spend by agent and by model
                    (model "unknown" when none was recorded); other = non-compute expenses
@@ -59,6 +60,10 @@ integer of micro-credits (1 credit = 1,000,000 ucr), never a float.
                    articles of the range (ledger.reads.unit_economics: a task with a post,
                    booked or in `posts_of`); mean rounded to the ucr, p90 by nearest rank; 0s
                    when none was published
+    reads         paid reads over x402 in the range: {"count", "credits", "by_kind": {kind: {"count",
+                   "credits"}}, "break_even": {"reads", "price", "reason"}}; count is net of reorg
+                   reversals; break_even.reads = ceil(per_article.cost_mean / price of an article
+                   read) (null, with the reason, when paid reads are off, free, or nothing was published)
     sustain       the sustain rule (ledger/sustain.py) over its own trailing window ending now,
                    not the report's range: {"enabled", "tier" (conserve | normal | expand),
                    "income", "cost", "ratio_per_mille" (income * 1000 // cost, null with no
@@ -99,6 +104,7 @@ from ledger.accounts import (
     ENGAGEMENT,
     GAS,
     OPENING,
+    READS,
     RECEIVABLE_ENGAGEMENT,
     TIPS,
     is_income,
@@ -123,8 +129,12 @@ from ledger.query import (
 from ledger.reads import (
     DEFAULT_WINDOW_DAYS,
     JUST_AFTER,
+    BreakEven,
     Burn,
+    ReadIncome,
     UnitEconomics,
+    break_even,
+    reads_by_kind,
     runway,
     spend_by_agent,
     spend_by_model,
@@ -194,6 +204,8 @@ class Report:
     deposits: int = 0
     incoming: list[PeriodIn] = field(default_factory=list)  # one per period of `series`, same order
     gas: dict[str, int] = field(default_factory=dict)  # commodity -> integer smallest units (wei)
+    reads: dict[str, ReadIncome] = field(default_factory=dict)  # kind -> paid reads over x402
+    break_even: BreakEven = field(default_factory=lambda: break_even(UnitEconomics(0, 0, 0, 0), None))
 
     def came_in(self, period: Period) -> PeriodIn:
         """What came in during one period of the series (zeros when nothing did)."""
@@ -201,7 +213,8 @@ class Report:
 
     @property
     def income_total(self) -> int:
-        return self.tips + sum(self.engagement.values()) + sum(self.other_income.values())
+        return (self.tips + sum(self.engagement.values()) + sum(self.other_income.values())
+                + sum(r.credits for r in self.reads.values()))
 
     @property
     def spend_total(self) -> int:
@@ -227,6 +240,7 @@ class Report:
                 "tips": self.tips,
                 "engagement": dict(self.engagement),
                 "other": dict(self.other_income),
+                "reads": {kind: r.credits for kind, r in self.reads.items()},
             },
             "spend": {
                 "total": self.spend_total,
@@ -263,6 +277,13 @@ class Report:
             },
             "per_article": {"published": self.per_article.articles, "cost_mean": self.per_article.cost_mean,
                             "cost_p90": self.per_article.cost_p90, "income_mean": self.per_article.income_mean},
+            "reads": {
+                "count": sum(r.count for r in self.reads.values()),
+                "credits": sum(r.credits for r in self.reads.values()),
+                "by_kind": {kind: {"count": r.count, "credits": r.credits} for kind, r in self.reads.items()},
+                "break_even": {"reads": self.break_even.reads, "price": self.break_even.price,
+                               "reason": self.break_even.reason},
+            },
         }
 
     def to_json(self, indent: int | None = 2) -> str:
@@ -284,10 +305,12 @@ def build_report(
     window_days: int = DEFAULT_WINDOW_DAYS,
     sustain: SustainSettings | None = None,
     posts_of: Mapping[str, Iterable[str]] | None = None,
+    read_price: int | None = None,
 ) -> Report:
     """Build the report over [since, until) (see the module docstring for what each figure means).
 
     `posts_of`: task id -> the posts it made ("platform:id"), from the publishers' outbox.
+    `read_price`: ucr per article read ([x402] price_article), None when paid reads are off.
     """
     if by not in PERIODS:
         raise ValueError(f"by must be one of {', '.join(PERIODS)}, got {by!r}")
@@ -311,6 +334,7 @@ def build_report(
                 if spent.get((), 0):
                     gas[commodity] = spent[()]
         tier = sustain_state(journal, sustain, now=now, conn=conn) if sustain is not None else None
+        reads = reads_by_kind(journal, since=start, until=end, conn=conn)
 
     tips, engagement, other_income, other_spend = 0, {}, {}, {}
     for (account,), amount in sorted(accounts.items()):
@@ -318,6 +342,8 @@ def build_report(
             tips = -amount
         elif under(account, ENGAGEMENT):
             engagement[leaf(account, ENGAGEMENT)] = -amount
+        elif under(account, READS):
+            continue  # in `reads`, with their count
         elif is_income(account):
             other_income[account] = -amount
         elif not under(account, COMPUTE):
@@ -328,6 +354,7 @@ def build_report(
         for task_id, (cost, earned, post_ids) in sorted(tasks.items())
     ]
     incoming = _incoming(daily_in, by)
+    per_article = unit_economics_of(tasks, posts_of)
     return Report(
         generated_at=now, since=start, until=now if until is None else end, by=by,
         balance=snap.wallet, available=snap.available, reserved=snap.reserved, liabilities=snap.liabilities,
@@ -335,7 +362,7 @@ def build_report(
         spend_by_agent=by_agent, spend_by_model=by_model, other_spend=other_spend, posts=posts, series=series,
         burn=left.burn, runway_days=left.days, runway_note=left.note, pause=snap.pause, sustain=tier,
         deposits=sum(p.deposits for p in incoming), incoming=incoming, gas=gas,
-        per_article=unit_economics_of(tasks, posts_of),
+        per_article=per_article, reads=reads, break_even=break_even(per_article, read_price),
     )
 
 
@@ -416,6 +443,9 @@ def render_table(report: Report, console: Any = None, *, posts: int = 20, period
         ("articles published", str(report.per_article.articles)),
         ("cost per article (mean / p90)", f"{c(report.per_article.cost_mean)} / {c(report.per_article.cost_p90)}"),
         ("income per article (mean)", c(report.per_article.income_mean)),
+        ("paid reads", str(sum(r.count for r in report.reads.values()))),
+        ("reads to break even per article", str(report.break_even.reads) if report.break_even.reads is not None
+         else f"- ({report.break_even.reason})"),
         ("runway", ("-" if report.runway_days is None else f"{report.runway_days:.2f} days")
          + (f" ({report.runway_note})" if report.runway_note else "")),
         ("sustain", report.sustain.reason if report.sustain is not None else "-"),
@@ -424,6 +454,7 @@ def render_table(report: Report, console: Any = None, *, posts: int = 20, period
         summary.add_row(name, value)
     console.print(summary)
     income = {"tips": report.tips, **{f"engagement:{k}": v for k, v in report.engagement.items()}}
+    income.update({f"reads:{kind} ({r.count} reads)": r.credits for kind, r in report.reads.items()})
     income.update(report.other_income)
     console.print(money_table("Income by source", "source", income))
     console.print(money_table("Spend by agent", "agent", {**report.spend_by_agent, **report.other_spend}))

@@ -101,8 +101,9 @@ def report(
 
     start, end = _range(since, until)
     app = app_context(ctx).read_only()  # needs no publisher, LLM or wallet credential
+    x402 = app.settings.x402
     result = build_report(app.journal, app.budget, since=start, until=end, by=by.value, posts_of=_posts_of(app),
-                          sustain=app.settings.sustain)
+                          sustain=app.settings.sustain, read_price=x402.price_article if x402.enabled else None)
     if fmt is ReportFormat.json and not as_csv:
         sys.stdout.write(result.to_json() + "\n")
     elif fmt is ReportFormat.csv or as_csv:

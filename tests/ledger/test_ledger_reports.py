@@ -127,10 +127,10 @@ def test_json_keys_are_stable(journal: Journal, clock: Clock) -> None:
     assert list(data) == [
         "version", "generated_at", "commodity", "unit", "since", "until", "by", "balance", "available", "reserved",
         "liabilities", "receivable", "income", "spend", "net", "posts", "series", "burn", "runway_days", "paused",
-        "pause_reason", "runway_note", "sustain", "gas", "funding", "per_article",
+        "pause_reason", "runway_note", "sustain", "gas", "funding", "per_article", "reads",
     ]
     assert data["version"] == 1 and data["unit"] == "ucr"
-    assert list(data["income"]) == ["total", "tips", "engagement", "other"]
+    assert list(data["income"]) == ["total", "tips", "engagement", "other", "reads"]
     assert list(data["spend"]) == ["total", "by_agent", "by_model", "other"]
     assert list(data["posts"][0]) == ["task_id", "post_id", "cost", "earnings", "net"]
     assert list(data["series"][0]) == ["start", "end", "spend", "income", "balance"]
