@@ -51,11 +51,13 @@ async def test_side_by_side_runs_end_to_end_on_long_items_with_revisions_on_both
     with server.serve() as url:
         sp = await run_selfpub(server, url, items, WORDS)
         crew = await asyncio.to_thread(run_crew, server, url, items, WORDS)
-    for side in (sp, crew):
+        plain = await asyncio.to_thread(run_crew, server, url, items, WORDS, False)
+    for side in (sp, crew, plain):
         assert (side.published, side.passed) == (2, 2), (side.name, side.verdicts, side.note)
         assert side.tally.by_kind["article"][0] == 4 and side.tally.by_kind["review"][0] == 4, side.name
         assert side.tally.failed == 0
     assert sp.tally.by_kind["brief"][0] == 2  # the articles are long enough for selfpub's research call
+    assert plain.tally.completion_tokens < crew.tally.completion_tokens  # told to write no inline links, it writes none
     assert not server.unknown
     # the ratio comes from what the server counted, request by request
     served = {tag: sum(s.prompt_tokens + s.completion_tokens for s in server.served if s.tag == tag)

@@ -6,6 +6,7 @@ hand-built crew doing the same job as selfpub, under the same rules:
     item ── code: fetch the article page from the same local site, extract it with the same extractor
     │       (agents.feeds.extract_main_text), cap it as selfpub's research prompt does ─► brief text
     ├─► writer: the article, its Sources list, Tags, description and Bluesky text      one call
+    │           (inline_links=False: told to link only in the Sources list, as selfpub's writer is)
     ├─► critic: reads the brief and the whole draft ─► {score, problems, fixes}         one call
     └─► score < min_score, revisions left: the writer again with the brief, its draft and the critique,
         then the critic again (review.min_score 6 and review.max_revisions 2, selfpub's defaults)
@@ -38,10 +39,12 @@ CRITIC_SYSTEM = (
 )
 
 
-def requirements(words: int) -> str:
-    """The output requirements, the same as selfpub's published output (title, article, sources, tags, texts)."""
-    return (f"Write an article of at least {words} words. Use only facts from the material; cite the source as "
-            "markdown links [label](url). Reply in Markdown: first line \"# \" and a title of at most 100 characters, "
+def requirements(words: int, inline_links: bool = True) -> str:
+    """The output requirements, the same as selfpub's published output (title, article, sources, tags, texts);
+    inline_links=False: the sources only in the Sources list, as selfpub's writer is asked."""
+    cite = "cite the source as markdown links [label](url)" if inline_links else "write no links in the text"
+    return (f"Write an article of at least {words} words. Use only facts from the material; {cite}. "
+            "Reply in Markdown: first line \"# \" and a title of at most 100 characters, "
             "then the article, then a \"## Sources\" list of links, then the lines \"Tags: \" (up to 4 lowercase "
             "words), \"Description: \" (one sentence) and \"Bluesky: \" (a post of at most 280 characters).")
 
@@ -72,12 +75,14 @@ class LikeForLikeCrew:
 
     base_url: str
     words: int = 300
+    inline_links: bool = True  # False: the writer is told to link the source only in the Sources list
+    tag: str = TAG
     model: str = "bench-model"
     client: httpx.Client = field(default_factory=lambda: httpx.Client(timeout=60))
 
     def chat(self, system: str, user: str, max_tokens: int) -> str:
         """One chat call; the reply's text."""
-        r = self.client.post(f"{self.base_url}/chat/completions", headers={"x-bench-client": TAG}, json={
+        r = self.client.post(f"{self.base_url}/chat/completions", headers={"x-bench-client": self.tag}, json={
             "model": self.model, "max_tokens": max_tokens, "temperature": 0,
             "messages": [{"role": "system", "content": system}, {"role": "user", "content": user}]})
         r.raise_for_status()
@@ -99,7 +104,7 @@ class LikeForLikeCrew:
         article = extract_main_text(page.content) if page.status_code == 200 else ""
         brief = brief_text(item, article)
         out = CrewResult(item)
-        out.article = self.chat(WRITER_SYSTEM, f"{brief}\n\n{requirements(self.words)}", 1024)
+        out.article = self.chat(WRITER_SYSTEM, f"{brief}\n\n{requirements(self.words, self.inline_links)}", 1024)
         while True:
             score, notes = self.review(brief, out.article)
             out.scores.append(score)
@@ -111,7 +116,7 @@ class LikeForLikeCrew:
             out.revisions += 1
             critique = "\n".join(f"- {n}" for n in notes)
             out.article = self.chat(WRITER_SYSTEM, f"{brief}\n\nYour previous draft:\n{out.article}\n\nThe reviewer's "
-                                                   f"notes:\n{critique}\n\nRewrite the article. {requirements(self.words)}",
+                                                   f"notes:\n{critique}\n\nRewrite the article. {requirements(self.words, self.inline_links)}",
                                     1024)
 
     def run(self, items: list[dict]) -> list[CrewResult]:

@@ -199,10 +199,16 @@ def writer_json(prompt: str, words: int) -> dict[str, Any]:
     }
 
 
+NO_LINKS_RE = re.compile(r"\bwrite no links\b", re.IGNORECASE)
+
+
 def article_text(prompt: str, words: int) -> str:
-    """An article in markdown (title heading, then the body) from research notes in the prompt."""
+    """An article in markdown (title heading, then the body) from research notes in the prompt; each fact
+    linked to its source unless the prompt says to write no links."""
     facts = facts_in(prompt)
     topic = topic_in(prompt, facts)
+    if NO_LINKS_RE.search(prompt):
+        facts = [Fact(f.claim, "") for f in facts]
     return f"# {topic}\n\n{compose_article(topic, facts, words)}"
 
 

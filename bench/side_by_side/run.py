@@ -13,7 +13,9 @@ of topics on every side.
                         writer, critic, revisions, local outbox); its critic reads the whole draft
                         (--critic-view full, the fair setting) or its own excerpt (excerpt)
     like-for-like crew  crew_like.py: brief made in code from the same extracted article, a writer, a
-                        critic that scores the whole draft without rewriting, the same revision rule
+                        critic that scores the whole draft without rewriting, the same revision rule; run
+                        twice: its writer told to cite the source as inline links, then (as selfpub's
+                        writer is) to link it only in the Sources list
     CrewAI crew         crew.py in its own virtualenv (setup_crewai.sh), when installed; else skipped
 
 An article is published when it reached the outbox (selfpub), passed its critic (crew) or is the crew's
@@ -137,17 +139,18 @@ class _nothing:
         return None
 
 
-def run_crew(server: CountingServer, llm_url: str, items: list[dict], words: int = 300) -> Side:
-    """The like-for-like crew on the same items and site."""
+def run_crew(server: CountingServer, llm_url: str, items: list[dict], words: int = 300, inline_links: bool = True) -> Side:
+    """The like-for-like crew on the same items and site (inline_links=False: linking only in its Sources list)."""
     t0 = time.perf_counter()
+    tag = "crew" if inline_links else "crew-no-inline-links"
     site = FeedServer()
     with site.serve() as base:
         site.items = on_site(items, base)
-        results = LikeForLikeCrew(llm_url, words).run(list(site.items))
+        results = LikeForLikeCrew(llm_url, words, inline_links, tag).run(list(site.items))
     drafts = [(markdown_draft(r.article), r.item) for r in results if r.approved]
     revised = sum(r.revisions for r in results)
-    return Side("like-for-like", server.totals("crew"), len(items), judged(drafts, words), time.perf_counter() - t0,
-                f"{revised} revisions")
+    return Side("like-for-like" if inline_links else "crew no-links", server.totals(tag), len(items),
+                judged(drafts, words), time.perf_counter() - t0, f"{revised} revisions")
 
 
 def run_crewai(server: CountingServer, llm_url: str, items: list[dict], words: int, python: Path) -> Side:
@@ -214,6 +217,7 @@ def main() -> int:
     with server.serve() as url:
         sp = asyncio.run(run_selfpub(server, url, items, args.words, args.critic_view))
         crew = run_crew(server, url, items, args.words)
+        plain = run_crew(server, url, items, args.words, inline_links=False)
         if not args.skip_crewai:
             if args.crewai_python.exists():
                 crewai = run_crewai(server, url, items, args.words, args.crewai_python)
@@ -223,9 +227,10 @@ def main() -> int:
     print(f"{len(items)} feed items (articles of {min(sizes)}-{max(sizes)} characters) -> articles of >= {args.words} "
           f"words; revisions asked for {args.revise:.0%} of topics (seed {args.seed}); selfpub's critic view: "
           f"{args.critic_view}; tokens counted by the server with {server.counter.name}")
-    for side in (sp, crew, *([crewai] if crewai else [])):
+    for side in (sp, crew, plain, *([crewai] if crewai else [])):
         print_side(side)
     print(ratio_line(sp, crew))
+    print(ratio_line(sp, plain) + "  <- the crew also told to link only in its Sources list")
     if crewai is not None and crewai.published:
         print(ratio_line(sp, crewai))
     if server.unknown:
