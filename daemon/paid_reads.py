@@ -8,6 +8,8 @@
         attribution  the article's outbox key and task (website's PublishedContent), so the read's income
                      lands on the post's P&L and on the feed the bandit credits
 Income is booked by the wallet's scan in the earnings job (wallet/reads.py), not here.
+Every way this can fail at start (node down, no EIP-3009 token, no facilitator key) is a PaymentsError naming the
+key and the fix: `selfpub run` says it in one line and exits 1 (daemon/startup.py), never with a traceback.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from payments.x402 import (
     resource_server,
     x402_pattern,
 )
+from wallet.errors import KeystoreError
 from wallet.keystore import load_key
 from wallet.reads import PaidReads
 from website import PublishedContent
@@ -40,6 +43,7 @@ def paid_reads_middleware(settings: Settings, engine: Engine) -> list:
         return []
     if settings.wallet.mode != "evm" or not settings.wallet.rpc_url:
         raise TermsError("x402.enabled needs wallet.mode = \"evm\" with wallet.rpc_url: paid reads settle on a chain")
+    key = _facilitator_key(settings) if x.facilitator == "local" else None  # a local file: checked before the node
     w3 = build_web3(settings)
     asset = x.asset or settings.wallet.token_address
     if not asset:
@@ -52,12 +56,8 @@ def paid_reads_middleware(settings: Settings, engine: Engine) -> list:
                             "and that the address is an EIP-3009 token; or set x402.token_name and "
                             "x402.token_version") from None
     terms = resolve_terms(x, settings.wallet, domain=domain)
-    if x.facilitator == "local":
-        signer = x.signer
-        if signer is None or signer.keystore_password_value is None:
-            raise TermsError("x402.facilitator = \"local\" needs [x402.signer] keystore_file and keystore_password_file")
-        key = load_key(signer.keystore_file, signer.keystore_password_value.get_secret_value())
-        facilitator = local_facilitator(settings.wallet.rpc_url, "0x" + key.hex(), terms.network,
+    if key is not None:
+        facilitator = local_facilitator(settings.wallet.rpc_url, key, terms.network,
                                         timeout=settings.wallet.rpc_timeout_seconds)
     else:
         facilitator = remote_facilitator(x.facilitator, timeout=settings.wallet.rpc_timeout_seconds)
@@ -71,3 +71,14 @@ def paid_reads_middleware(settings: Settings, engine: Engine) -> list:
     paywall = Paywall(resource_server(facilitator, terms.network), terms, PaidReads(engine), attribute=attribute,
                       patterns=patterns)
     return paywall.middleware()
+
+
+def _facilitator_key(settings: Settings) -> str:
+    """The local facilitator's private key (0x hex) from [x402.signer]; TermsError naming the key when it cannot be had."""
+    signer = settings.x402.signer
+    if signer is None or signer.keystore_password_value is None:
+        raise TermsError("x402.facilitator = \"local\" needs [x402.signer] keystore_file and keystore_password_file")
+    try:
+        return "0x" + load_key(signer.keystore_file, signer.keystore_password_value.get_secret_value()).hex()
+    except KeystoreError as exc:
+        raise TermsError(f"x402.signer.keystore_file: {exc}; or check x402.signer.keystore_password_file") from None

@@ -3,6 +3,7 @@
     ConfigError                      -> every problem, one per line, key and fix      exit 1
     sqlalchemy OperationalError      -> "cannot open the database <url, password masked>: <reason>"
     sqlalchemy ArgumentError         -> "database.url ... cannot be used: <reason>"
+    payments PaymentsError           -> "paid reads cannot start: <reason naming the key and the fix>"
     anything else                    -> not ours: a bug, raised as it is
 
 `CleanErrorsGroup` is the root command's click group: every subcommand runs inside
@@ -25,7 +26,7 @@ from daemon.context import err_console, print_config_error
 # Named by module, not imported: `selfpub --help` must not pay for SQLAlchemy and pydantic, and an
 # error class whose module was never imported cannot have been raised.
 STARTUP_ERRORS = (("config.loader", "ConfigError"), ("sqlalchemy.exc", "OperationalError"),
-                  ("sqlalchemy.exc", "ArgumentError"))
+                  ("sqlalchemy.exc", "ArgumentError"), ("payments.x402", "PaymentsError"))
 DATABASE_FIX = ("check database.url (or SELFPUB_DATABASE__URL), that the server is running and reachable, and "
                 "that the user may connect; `selfpub config check` validates the rest")
 
@@ -64,6 +65,8 @@ def explain(exc: BaseException, database_url: str | None = None) -> NoReturn:
         where = f" {mask_password(database_url)}" if database_url else ""
         err_console.print(f"[bold red]cannot open the database{escape(where)}[/]: {escape(first_line(exc))}\n"
                           f"      fix: {escape(DATABASE_FIX)}", highlight=False)
+    elif _is(exc, "payments.x402", "PaymentsError"):
+        err_console.print(f"[bold red]paid reads cannot start[/]: {escape(first_line(exc))}", highlight=False)
     else:
         err_console.print(f"[bold red]database.url cannot be used[/]: {escape(first_line(exc))}\n"
                           f"      fix: {escape(DATABASE_FIX)}", highlight=False)

@@ -18,6 +18,7 @@ import typer
 from config.loader import find_config_path
 from config.settings import Settings
 from daemon.context import AppContext, app_context
+from daemon.startup import first_line, startup_error_types
 
 if TYPE_CHECKING:
     from daemon.wiring import JobsFactory
@@ -47,7 +48,10 @@ def serve(app: AppContext, *, stop_grace: float, fast_seconds: float | None = No
             fast_seconds=fast_seconds, jobs=jobs, on_settings=on_settings,
         )
         return asyncio.run(service.run())
-    except Exception:
+    except Exception as exc:
+        if isinstance(exc, startup_error_types()):  # the config or environment: one line here, explained on stderr
+            log.error("selfpub run cannot start", extra={"error": type(exc).__name__, "reason": first_line(exc)})
+            raise
         log.critical("selfpub run failed", exc_info=True)
         return 1
     finally:
