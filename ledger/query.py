@@ -8,6 +8,7 @@ thousand rollup rows and a day or two of postings.
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -165,6 +166,89 @@ def task_totals(
                 post_ids = ",".join(sorted(set(post_ids.split(","))))
             out[task_id] = (int(cost), int(earnings), post_ids)
     return out
+
+
+@dataclass(frozen=True)
+class TaskSummary:
+    """What the report's table shows of the tasks, summed in SQL (so 50,000 tasks never reach Python).
+
+    tasks: how many tasks booked anything in the range; top: the most active (cost + earnings, then
+    task id), each (task_id, cost, earnings, its booked post ids sorted and comma-separated);
+    articles, cost_sum, cost_p90, earnings_sum: over the tasks with a post (booked, or in `made`).
+    """
+
+    tasks: int
+    top: list[tuple[str, int, int, str]]
+    articles: int
+    cost_sum: int
+    cost_p90: int
+    earnings_sum: int
+
+
+def task_summary(
+    journal: Journal,
+    *,
+    since: datetime | None,
+    until: datetime | None,
+    made: Sequence[str] = (),
+    top: int = 20,
+    commodity: str = COMMODITY,
+    conn: Any = None,
+) -> TaskSummary:
+    """task_totals' figures the table needs, grouped in the database: the `top` most active, the count and
+    cost per article (mean's sums and the p90 by nearest rank); `made`: tasks the outbox says posted."""
+    if conn is None:
+        with journal.engine.connect() as c:
+            return task_summary(journal, since=since, until=until, made=made, top=top, commodity=commodity, conn=c)
+    sql = journal.sql
+    parts, params = [], []
+    for rows, rows_params, extra, extra_params in _pieces(journal, TASKS, since, until):
+        parts.append(f"SELECT task_id, cost, earnings, post_id FROM {rows} WHERE commodity = ? {extra}")
+        params += [*rows_params, commodity, *extra_params]
+    if not parts:
+        return TaskSummary(0, [], 0, 0, 0, 0)
+    rows = " UNION ALL ".join(parts)
+    made_ids = (
+        "SELECT json_array_elements_text(CAST(? AS json)) AS task_id" if sql.pg
+        else "SELECT value AS task_id FROM json_each(?)"
+    )
+    by_id = 'task_id COLLATE "C"' if sql.pg else "task_id"  # Python's str order, as the JSON's rows
+    cur = cursor(conn)
+    # One statement: the per-task sums are grouped once and read three ways (a CTE read twice is materialised).
+    cur.execute(
+        sql.q(
+            f"WITH made AS ({made_ids}), "
+            f"per_task AS (SELECT task_id, SUM(cost) AS c, SUM(earnings) AS e, MAX(post_id) AS p FROM ({rows}) r "
+            "GROUP BY task_id), "
+            "pub AS (SELECT c, e FROM per_task WHERE p <> '' OR task_id IN (SELECT task_id FROM made)), "
+            "ranked AS (SELECT c, ROW_NUMBER() OVER (ORDER BY c) AS rn, COUNT(*) OVER () AS n FROM pub) "
+            "SELECT 0, '', (SELECT COUNT(*) FROM per_task), (SELECT COUNT(*) FROM pub), (SELECT SUM(c) FROM pub), "
+            "(SELECT SUM(e) FROM pub), (SELECT c FROM ranked WHERE rn = (9 * n + 9) / 10) "
+            f"UNION ALL SELECT * FROM (SELECT 1, task_id, c, e, 0, 0, 0 FROM per_task ORDER BY c + e DESC, {by_id} "
+            "LIMIT ?) most"
+        ),
+        (json.dumps(list(made)), *params, top),
+    )
+    found = cur.fetchall()
+    head = next(r for r in found if r[0] == 0)
+    chosen = [(str(r[1]), int(r[2]), int(r[3])) for r in found if r[0] == 1]
+    posts: dict[str, set[str]] = {}
+    if chosen:
+        cur.execute(
+            sql.q(f"SELECT DISTINCT task_id, post_id FROM ({rows}) r WHERE post_id <> '' AND task_id IN "
+                  f"({', '.join('?' * len(chosen))})"),
+            (*params, *(t for t, _, _ in chosen)),
+        )
+        for task_id, post_id in cur.fetchall():
+            posts.setdefault(task_id, set()).add(post_id)
+    return TaskSummary(
+        tasks=int(head[2]),
+        top=[(t, c, e, ",".join(sorted(posts.get(t, ())))) for t, c, e in chosen],
+        articles=int(head[3]),
+        cost_sum=int(head[4] or 0),
+        cost_p90=int(head[6] or 0),
+        earnings_sum=int(head[5] or 0),
+    )
 
 
 def grouped(

@@ -554,8 +554,6 @@ def unit_economics(
 
 # -- paid reads: what they brought in, and how many an article needs to pay for itself -------------
 
-_READS = sql_under(READS, "p.account")
-
 
 @dataclass(frozen=True)
 class ReadIncome:
@@ -570,7 +568,7 @@ def reads_by_kind(
 ) -> dict[str, ReadIncome]:
     """{kind: ReadIncome} of income:reads:<kind> postings with since <= time < until (a reversal counts -1)."""
     sql = journal.sql
-    cond, params = [_READS, "p.commodity = ?"], [COMMODITY]
+    cond, params = [sql.under(READS, "p.account"), "p.commodity = ?"], [COMMODITY]  # an index search on SQLite
     if since is not None:
         cond.append("t.time >= ?")
         params.append(sql.ts(since))

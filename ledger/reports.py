@@ -1,8 +1,9 @@
 """What the money did: balances, income, spend, P&L per post, a period series, burn and runway.
 
     report = build_report(journal, budget, since=None, until=None, by="day", posts_of=None)
-    report.to_json()      # the stable JSON below
-    render_table(report)  # rich tables (`selfpub ledger report`)
+    report.to_json()      # the stable JSON below (every task's P&L)
+    build_report(..., top=20)  # only the 20 most active tasks' rows, grouped in the database
+    render_table(report)  # rich tables (`selfpub ledger report`: built with top=20)
     to_csv(report)        # one row per period (`--csv` / `--format csv`, `--period day|week|month`)
 
 Summary figures (balance, available, reserved, liabilities, receivable,
@@ -124,6 +125,7 @@ from ledger.query import (
     bucket,
     grouped,
     period_series,
+    task_summary,
     task_totals,
 )
 from ledger.reads import (
@@ -133,6 +135,7 @@ from ledger.reads import (
     Burn,
     ReadIncome,
     UnitEconomics,
+    _mean,
     break_even,
     reads_by_kind,
     runway,
@@ -204,6 +207,7 @@ class Report:
     deposits: int = 0
     incoming: list[PeriodIn] = field(default_factory=list)  # one per period of `series`, same order
     gas: dict[str, int] = field(default_factory=dict)  # commodity -> integer smallest units (wei)
+    tasks: int | None = None  # tasks in the range; more than len(posts) when built with `top` (table only)
     reads: dict[str, ReadIncome] = field(default_factory=dict)  # kind -> paid reads over x402
     break_even: BreakEven = field(default_factory=lambda: break_even(UnitEconomics(0, 0, 0, 0), None))
 
@@ -220,8 +224,16 @@ class Report:
     def spend_total(self) -> int:
         return sum(self.spend_by_agent.values()) + sum(self.other_spend.values())
 
+    @property
+    def task_count(self) -> int:
+        """How many tasks booked something in the range (`posts` may hold only the most active)."""
+        return len(self.posts) if self.tasks is None else self.tasks
+
     def to_dict(self) -> dict[str, Any]:
         """The report as JSON-ready data with the documented, stable keys."""
+        if self.task_count != len(self.posts):
+            raise ValueError("this report holds only the most active tasks (built with top=): build it without "
+                             "`top` for JSON")
         return {
             "version": VERSION,
             "generated_at": self.generated_at.isoformat(),
@@ -306,10 +318,13 @@ def build_report(
     sustain: SustainSettings | None = None,
     posts_of: Mapping[str, Iterable[str]] | None = None,
     read_price: int | None = None,
+    top: int | None = None,
 ) -> Report:
     """Build the report over [since, until) (see the module docstring for what each figure means).
 
     `posts_of`: task id -> the posts it made ("platform:id"), from the publishers' outbox.
+    `top`: keep only the `top` most active tasks in `posts` (the table's P&L), grouped in the database;
+    the task count and cost per article still cover every task. JSON needs every task: build without it.
     `read_price`: ucr per article read ([x402] price_article), None when paid reads are off.
     """
     if by not in PERIODS:
@@ -325,7 +340,12 @@ def build_report(
         daily_in = grouped(journal, since=start, until=end, by=("day", "account"), where=INCOME_OR_FUNDING, conn=conn)
         by_agent = spend_by_agent(journal, since=start, until=end, conn=conn)
         by_model = spend_by_model(journal, since=start, until=end, conn=conn)
-        tasks = task_totals(journal, since=start, until=end, conn=conn)
+        made = posts_of or {}
+        if top is None:
+            tasks = task_totals(journal, since=start, until=end, conn=conn)
+        else:
+            summary = task_summary(journal, since=start, until=end, top=top, conn=conn,
+                                   made=sorted(t for t, keys in made.items() if any(keys)))
         left = runway(journal, budget, now=now, window_days=window_days, available=snap.available, conn=conn)
         gas = {}
         for commodity in journal.commodities():
@@ -349,12 +369,19 @@ def build_report(
         elif not under(account, COMPUTE):
             other_spend[account] = amount
 
-    posts = [
-        PostPnl(task_id, _post_ids(post_ids, (posts_of or {}).get(task_id, ())), cost, earned)
-        for task_id, (cost, earned, post_ids) in sorted(tasks.items())
-    ]
+    if top is None:
+        posts = [
+            PostPnl(task_id, _post_ids(post_ids, made.get(task_id, ())), cost, earned)
+            for task_id, (cost, earned, post_ids) in sorted(tasks.items())
+        ]
+        per_article, task_count = unit_economics_of(tasks, posts_of), None
+    else:
+        posts = [PostPnl(t, _post_ids(post_ids, made.get(t, ())), cost, earned)
+                 for t, cost, earned, post_ids in sorted(summary.top)]
+        n = summary.articles
+        per_article = UnitEconomics(n, _mean(summary.cost_sum, n), summary.cost_p90, _mean(summary.earnings_sum, n))
+        task_count = summary.tasks
     incoming = _incoming(daily_in, by)
-    per_article = unit_economics_of(tasks, posts_of)
     return Report(
         generated_at=now, since=start, until=now if until is None else end, by=by,
         balance=snap.wallet, available=snap.available, reserved=snap.reserved, liabilities=snap.liabilities,
@@ -362,7 +389,7 @@ def build_report(
         spend_by_agent=by_agent, spend_by_model=by_model, other_spend=other_spend, posts=posts, series=series,
         burn=left.burn, runway_days=left.days, runway_note=left.note, pause=snap.pause, sustain=tier,
         deposits=sum(p.deposits for p in incoming), incoming=incoming, gas=gas,
-        per_article=per_article, reads=reads, break_even=break_even(per_article, read_price),
+        per_article=per_article, reads=reads, break_even=break_even(per_article, read_price), tasks=task_count,
     )
 
 
@@ -467,8 +494,8 @@ def render_table(report: Report, console: Any = None, *, posts: int = 20, period
     for p in active:
         net = c(p.net)
         pnl.add_row(p.task_id, p.post_id or "-", c(p.cost), c(p.earnings), f"[red]{net}[/]" if p.net < 0 else net)
-    if len(report.posts) > len(active):
-        pnl.caption = f"the {len(active)} most active of {len(report.posts)} tasks; all in --format json"
+    if report.task_count > len(active):
+        pnl.caption = f"the {len(active)} most active of {report.task_count} tasks; all in --format json"
     console.print(pnl)
 
     funding = Table(title="Funding", title_justify="left")

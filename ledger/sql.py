@@ -72,6 +72,18 @@ class Dialect:
             return f"to_char({col} AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
         return f"substr({col}, 1, 10)"
 
+    def under(self, prefix: str, col: str = "account") -> str:
+        """SQL true for `prefix` and its sub-accounts (accounts.sql_under), able to use an index on `col`.
+
+        On SQLite the same condition is wrapped in the range [prefix, prefix + ";") (";" follows ":"),
+        which its planner turns into an index search: a year's postings are never scanned to find one
+        account tree. PostgreSQL keeps the plain condition: its collation may not order by code point.
+        """
+        exact = sql_under(prefix, col)
+        if self.pg:
+            return exact
+        return f"({col} >= '{prefix}' AND {col} < '{prefix};' AND {exact})"
+
     def posting_rows(self, where: str = "") -> str:
         """A subquery with ledger_rollup's columns (day, account, commodity, model, amount), one row per posting."""
         return (

@@ -20,6 +20,7 @@ from daemon.context import AppContext, app_context
 console = Console()
 err_console = Console(stderr=True)
 ledger_app = typer.Typer(help="The money: balances, reports, exports.", no_args_is_help=True)
+TABLE_POSTS = 20  # tasks in the report table's P&L: the most active
 
 
 class By(str, Enum):
@@ -102,14 +103,17 @@ def report(
     start, end = _range(since, until)
     app = app_context(ctx).read_only()  # needs no publisher, LLM or wallet credential
     x402 = app.settings.x402
+    as_json = fmt is ReportFormat.json and not as_csv
+    # JSON lists every task; the table shows the most active (grouped in the database) and CSV none of them.
     result = build_report(app.journal, app.budget, since=start, until=end, by=by.value, posts_of=_posts_of(app),
-                          sustain=app.settings.sustain, read_price=x402.price_article if x402.enabled else None)
-    if fmt is ReportFormat.json and not as_csv:
+                          sustain=app.settings.sustain, read_price=x402.price_article if x402.enabled else None,
+                          top=None if as_json else TABLE_POSTS)
+    if as_json:
         sys.stdout.write(result.to_json() + "\n")
     elif fmt is ReportFormat.csv or as_csv:
         sys.stdout.write(to_csv(result))
     else:
-        render_table(result, console)
+        render_table(result, console, posts=TABLE_POSTS)
 
 
 def _posts_of(app: AppContext) -> dict[str, list[str]]:
