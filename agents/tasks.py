@@ -43,13 +43,27 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, Engine, Index, Text, func, or_, select, update
-from sqlalchemy.orm import registry
-from sqlmodel import Field, SQLModel
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Engine,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    func,
+    or_,
+    select,
+    update,
+)
 
 from agents.messages import Brief, Draft, FeedItem, Review
 from kernel.clock import utcnow
 from kernel.db import is_postgres, migrate
+from kernel.sqltypes import UTCDateTime
 
 MIGRATIONS = Path(__file__).parent / "migrations_tasks"
 VERSION_TABLE = "alembic_version_agents_tasks"
@@ -63,45 +77,37 @@ FINAL = (PUBLISHED, REJECTED, FAILED, EXPIRED)
 # that died or hung loses its tasks this long after its last renewal.
 DEFAULT_LEASE = timedelta(minutes=2)
 
-tasks_registry = registry()
-metadata = tasks_registry.metadata
+metadata = MetaData()
 
-
-class TaskBase(SQLModel, registry=tasks_registry):
-    pass
-
-
-class TaskRow(TaskBase, table=True):
-    """One unit of work: a feed item on its way to a published post."""
-
-    __tablename__ = "task"
-    __table_args__ = (Index("ix_task_persona_status_created", "persona", "status", "created_at"),)
-
-    id: str = Field(primary_key=True, max_length=64)
-    persona: str = Field(max_length=64)
-    cycle_id: str = Field(max_length=64, index=True)  # the cycle that planned it
-    status: str = Field(max_length=16)
-    feed_url: str = Field(default="", max_length=2000)
-    item_url: str = Field(default="", max_length=2000, index=True)
-    content_hash: str = Field(default="", max_length=128, index=True)
-    arm: str = Field(default="", max_length=300)  # bandit arm: "<feed_url>|<tag>"
-    novelty: float = 1.0  # 0..1, a topic measure, not money
-    score: int | None = None  # the critic's last score
-    messages: str = Field(default="{}", sa_column=Column(Text, nullable=False, default="{}"))
-    cost: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, default=0))  # ucr so far
-    explanation: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
-    reasons: str = Field(default="[]", sa_column=Column(Text, nullable=False, default="[]"))
-    attempts: int = 0
-    claimed_by: str | None = Field(default=None, max_length=64)
-    claimed_at: datetime | None = None
-    claim_token: str | None = Field(default=None, max_length=64)  # the fence: changes with every claim
-    lease_until: datetime | None = None  # the claim may be taken over after this
-    held_until: datetime | None = None
-    created_at: datetime = Field(default_factory=utcnow)
-    updated_at: datetime = Field(default_factory=utcnow)
-
-
-TASK = TaskRow.__table__
+# One unit of work: a feed item on its way to a published post. A SQLAlchemy Core table (the store
+# reads and writes it with Core statements), so `selfpub drafts list` loads no ORM and no SQLModel.
+TASK = Table(
+    "task",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("persona", String(64), nullable=False),
+    Column("cycle_id", String(64), nullable=False, index=True),  # the cycle that planned it
+    Column("status", String(16), nullable=False),
+    Column("feed_url", String(2000), nullable=False, default=""),
+    Column("item_url", String(2000), nullable=False, default="", index=True),
+    Column("content_hash", String(128), nullable=False, default="", index=True),
+    Column("arm", String(300), nullable=False, default=""),  # bandit arm: "<feed_url>|<tag>"
+    Column("novelty", Float, nullable=False, default=1.0),  # 0..1, a topic measure, not money
+    Column("score", Integer, nullable=True),  # the critic's last score
+    Column("messages", Text, nullable=False, default="{}"),
+    Column("cost", BigInteger, nullable=False, default=0),  # ucr so far
+    Column("explanation", Text, nullable=False, default=""),
+    Column("reasons", Text, nullable=False, default="[]"),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("claimed_by", String(64), nullable=True),
+    Column("claimed_at", UTCDateTime(), nullable=True),
+    Column("claim_token", String(64), nullable=True),  # the fence: changes with every claim
+    Column("lease_until", UTCDateTime(), nullable=True),  # the claim may be taken over after this
+    Column("held_until", UTCDateTime(), nullable=True),
+    Column("created_at", UTCDateTime(), nullable=False, default=utcnow),
+    Column("updated_at", UTCDateTime(), nullable=False, default=utcnow),
+    Index("ix_task_persona_status_created", "persona", "status", "created_at"),
+)
 
 
 class TaskError(Exception):

@@ -55,6 +55,7 @@ from sqlmodel import Session, select
 from kernel.clock import utcnow
 from kernel.db import migrate as migrate_room
 from publishers import lease
+from publishers.delivered import Delivered, OutboxRecord, record  # noqa: F401 - OutboxRecord re-exported
 from publishers.models import DONE, FAILED, PENDING, SENT, OutboxRow
 from publishers.protocol import PermanentError, Post, Published, Publisher, PublishError, RetryableError
 
@@ -83,20 +84,6 @@ class ClaimLost(RetryableError):
 
 
 @dataclass(frozen=True)
-class OutboxRecord:
-    """One delivered post on one platform, with the task it came from."""
-
-    key: str
-    platform: str
-    task_id: str | None
-    status: str
-    attempts: int
-    published: Published | None
-    last_error: str | None
-    published_at: datetime | None
-
-
-@dataclass(frozen=True)
 class Claim:
     """A held claim on one outbox row; `status` is the row's status when it was claimed."""
 
@@ -109,10 +96,8 @@ class Claim:
 
 
 def _record(row: OutboxRow) -> OutboxRecord:
-    published = None
-    if row.status == DONE and row.remote_id is not None:
-        published = Published(row.platform, row.remote_id, row.url or "", json.loads(row.extra or "{}"))
-    return OutboxRecord(row.key, row.platform, row.task_id, row.status, row.attempts, published, row.last_error, row.published_at)
+    return record(row.key, row.platform, row.task_id, row.status, row.attempts, row.remote_id, row.url, row.extra,
+                  row.last_error, row.published_at)
 
 
 class Outbox:
@@ -159,11 +144,7 @@ class Outbox:
 
     def published(self, platform: str | None = None) -> list[OutboxRecord]:
         """Every post that exists remotely (status done), oldest first."""
-        with Session(self.engine) as s:
-            q = select(OutboxRow).where(OutboxRow.status == DONE)
-            if platform is not None:
-                q = q.where(OutboxRow.platform == platform)
-            return [_record(r) for r in s.exec(q.order_by(OutboxRow.id))]
+        return Delivered(self.engine).published(platform)
 
     def _row(self, key: str, platform: str) -> OutboxRow | None:
         with Session(self.engine, expire_on_commit=False) as s:

@@ -119,9 +119,9 @@ def report(
 def _posts_of(app: AppContext) -> dict[str, list[str]]:
     """task id -> its posts ("platform:id") from the publishers' outbox: the report's post column."""
     from daemon.posts import posts_of
-    from publishers.outbox import Outbox
+    from publishers.delivered import Delivered  # the outbox read with Core: no ORM, no SQLModel
 
-    return posts_of(Outbox(app.engine))
+    return posts_of(Delivered(app.engine))
 
 
 def _ledger_mode(app: AppContext, command: str) -> None:

@@ -37,7 +37,8 @@ names = sorted(sys.modules)
 loader = sys.modules.get("pydantic.plugin._loader")
 print(json.dumps({"code": code, "top": sorted({n.split(".")[0] for n in names}),
                   "daemon": [n for n in names if n.startswith("daemon.")],
-                  "plugins_scanned": getattr(loader, "_plugins", None) is not None}))
+                  "plugins_scanned": getattr(loader, "_plugins", None) is not None,
+                  "orm": "sqlalchemy.orm" in sys.modules}))
 """
 
 
@@ -95,3 +96,17 @@ def test_read_only_commands_on_a_database_at_head_load_no_alembic(tmp_path: Path
     seen = imports_of(["config", "check"], tmp_path, env)
     assert "sqlalchemy" not in seen["top"]  # checking the config opens no database
     assert "pydantic" in seen["top"] and not seen["plugins_scanned"]  # no scan of every distribution's entry points
+
+
+def test_ledger_report_and_drafts_list_load_no_orm(tmp_path: Path) -> None:
+    """Issue 15.3: the report reads the outbox (publishers.delivered) and drafts list the task table
+    (a Core Table) with SQLAlchemy Core: neither loads SQLModel or SQLAlchemy's ORM (~40 % of their start)."""
+    init = CliRunner().invoke(app, ["init", str(tmp_path)])
+    assert init.exit_code == 0, init.output
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "SELFPUB_CONFIG": str(tmp_path / "selfpub.toml")}
+    imports_of(["ledger", "report", "--format", "json"], tmp_path, env)  # a new database: migrated (Alembic, ORM)
+    for args in (["ledger", "report"], ["ledger", "report", "--format", "json"], ["ledger", "report", "--csv"],
+                 ["drafts", "list"], ["drafts", "list", "--all"]):
+        seen = imports_of(args, tmp_path, env)
+        assert seen["code"] == 0, args
+        assert "sqlmodel" not in seen["top"] and not seen["orm"], args
