@@ -22,6 +22,7 @@ from payments.paywall import Paywall
 from payments.x402 import (
     PaymentsError,
     TermsError,
+    landed_on,
     local_facilitator,
     read_domain,
     remote_facilitator,
@@ -69,7 +70,7 @@ def paid_reads_middleware(settings: Settings, engine: Engine) -> list:
 
     patterns = {kind: x402_pattern(path) for kind, path in PAID_PATHS.items()}
     paywall = Paywall(resource_server(facilitator, terms.network), terms, PaidReads(engine), attribute=attribute,
-                      patterns=patterns)
+                      patterns=patterns, landed=landed_on(w3, terms))
     return paywall.middleware()
 
 

@@ -18,6 +18,12 @@ Around the SDK's settle call (resource server hooks):
 
 A facilitator or chain node that does not answer (FacilitatorUnavailable, raised by payments/x402.py's
 clients) is a 503 with Retry-After whatever the SDK made of it: the reader may retry, nothing was served.
+
+A reader who paid and got that 503 (the transfer was sent before the facilitator failed) is served when the same
+payment comes again: the PaidPathGuard finds its record, unserved and for this page, checks the payer's signature
+and that its transfer landed (the record says settled, else the chain: `landed`), marks it served once and lets
+the request past the SDK's middleware: nothing verified or settled again, nothing booked again (the scanner books
+the one transfer). A payment served once is a replay: the SDK refuses it (402).
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ from payments.x402 import (
     Terms,
     TermsError,
     chain_id_of,
+    payment_signed,
     watch_outages,
 )
 from wallet.reads import Claim, PaidReads, payment_id
@@ -46,6 +53,8 @@ log = logging.getLogger(__name__)
 Attribute = Callable[[str, str], tuple[str | None, str | None]]  # (kind, slug) -> (post id, task id)
 _KIND = "selfpub.x402.kind"  # ASGI scope keys the PaidPathGuard sets for the hooks
 _SLUG = "selfpub.x402.slug"
+_REDELIVER = "selfpub.x402.redeliver"  # set on a paid-but-unserved read presented again: the SDK is skipped
+Landed = Callable[[str, str, int], "str | None"]  # (payer, nonce, units) -> the transfer's tx hash, None if not on chain
 
 
 def _regex(pattern: str) -> re.Pattern[str]:
@@ -61,8 +70,10 @@ class Paywall:
     """Paid reads for an ASGI site: the SDK's middleware with our outage answer and payment record."""
 
     def __init__(self, server: Any, terms: Terms, reads: PaidReads, *, attribute: Attribute = _no_attribution,  # noqa: ANN401
-                 patterns: Mapping[str, str] = PATTERNS, retry_after: int = DEFAULT_RETRY_AFTER):
+                 patterns: Mapping[str, str] = PATTERNS, retry_after: int = DEFAULT_RETRY_AFTER,
+                 landed: Landed | None = None):
         self.server = server
+        self.landed = landed
         self.terms = terms
         self.reads = reads
         self.attribute = attribute
@@ -98,8 +109,51 @@ class Paywall:
             raise TermsError(f"the facilitator cannot settle these terms ({self.terms.network}, "
                              f"{self.terms.asset}): {exc}") from None
         # Started while the facilitator is down, the SDK initializes on the first paid request again.
-        dispatch = payment_middleware(routes, self.server, sync_facilitator_on_start=True)
+        paid = payment_middleware(routes, self.server, sync_facilitator_on_start=True)
+
+        async def dispatch(request: Any, call_next: Any) -> Any:  # noqa: ANN401
+            if request.scope.get(_REDELIVER):
+                return await call_next(request)  # paid and landed before: serve, never verify or settle again
+            return await paid(request, call_next)
+
         return [Middleware(PaidPathGuard, paywall=self), Middleware(BaseHTTPMiddleware, dispatch=dispatch)]
+
+    async def redeliverable(self, scope: dict, kind: str, slug: str) -> bool:
+        """Whether this request carries a payment for this page that was paid and never served (then marked served)."""
+        from x402.http.utils import decode_payment_signature_header
+
+        header = _header(scope, b"payment-signature") or _header(scope, b"x-payment")
+        if header is None:
+            return False
+        try:
+            payload = decode_payment_signature_header(header)
+            payer, nonce = payload.payload["authorization"]["from"], payload.payload["authorization"]["nonce"]
+            value = int(payload.payload["authorization"]["value"])
+        except Exception:  # noqa: BLE001 - not a payment we can read: the SDK answers it
+            return False
+        pid = payment_id(self.terms.network, self.terms.asset, payer, nonce)
+        row = await asyncio.to_thread(self.reads.get, pid)
+        if (row is None or row["served_at"] is not None or (row["kind"], row["slug"]) != (kind, slug)
+                or value != int(row["units"]) or not payment_signed(payload, self.terms)):
+            return False
+        if row["status"] != "settled" or not row["tx_hash"]:
+            tx = await self._landed(payer, nonce, value)
+            if tx is None:
+                return False
+            await asyncio.to_thread(self.reads.landed, pid, tx)
+        if not await asyncio.to_thread(self.reads.serve_once, pid):
+            return False
+        log.info("x402 read paid before and not served: served now, not settled again", extra={"payment_id": pid})
+        return True
+
+    async def _landed(self, payer: str, nonce: str, units: int) -> str | None:
+        if self.landed is None:
+            return None
+        try:
+            return await asyncio.to_thread(self.landed, payer, nonce, units)
+        except Exception as exc:  # noqa: BLE001 - the node did not answer: not proven, the SDK answers as before
+            log.warning("x402 cannot look for a paid read's transfer", extra={"reason": f"{type(exc).__name__}"})
+            return None
 
     # -- the record, around the SDK's settle call -------------------------------------------------
 
@@ -126,7 +180,7 @@ class Paywall:
 
     async def _after_settle(self, ctx: Any) -> None:  # noqa: ANN401
         pid, _, _ = self._payment(ctx)
-        await asyncio.to_thread(self.reads.settled, pid, ctx.result.transaction)
+        await asyncio.to_thread(lambda: self.reads.settled(pid, ctx.result.transaction, served=True))
         log.info("x402 read settled", extra={"payment_id": pid, "tx_hash": ctx.result.transaction})
 
     async def _settle_failure(self, ctx: Any) -> None:  # noqa: ANN401
@@ -144,6 +198,14 @@ def _current_scope() -> dict | None:
     return _SCOPE.get()
 
 
+def _header(scope: dict, name: bytes) -> str | None:
+    """The first value of a request header (lower-case `name`) in an ASGI scope."""
+    for key, value in scope.get("headers") or ():
+        if key.lower() == name:
+            return value.decode("latin-1")
+    return None
+
+
 class PaidPathGuard:
     """Outermost ASGI layer: marks a paid request's kind and slug, and answers 503 when the facilitator was down."""
 
@@ -156,6 +218,9 @@ class PaidPathGuard:
             await self.app(scope, receive, send)
             return
         scope = {**scope, _KIND: found[0], _SLUG: found[1]}
+        if await self.paywall.redeliverable(scope, *found):
+            await self.app({**scope, _REDELIVER: True}, receive, send)
+            return
         _SCOPE.set(scope)
         outages = watch_outages()
         replaced = False

@@ -8,6 +8,8 @@
                 | remote_facilitator(url)                            the SDK's HTTP facilitator client
     server = resource_server(facilitator, terms.network)            the SDK's x402ResourceServer, exact EVM
     routes = terms.routes(PATTERNS)                                  the SDK's RoutesConfig, one route per kind
+    landed = landed_on(w3, terms)      a payment presented again: did its transfer land? (payment_signed: is it
+                                       the payer's authorization for these terms?)
 
 Both facilitator clients are the SDK's async FacilitatorClient seam. A facilitator that could not decide
 (its RPC node or its service is down, a timeout, a 5xx) raises FacilitatorUnavailable instead of the
@@ -283,3 +285,62 @@ def resource_server(facilitator: Any, network: str):  # noqa: ANN201, ANN401 - a
     from x402.mechanisms.evm.exact import ExactEvmServerScheme
 
     return x402ResourceServer(facilitator).register(network, ExactEvmServerScheme())
+
+
+# -- a paid read presented again: is it the payer's, and did its transfer land? ----------------------------
+
+REDELIVERY_LOOKBACK_BLOCKS = 7_200  # how far back a re-presented payment's transfer is looked for
+
+
+def payment_signed(payload: Any, terms: Terms) -> bool:  # noqa: ANN401 - an x402 PaymentPayload
+    """Whether the EIP-3009 authorization in `payload` is signed by its payer (an EOA) for these terms' token and payee.
+
+    The authorization and its signature are public once settled (the transaction's calldata): this proves the
+    payment is the one the payer made for us, not who presents it.
+    """
+    from x402.mechanisms.evm.eip712 import hash_eip3009_authorization
+    from x402.mechanisms.evm.types import ExactEIP3009Authorization
+    from x402.mechanisms.evm.verify import verify_eoa_signature
+
+    try:
+        auth, signature = payload.payload["authorization"], payload.payload["signature"]
+        authorization = ExactEIP3009Authorization(
+            from_address=auth["from"], to=auth["to"], value=str(auth["value"]), valid_after=str(auth["validAfter"]),
+            valid_before=str(auth["validBefore"]), nonce=auth["nonce"])
+        if authorization.to.lower() != terms.pay_to.lower():
+            return False
+        digest = hash_eip3009_authorization(authorization, chain_id_of(terms.network), terms.asset,
+                                            terms.domain.name, terms.domain.version)
+        return verify_eoa_signature(digest, bytes.fromhex(signature.removeprefix("0x")), authorization.from_address)
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return False
+
+
+def transfer_landed(w3: Any, token: str, payer: str, nonce: str, pay_to: str, units: int,  # noqa: ANN401
+                    *, lookback_blocks: int = REDELIVERY_LOOKBACK_BLOCKS) -> str | None:
+    """The hash of the transaction that executed the payer's authorization `nonce` paying `units` to `pay_to`.
+
+    Found by the token's AuthorizationUsed(payer, nonce) event and checked by the ERC-20 Transfer in the same
+    successful transaction (a cancelled authorization marks the nonce used too, and moves nothing); None if absent.
+    """
+    from x402.mechanisms.evm.exact.eip3009_utils import verify_eip3009_transfer_event
+
+    from wallet.reads import AUTHORIZATION_USED_TOPIC
+
+    latest = int(w3.eth.block_number)
+    logs = w3.eth.get_logs({"address": w3.to_checksum_address(token), "fromBlock": max(latest - lookback_blocks, 0),
+                            "toBlock": latest,
+                            "topics": [AUTHORIZATION_USED_TOPIC, "0x" + payer.lower().removeprefix("0x").rjust(64, "0"),
+                                       nonce.lower()]})
+    for entry in logs:
+        receipt = w3.eth.get_transaction_receipt(entry["transactionHash"])
+        if int(receipt["status"]) == 1 and verify_eip3009_transfer_event(
+                list(receipt["logs"]), token, from_address=payer, to=pay_to, value=units):
+            tx = entry["transactionHash"]
+            return "0x" + (tx if isinstance(tx, str) else tx.hex()).lower().removeprefix("0x")
+    return None
+
+
+def landed_on(w3: Any, terms: Terms) -> Callable[[str, str, int], str | None]:  # noqa: ANN401
+    """transfer_landed for these terms' token and payee through `w3`: (payer, nonce, units) -> tx hash or None."""
+    return lambda payer, nonce, units: transfer_landed(w3, terms.asset, payer, nonce, terms.pay_to, units)

@@ -180,3 +180,4 @@ class PaidRead(WalletBase, table=True):
     reason: str | None = Field(default=None, max_length=200)
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
+    served_at: datetime | None = Field(default=None)  # the reader got the resource (once per payment)

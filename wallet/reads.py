@@ -11,8 +11,11 @@ The paywall (payments/) writes the record around the SDK's settle call:
 
   claim()    before settling: one row per payment id (<network>:<token>:<payer>:<nonce>); a payment id
              seen before is refused (a replayed or concurrent duplicate payment is never settled twice)
-  settled()  the settle answer's transaction hash
+  settled()  the settle answer's transaction hash; the SDK serves the page next (served_at)
   failed()   settle refused or raised: the transfer never happened (a later one is not this read)
+
+A read paid but not served (settle raised after the transfer was sent: the reader got 503) is served once when
+the same payment is presented again and its transfer is on chain (landed(), serve_once()): never settled again.
 
 The scanner matches a transfer log to a read by its transaction hash; a transfer from a payer with a read
 that has none (still `settling`: the process died between the transaction and settled(); or `failed`: the
@@ -93,11 +96,26 @@ class PaidReads:
             return False
         return True
 
-    def settled(self, payment_id: str, tx_hash: str) -> None:
-        """The facilitator settled the payment in `tx_hash`."""
+    def settled(self, payment_id: str, tx_hash: str, *, served: bool = False) -> None:
+        """The facilitator settled the payment in `tx_hash` (`served`: and the reader is being answered with the page)."""
+        now = self.clock()
+        values = {"status": "settled", "tx_hash": tx_hash.lower(), "updated_at": now, **({"served_at": now} if served else {})}
         with self.engine.begin() as conn:
-            conn.execute(update(READS).where(READS.c.payment_id == payment_id).values(
+            conn.execute(update(READS).where(READS.c.payment_id == payment_id).values(**values))
+
+    def landed(self, payment_id: str, tx_hash: str) -> None:
+        """The chain shows the payment's transfer in `tx_hash`, which no settle answer recorded."""
+        with self.engine.begin() as conn:
+            conn.execute(update(READS).where(READS.c.payment_id == payment_id, READS.c.tx_hash.is_(None)).values(
                 status="settled", tx_hash=tx_hash.lower(), updated_at=self.clock()))
+
+    def serve_once(self, payment_id: str) -> bool:
+        """Mark a paid read served; False when it was served before (one payment, one page, whoever asks twice)."""
+        now = self.clock()
+        with self.engine.begin() as conn:
+            done = conn.execute(update(READS).where(READS.c.payment_id == payment_id, READS.c.served_at.is_(None))
+                                .values(served_at=now, updated_at=now))
+        return done.rowcount == 1
 
     def failed(self, payment_id: str, reason: str) -> None:
         """Settling failed: nothing moved (a settled row is left as it is)."""

@@ -23,6 +23,7 @@ from x402.http import x402HTTPClient
 from x402.http.clients.httpx import x402AsyncTransport
 
 from sqlalchemy import select
+from web3 import Web3
 
 from config.settings import Settings
 from kernel.db import make_engine
@@ -31,7 +32,15 @@ from ledger.journal import Journal
 from ledger.models import Transaction
 from ledger.reads import task_outcomes
 from payments.paywall import Paywall
-from payments.x402 import local_facilitator, read_domain, remote_facilitator, resolve_terms, resource_server
+from payments.x402 import (
+    LocalFacilitator,
+    landed_on,
+    local_facilitator,
+    read_domain,
+    remote_facilitator,
+    resolve_terms,
+    resource_server,
+)
 from tests.peers.anvil import free_port, rpc_call
 from tests.peers.x402 import X402Peer, deploy_x402
 from wallet import migrate
@@ -107,7 +116,7 @@ def make_site(peer: X402Peer, db: Path | str, facilitator=None) -> Site:  # noqa
     reads = PaidReads(engine)
     lookup = {("article", "hello"): ("post-hello", "task-hello")}
     paywall = Paywall(resource_server(facilitator, terms.network), terms, reads,
-                      attribute=lambda kind, slug: lookup.get((kind, slug), (None, None)))
+                      attribute=lambda kind, slug: lookup.get((kind, slug), (None, None)), landed=landed_on(peer.w3, terms))
     return Site(peer, journal, reads, paywall, site_app(paywall), int(peer.w3.eth.block_number))
 
 
@@ -356,3 +365,82 @@ async def test_one_payment_sent_twice_at_once_is_served_and_settled_once(site: S
     assert site.peer.balance_of(site.peer.agent) == before + PRICE_UCR * 10**12
     (row,) = site.reads.rows()
     assert row["status"] == "settled"
+
+
+# -- paid, then the facilitator failed: the reader is served when it presents the same payment again ----------------
+
+
+class FaultAfterSettle:
+    """The SDK's facilitator, whose settle sends the transfer, gets its receipt, then raises (a timeout, say)."""
+
+    def __init__(self, facilitator):  # noqa: ANN001
+        self.facilitator = facilitator
+        self.settles = 0
+
+    def verify(self, payload, requirements):  # noqa: ANN001, ANN201
+        return self.facilitator.verify(payload, requirements)
+
+    def settle(self, payload, requirements):  # noqa: ANN001, ANN201
+        self.settles += 1
+        result = self.facilitator.settle(payload, requirements)
+        assert result.success
+        raise TimeoutError("the facilitator lost the answer after sending the transfer")
+
+    def get_supported(self):  # noqa: ANN201
+        return self.facilitator.get_supported()
+
+
+def transfers_to_agent(peer: X402Peer, payer: str) -> int:
+    """ERC-20 Transfer events from `payer` to the agent on the chain."""
+    topic = lambda address: "0x" + address.lower().removeprefix("0x").rjust(64, "0")  # noqa: E731
+    transfer = "0x" + Web3.keccak(text="Transfer(address,address,uint256)").hex().removeprefix("0x")
+    return len(peer.w3.eth.get_logs({"address": peer.token, "fromBlock": 0, "toBlock": "latest",
+                                     "topics": [transfer, topic(payer), topic(peer.agent)]}))
+
+
+@pytest.mark.parametrize("when", ["before the scan", "after the scan"])
+async def test_a_read_paid_but_answered_503_is_served_on_the_same_payment_once(x402_peer: X402Peer, db_url: str,
+                                                                              when: str) -> None:
+    """On SQLite and the real PostgreSQL."""
+    peer = x402_peer
+    fault = FaultAfterSettle(peer.facilitator)
+    site = make_site(peer, db_url, LocalFacilitator(fault, lambda: peer.w3.eth.block_number))
+    required = await payment_required(site)
+    payload = await peer.paying_client().create_payment_payload(required)
+    payer = payload.payload["authorization"]["from"]
+    before = peer.balance_of(peer.agent)
+
+    first = await send_paid(site, payload)
+    assert first.status_code == 503 and ARTICLE not in first.text
+    assert peer.balance_of(peer.agent) == before + PRICE_UCR * 10**12  # paid all the same
+    (row,) = site.reads.rows()
+    assert (row["status"], row["served_at"]) == ("settling", None)
+    if when == "after the scan":  # the scanner matched the transfer by its nonce: the record says settled
+        site.scanner(confirmations=0).scan()
+        assert site.reads.rows()[0]["status"] == "settled"
+
+    # Presented for another page, or with a signature that is not the payer's: not this read, nothing served.
+    assert (await send_paid(site, payload, "/api/briefs/hello")).status_code == 402
+    forged = payload.model_copy(deep=True)
+    signature = forged.payload["signature"]
+    forged.payload["signature"] = signature[:-4] + ("00" if signature[-4:-2] != "00" else "11") + signature[-2:]
+    forged_resp = await send_paid(site, forged)
+    assert forged_resp.status_code != 200 and ARTICLE not in forged_resp.text
+
+    again = await send_paid(site, payload)
+    assert again.status_code == 200 and again.text == ARTICLE
+    assert fault.settles == 1 and transfers_to_agent(peer, payer) == 1  # never settled again
+    assert peer.balance_of(peer.agent) == before + PRICE_UCR * 10**12
+    (row,) = site.reads.rows()
+    assert row["status"] == "settled" and row["served_at"] is not None and row["tx_hash"]
+
+    third = await send_paid(site, payload)  # served once: now it is a replay
+    assert third.status_code == 402 and ARTICLE not in third.text
+
+    scanner = site.scanner(confirmations=0)
+    scanner.scan()
+    scanner.scan()
+    assert site.income() == PRICE_UCR
+    (read,) = booked(site, "read")
+    assert read.tx_hash == row["tx_hash"] and (read.post_id, read.task_id) == ("post-hello", "task-hello")
+    site.journal.engine.dispose()
