@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 from datetime import timedelta
+from pathlib import Path
 
 from rich.console import Console
 
@@ -84,3 +85,27 @@ def test_break_even_is_none_with_the_reason(journal: Journal, clock: Clock, make
         BreakEven(None, 0, "article reads are free (x402.price_article = 0)")
     assert break_even(UnitEconomics(1, 40_000, 40_000, 0), 20_000).reads == 2  # exact: no extra read
     assert break_even(UnitEconomics(1, 40_001, 40_001, 0), 20_000).reads == 3
+
+
+def test_the_cli_report_prices_the_break_even_with_the_configured_article_read(tmp_path: Path) -> None:
+    """`selfpub ledger report` hands [x402] price_article to the report, and nothing when paid reads are off."""
+    from tests.x402.test_x402_startup import paid_config
+
+    paid = paid_config(tmp_path, "secrets/keystore.json")  # the chain is down: the report never asks it
+    paid.write_text(paid.read_text().replace("[x402]\nenabled = true\n", '[x402]\nenabled = true\nprice_article = "0.04"\n'))
+    data = json.loads(_cli(paid, "ledger", "report", "--format", "json").stdout)
+    assert data["reads"]["break_even"] == {"reads": None, "price": 40_000, "reason": "nothing was published in the range"}
+    off = paid.with_name("off.toml")
+    off.write_text(paid.read_text().replace("[x402]\nenabled = true\n", "[x402]\nenabled = false\n"))
+    data = json.loads(_cli(off, "ledger", "report", "--format", "json").stdout)
+    assert data["reads"]["break_even"]["price"] is None and "x402.enabled" in data["reads"]["break_even"]["reason"]
+
+
+def _cli(config: Path, *args: str):  # noqa: ANN202 - click's Result
+    from typer.testing import CliRunner
+
+    from daemon.cli import app
+
+    result = CliRunner().invoke(app, ["--config", str(config), *args], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result
