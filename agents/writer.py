@@ -94,14 +94,22 @@ class WriterOutput(BaseModel):
     bsky_text: SkipJsonSchema[str] = ""
 
 
-def brief_text(brief: Brief) -> str:
+def brief_text(brief: Brief, *, with_sources: bool = False) -> str:
     """The brief as a delimited data section: topic, angle and the key points' claims.
 
-    No URLs: the writer does not link (`cite_sources` lists every source under the article, labelled with
-    the claim it supports), so a URL in the prompt would be paid for once in it and again in the reply.
+    No URLs: the Markdown writer does not link (`cite_sources` lists every source under the article,
+    labelled with the claim it supports), so a URL in the prompt would be paid for once in it and again
+    in the reply. with_sources: each point with its source, then any source no point cites (the sections
+    writer on the embedded model: without them, SmolLM2's grammar-bound reply to a three-point brief came
+    back as no JSON, twice; with them it is an article).
     """
     lines = [f"topic: {brief.topic}", f"angle: {brief.angle}", "key points:"]
-    lines += [f"- {kp.claim}" for kp in brief.key_points]
+    if not with_sources:
+        lines += [f"- {kp.claim}" for kp in brief.key_points]
+        return data_section("brief", "\n".join(lines))
+    lines += [f"- {kp.claim} (source: {kp.source_url})" for kp in brief.key_points]
+    cited = {kp.source_url for kp in brief.key_points}
+    lines += [f"source: {s}" for s in brief.sources if s not in cited]
     return data_section("brief", "\n".join(lines))
 
 
@@ -323,7 +331,7 @@ class Writer:
         if fixes:
             # Fixes come from our critic (deterministic checks or its model), never from a feed.
             fix_text = "\n\nThe previous draft was rejected. Make these fixes:\n" + "\n".join(f"- {f}" for f in fixes)
-        return self.prompt.render(brief=brief_text(brief), fixes=fix_text)
+        return self.prompt.render(brief=brief_text(brief, with_sources=self.structured), fixes=fix_text)
 
     async def draft(self, brief: Brief, *, task_id: str, cycle_id: str, fixes: Sequence[str] = ()) -> Draft:
         """Write (or rewrite with `fixes`) the article and the Bluesky post for one brief.

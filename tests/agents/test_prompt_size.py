@@ -48,5 +48,8 @@ def test_writer_prompt_carries_the_claims_without_urls_and_the_draft_still_lists
     system, user = Writer(ScriptedLLM()).messages(brief)
     assert extract_urls(system["content"] + user["content"]) == []
     assert "Write no links" in system["content"]
+    # the sections writer (embedded model, grammar) keeps each point's source: its replies were measured so
+    _, sections_user = Writer(ScriptedLLM(), structured=True).messages(brief)
+    assert brief.sources[0] in extract_urls(sections_user["content"])
     draft = finish_draft(WriterOutput(title="Rust builds get faster", body_markdown="Builds are faster now. " * 10), brief)
     assert all(s in extract_urls(draft.body_markdown.split("## Sources", 1)[1]) for s in brief.sources)
