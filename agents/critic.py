@@ -313,9 +313,9 @@ class Critic:
         measured = measured_checks(draft, brief, self.disclosure.body if self.disclosure.enabled else "")
         result = score_rubric(out.model_dump(), brief, measured)
         approved = result.score >= self.settings.min_score
-        problems = result.problems if approved else (
-            *result.problems, f"low_score: {result.passed} of {result.total} checks passed, score {result.score} "
-                              f"below the minimum {self.settings.min_score}")
+        problems = result.problems if approved else (  # the verdict first: lists of reasons are shown cut
+            f"low_score: {result.passed} of {result.total} checks passed, score {result.score} below the minimum "
+            f"{self.settings.min_score}", *result.problems)
         review = Review(approved=approved, score=result.score, problems=problems[:8], fixes=result.fixes[:8])
         log.info("draft reviewed", extra={"task_id": task_id, "score": review.score, "approved": approved,
                                           "checks_passed": result.passed, "checks": result.total})

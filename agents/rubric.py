@@ -15,6 +15,7 @@ the score is the share of checks passed, in tenths (rounded down):
                                    title_on_subject   the title shares a content word with the topic
     answers + measured ── score_rubric() ──► RubricResult: score = 10 * passed // checks,
                                              each failed check a problem "review: <code>: ..." and a fix
+                                             (measured ones first: on a small model they say the most)
 
 Seen on SmolLM2-135M: its answers barely depend on the draft (the same yes/no pattern for a good draft
 and a repetitive one), so there the measured checks carry most of the signal; a larger model's answers
@@ -120,7 +121,7 @@ def measured_checks(draft: Draft, brief: Brief, disclosure: str = "") -> list[tu
 def score_rubric(answers: Mapping[str, str], brief: Brief, measured: list[tuple[Check, bool]]) -> RubricResult:
     """The score (0-10) from the model's answers and the measured checks; a missing answer counts as "no"."""
     asked = [(c, answers.get(c.code) == "yes", f"no to {c.question!r}") for c in model_checks(brief)]
-    results = asked + [(c, ok, f"not so: {c.question}") for c, ok in measured]
+    results = [(c, ok, f"not so: {c.question}") for c, ok in measured] + asked  # what code measured first
     passed = sum(ok for _, ok, _ in results)
     total = len(results)
     return RubricResult(
