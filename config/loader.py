@@ -6,7 +6,9 @@
       -> each section validated on its own (config/checks.py refusals carry their own fix)
       -> cross-key checks -> secrets read -> Settings
     A problem caused by an environment override is named by the variable, not the TOML key.
-    state_dir and relative `*_file` names resolve in systemd's folders when it sets them (config/dirs.py).
+    state_dir and relative `*_file` names resolve in systemd's folders when it sets them (config/dirs.py);
+    so do the keystores in use (x402.signer.keystore_file with the local facilitator, wallet.keystore_file
+    in evm mode or with x402.spend), which `config check` refuses when missing or unreadable.
     `need_secrets=False` (read-only commands) reads only the database password: a missing publisher,
     LLM or wallet credential is an error only for the commands that use it.
 
@@ -163,6 +165,7 @@ def load_settings(
     if state_dir != settings.state_dir:
         settings = settings.model_copy(update={"state_dir": state_dir})
     problems.extend(cross_check(settings))
+    settings = _resolve_keystores(settings, dirs)
     settings, secret_problems = _resolve_secrets(settings, environ, check_files, need_secrets)
     problems.extend(secret_problems)
     if problems:
@@ -610,10 +613,52 @@ def secret_refs(settings: Settings) -> list[tuple[str, SecretRef]]:
     return [(key, ref) for key, ref in found if ref is not None]
 
 
+def keystores_in_use(settings: Settings) -> list[tuple[str, Path]]:
+    """Every keystore file something will open, as (dotted key, path): the facilitator's and the wallet's."""
+    x, w = settings.x402, settings.wallet
+    found = []
+    if x.enabled and x.facilitator == "local" and x.signer is not None:
+        found.append(("x402.signer.keystore_file", x.signer.keystore_file))
+    if w.keystore_file is not None and (w.mode == "evm" or x.spend.enabled):
+        found.append(("wallet.keystore_file", w.keystore_file))
+    return found
+
+
+def _resolve_keystores(settings: Settings, dirs: ServiceDirs) -> Settings:
+    """Relative keystore names resolved where relative credential names do, so the check and the use agree."""
+    x, w = settings.x402, settings.wallet
+    if x.signer is not None and (found := resolve_credential(x.signer.keystore_file, dirs)) is not None:
+        signer = x.signer.model_copy(update={"keystore_file": found.path})
+        settings = settings.model_copy(update={"x402": x.model_copy(update={"signer": signer})})
+    if w.keystore_file is not None and (found := resolve_credential(w.keystore_file, dirs)) is not None:
+        settings = settings.model_copy(update={"wallet": w.model_copy(update={"keystore_file": found.path})})
+    return settings
+
+
+def keystore_problem(key: str, path: Path) -> Problem | None:
+    """Why the keystore at `path` cannot be opened (None when it can be read; its password is checked at use)."""
+    try:
+        with path.open("rb") as fh:
+            fh.read(1)
+    except FileNotFoundError:
+        where = "" if path.is_absolute() else f"; a relative name resolves in the credentials folder: {CREDENTIALS_HOW}"
+        return Problem(key, f"{path} does not exist",
+                       f"create it with `selfpub wallet new --keystore {path}`, or point {key} at the keystore{where}")
+    except OSError as exc:
+        return Problem(key, f"cannot read {path} ({exc.strerror or type(exc).__name__})",
+                       f"point {key} at the keystore file and make it readable by the selfpub user "
+                       f"(chmod 600, owned by that user)")
+    return None
+
+
 def credential_report(settings: Settings, environ: Mapping[str, str]) -> list[tuple[str, str, Problem | None]]:
-    """(key, where it resolves, problem) for every secret the settings name: what `config check` prints."""
+    """(key, where it resolves, problem) for every secret and keystore the settings name: what `config check` prints."""
     dirs = ServiceDirs.from_environ(environ)
     rows = []
+    for key, path in keystores_in_use(settings):
+        # Already resolved by load_settings: absolute, or relative to the current folder when no credentials folder.
+        where = str(path) if path.is_absolute() else f"{path} (relative to the current folder)"
+        rows.append((key, where, keystore_problem(key, path)))
     for key, ref in secret_refs(settings):
         if ref.file is not None:
             resolved = resolve_credential(ref.file, dirs)
