@@ -10,7 +10,8 @@
                 (bounded revisions) -> approval (auto | manual | risky)
       publish   every approved task (also those a person approved) via the channel
       record    CycleReport: counts, cost of the cycle (ucr), explanations, errors, and the outcome:
-                ok | degraded (a model endpoint, feed or platform failed) | failed (one did and nothing was stored)
+                ok | degraded (a model endpoint, feed or platform failed, or a model's replies stayed invalid)
+                | failed (one did and nothing was stored)
 
 Each step stores the task's new status and typed message before the next one
 starts (agents.tasks), so a crash resumes where it stopped without paying for
@@ -218,6 +219,8 @@ class CycleReport:
     feeds_ok: list[str] = field(default_factory=list)  # feed URLs read this cycle
     feed_failures: dict[str, str] = field(default_factory=dict)  # feed URL -> what went wrong
     llm_failures: dict[str, int] = field(default_factory=dict)  # model endpoint -> failed steps
+    # role -> steps whose model answered, but not valid JSON/schema even after the repair call (the endpoint is fine)
+    invalid_replies: dict[str, int] = field(default_factory=dict)
     published_to: list[str] = field(default_factory=list)  # platforms that took a post this cycle
     publish_failures: dict[str, str] = field(default_factory=dict)  # platform -> what went wrong
 
@@ -232,6 +235,8 @@ class CycleReport:
         out = []
         if self.llm_failures:
             out.append("model endpoint failed: " + ", ".join(f"{e} ({n} step(s))" for e, n in self.llm_failures.items()))
+        if self.invalid_replies:
+            out.append("model replies invalid: " + ", ".join(f"{r} ({n} step(s))" for r, n in self.invalid_replies.items()))
         if self.feed_failures:
             n, total = len(self.feed_failures), len(self.feed_failures) + len(self.feeds_ok)
             head = "every feed failed" if not self.feeds_ok else f"{n} of {total} feed(s) failed"
@@ -245,7 +250,7 @@ class CycleReport:
         """ok; degraded (a dependency failed); failed (one failed and the cycle stored nothing)."""
         if self.state == DRY_RUN or not self.troubles():
             return CYCLE_OK
-        blocked = self.llm_failures or self.publish_failures or not self.feeds_ok
+        blocked = self.llm_failures or self.invalid_replies or self.publish_failures or not self.feeds_ok
         return CYCLE_FAILED if blocked and not self.progress else CYCLE_DEGRADED
 
     def why(self) -> str:
@@ -564,7 +569,10 @@ class Orchestrator:
         if isinstance(exc, StructuredOutputError | ResearchError | ValidationError):
             what = "invalid model reply (" + what + ")"
         report.errors.append(f"task {task.id[:8]}: {what}")
-        if isinstance(exc, LLMError):
+        if isinstance(exc, StructuredOutputError):  # the endpoint answered: its reply is what failed
+            role = exc.role or "unknown"
+            report.invalid_replies[role] = report.invalid_replies.get(role, 0) + 1
+        elif isinstance(exc, LLMError):
             for endpoint in self._endpoints(exc):
                 report.llm_failures[endpoint] = report.llm_failures.get(endpoint, 0) + 1
         cost = task_spend(d.journal, task.id)

@@ -4,7 +4,8 @@
       verdict(result)        the orchestrator's CycleReport: outcome ok | degraded | failed, why, progress
                              (a result without an outcome, e.g. the test-only fake cycle: ok, with progress)
       HealthBook.cycle_done  counts it; logs every failed dependency at level error
-        counters             cycles by outcome, model failures by endpoint, feed failures by feed,
+        counters             cycles by outcome, model failures by endpoint, invalid model replies by role
+                             (the endpoint answered, the reply stayed invalid), feed failures by feed,
                              publish failures by platform
         last successes       unix seconds of the last ok cycle, each feed's last good read, each platform's
                              last post (seeded at start from the job runs, the research store, the outbox)
@@ -73,6 +74,7 @@ class HealthBook:
         self.redact = redact  # the reasons are shown on /healthz, STATUS= and the page
         self.cycles: Counter[str] = Counter({o: 0 for o in CYCLE_OUTCOMES})
         self.llm: Counter[str] = Counter()
+        self.invalid: Counter[str] = Counter()  # role -> steps whose replies stayed invalid
         self.feeds: Counter[str] = Counter()
         self.publish: Counter[str] = Counter()
         self.last_ok_cycle: float | None = None
@@ -87,6 +89,8 @@ class HealthBook:
         self.stalled_after = stalled_after(settings)
         for role in ("orchestrator", "research", "writer", "critic"):
             agent = getattr(settings.agents, role, None)
+            if agent is not None:
+                self.invalid.setdefault(role, 0)
             for url in [agent.base_url, *(f.base_url for f in agent.fallbacks)] if agent is not None else ():
                 self.llm.setdefault(_label(url), 0)
         for feed in settings.feeds:
@@ -136,6 +140,9 @@ class HealthBook:
             self.llm[_label(endpoint)] += n
             log.error("model endpoint failed", extra={"cycle_id": cycle_id, "endpoint": _label(endpoint),
                                                       "steps": n})
+        for role, n in (getattr(report, "invalid_replies", None) or {}).items():
+            self.invalid[role] += n
+            log.error("model replies invalid", extra={"cycle_id": cycle_id, "role": role, "steps": n})
         for url in getattr(report, "feeds_ok", None) or ():
             self.feed_ok[_label(url)] = now
         for url, why in (getattr(report, "feed_failures", None) or {}).items():
@@ -175,6 +182,8 @@ class HealthBook:
         yield _counter("selfpub_cycles", "Cycle job runs by outcome", "outcome", self.cycles)
         yield _counter("selfpub_llm_failures", "Cycle steps whose model call failed, by endpoint", "endpoint",
                        self.llm)
+        yield _counter("selfpub_llm_invalid_replies", "Cycle steps whose model answered but not valid JSON/schema "
+                       "after the repair call, by role", "role", self.invalid)
         yield _counter("selfpub_feed_failures", "Feed fetches that failed, by feed", "feed", self.feeds)
         yield _counter("selfpub_publish_failures", "Posts a platform failed or refused, by platform", "platform",
                        self.publish)

@@ -64,3 +64,14 @@ def test_one_feed_of_two_failing_while_nothing_is_new_is_degraded_not_failed():
     assert report.progress == 0 and report.outcome == CYCLE_DEGRADED
     assert report.why() == "1 of 2 feed(s) failed: http://b/feed (http_error)"
     assert CycleReport("c2").outcome == CYCLE_OK  # nothing to do and nothing failing
+
+
+async def test_a_model_that_answers_invalid_replies_is_named_by_role_not_as_a_failed_endpoint(sq_rig):
+    rig = sq_rig()
+    rig.provider.default["writer"] = '{"title": "cut off at max_tok'  # not JSON, twice (the repair call too)
+    report = await rig.cycle()
+    assert report.researched == 1 and report.drafted == 0  # research moved: degraded, not failed
+    assert report.llm_failures == {} and report.invalid_replies == {"writer": 1}
+    assert report.outcome == CYCLE_DEGRADED
+    assert report.why() == "model replies invalid: writer (1 step(s))"
+    assert "model endpoint failed" not in report.why()

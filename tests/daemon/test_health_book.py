@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from prometheus_client import CollectorRegistry, generate_latest
 
 from agents.orchestrator import CycleReport
@@ -104,3 +106,20 @@ def test_the_last_good_feed_read_comes_from_the_research_store(tmp_path):
     reads = reader.last_feed_reads(["http://a/feed", "http://b/feed", "http://c/feed"])
     assert list(reads) == ["http://a/feed"] and reads["http://a/feed"] > 0
     engine.dispose()
+
+
+def test_invalid_model_replies_have_their_own_reason_and_counter(caplog):
+    book = HealthBook(settings())
+    assert 'selfpub_llm_invalid_replies_total{role="writer"} 0.0' in exposition(book)
+    report = CycleReport("c1", researched=1, feeds_ok=["http://127.0.0.1:9/feed.xml"], invalid_replies={"writer": 1})
+    assert report.outcome == "degraded"
+    with caplog.at_level("ERROR", logger="selfpub.health"):
+        book.cycle_done(report.outcome, verdict(report), cycle_id="c1")
+    assert book.problem() == "last cycle degraded: model replies invalid: writer (1 step(s))"
+    text = exposition(book)
+    assert 'selfpub_llm_invalid_replies_total{role="writer"} 1.0' in text
+    assert not re.search(r'^selfpub_llm_failures_total\{.*\} [1-9]', text, re.M)  # no endpoint failed
+    assert [r.getMessage() for r in caplog.records] == ["model replies invalid"]
+
+    nothing = CycleReport("c2", feeds_ok=["http://127.0.0.1:9/feed.xml"], invalid_replies={"research": 1})
+    assert nothing.outcome == FAILED  # no progress: failed, as a failed endpoint would be (same exit code)
