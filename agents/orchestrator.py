@@ -33,7 +33,9 @@ Errors, by type:
     BudgetExceeded                 stop starting new steps; the task waits for the next cycle
     ClaimLost                      the step's result is dropped; the worker that took over goes on
     LLMError with .retryable       recorded; the task waits (no attempt counted): a timeout, 429, 5xx
-                                   or open circuit is the endpoint's, not the task's
+                                   or open circuit is the endpoint's, not the task's; but when it came
+                                   from the repair call of an invalid reply (.invalid_reply_cost), the
+                                   model answered and was paid: the attempt counts, as below
     LLMError, ResearchError,       attempt counted; after review.max_attempts the task is failed with
       pydantic.ValidationError     the reason (`drafts list`, the status page) and costs nothing more.
                                    A reply that is not JSON or misses its schema, also after the
@@ -566,8 +568,11 @@ class Orchestrator:
     def _step_failed(self, task: Task, exc: Exception, report: CycleReport) -> Task:
         d = self.deps
         what = f"{type(exc).__name__} at {task.status}: {str(exc)[:300]}"
+        paid_invalid = getattr(exc, "invalid_reply_cost", None)
         if isinstance(exc, StructuredOutputError | ResearchError | ValidationError):
             what = "invalid model reply (" + what + ")"
+        elif paid_invalid is not None:
+            what = f"invalid model reply ({format_credits(paid_invalid)} credits), then its repair call failed ({what})"
         report.errors.append(f"task {task.id[:8]}: {what}")
         if isinstance(exc, StructuredOutputError):  # the endpoint answered: its reply is what failed
             role = exc.role or "unknown"
@@ -576,7 +581,7 @@ class Orchestrator:
             for endpoint in self._endpoints(exc):
                 report.llm_failures[endpoint] = report.llm_failures.get(endpoint, 0) + 1
         cost = task_spend(d.journal, task.id)
-        if getattr(exc, "retryable", False):
+        if getattr(exc, "retryable", False) and paid_invalid is None:  # nothing answered: the endpoint's, not the task's
             return d.tasks.note(task, reason=f"retry later: {what}", cost=cost)
         attempts = task.attempts + 1
         bound, why = d.max_attempts, ""

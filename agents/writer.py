@@ -45,7 +45,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.json_schema import SkipJsonSchema
 
 from agents.links import text_urls
-from agents.llm.errors import StructuredOutputError
+from agents.llm.errors import StructuredOutputError, repairing
 from agents.messages import Brief, Draft
 from agents.prompts import data_section, load_prompt
 from agents.protocol import LLM
@@ -355,10 +355,11 @@ class Writer:
                 {"role": "user", "content": repair_prompt(errors)},
             ]
             # StructuredOutputError from the metered client (still no shape after its own JSON repair) passes through.
-            fixed = await self.llm.complete(
-                ROLE, repair, response_model=WriterOutput,
-                max_tokens=self.max_tokens, task_id=task_id, cycle_id=cycle_id,
-            )
+            with repairing(completion.cost):
+                fixed = await self.llm.complete(
+                    ROLE, repair, response_model=WriterOutput,
+                    max_tokens=self.max_tokens, task_id=task_id, cycle_id=cycle_id,
+                )
             cost, calls = cost + fixed.cost, calls + fixed.calls
             out = fixed.parsed if isinstance(fixed.parsed, WriterOutput) else parse_article(fixed.text)[0]
             if out is None or not out.body_markdown.strip():

@@ -17,16 +17,22 @@ daemon stops it (a bug or a config fault: no retry or skip would fix it).
                                per_cycle_cap, role_calls, role_tokens)
     ledger.budget.HoldClosed   passes through: the hold expired before its request left; nothing was sent
 
-Errors carry the role, model and task id; never an API key or prompt text.
+Errors carry the role, model and task id; never an API key or prompt text. An error raised by the repair
+call of an invalid reply (`repairing`) also carries .invalid_reply_cost, the ucr that reply cost: the
+model answered and was paid, so the orchestrator counts the attempt even when the error is retryable.
 """
 
 from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
 
 
 class LLMError(Exception):
     """Base of every metered-client error."""
 
     retryable: bool | None = None
+    invalid_reply_cost: int | None = None  # set by `repairing`: the repaired reply was answered, and cost this (ucr)
 
     def __init__(self, message: str, *, role: str | None = None, model: str | None = None, task_id: str | None = None):
         self.role = role
@@ -85,3 +91,13 @@ class SpendRefused(LLMError):
     def __init__(self, message: str, *, reason: str, **kw):  # noqa: ANN003
         self.reason = reason
         super().__init__(message, **kw)
+
+
+@contextlib.contextmanager
+def repairing(cost: int) -> Iterator[None]:
+    """Around the repair call of an invalid reply that cost `cost` ucr: an LLMError raised in it carries that cost."""
+    try:
+        yield
+    except LLMError as exc:
+        exc.invalid_reply_cost = (exc.invalid_reply_cost or 0) + cost
+        raise

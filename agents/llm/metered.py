@@ -37,7 +37,7 @@ from pydantic import BaseModel
 from agents.llm import paidcall
 from agents.llm.calllog import CallLog
 from agents.llm.breaker import Breaker
-from agents.llm.errors import PriceMissing, StructuredOutputError
+from agents.llm.errors import PriceMissing, StructuredOutputError, repairing
 from agents.llm.meter import MIN_MAX_TOKENS, ROLE_USAGE_CYCLES, Meter, Metered, Route
 from agents.llm.pricing import schema_text
 from agents.llm.provider import OpenAIProvider, Provider, public_url
@@ -168,7 +168,8 @@ class MeteredLLM:
         if not errors:
             return self._completion(first, route, attempts, parsed=parsed)
         repair = repair_messages(messages, first.reply.text, errors)
-        second, route2, attempts2 = await self._call(role, repair, response_model, max_tokens, ids)
+        with repairing(first.cost):  # a repair call that fails (even a timeout) still leaves the paid, invalid reply
+            second, route2, attempts2 = await self._call(role, repair, response_model, max_tokens, ids)
         parsed, errors2 = validate(response_model, second.reply.text)
         total_cost = first.cost + second.cost
         if errors2:

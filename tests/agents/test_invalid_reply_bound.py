@@ -91,3 +91,33 @@ async def test_a_transient_error_is_retried_and_not_counted(sq_engine):  # noqa:
     rig.provider.default["writer"] = writer_reply()  # the model answers: the task goes on
     await next_cycle(rig)
     assert rig.tasks.get(task.id).status == PUBLISHED
+
+
+async def test_an_invalid_reply_whose_repair_call_fails_transiently_counts_toward_the_bound(sq_engine):  # noqa: F811
+    rig = bounded(Rig(sq_engine))
+    rig.provider.default["writer"] = rejected(503)  # the repair call meets a down endpoint, every try
+    await rig.cycle()  # research; the writer's first reply is the script's default: transient, not counted
+    [task] = rig.tasks.list()
+    assert rig.tasks.get(task.id).attempts == 0
+
+    # the writer's own repair call fails (503s): the invalid first reply was paid, so the attempt counts
+    rig.provider.enqueue("writer", BROKEN)
+    spent = task_cost(rig.journal, task.id)
+    await next_cycle(rig)
+    task = rig.tasks.get(task.id)
+    assert (task.status, task.attempts) == (RESEARCHED, 1)
+    assert task_cost(rig.journal, task.id) > spent  # the invalid reply cost money
+    assert task.reasons[-1].startswith("attempt 1 failed: invalid model reply (")
+    assert "then its repair call failed (LLMUnavailable" in task.reasons[-1]
+
+    # the metered client's own repair call fails the same way: counted too, and the bound ends it
+    rig.provider.enqueue("writer", BROKEN, BROKEN)
+    report = await next_cycle(rig)
+    task = rig.tasks.get(task.id)
+    assert (task.status, task.attempts, report.failed) == (FAILED, 2, 1)
+    assert task.reasons[-1].startswith("failed after 2 attempt(s) (review.max_attempts = 2): invalid model reply (")
+
+    # and it stops costing
+    calls = len(rig.provider.history)
+    later = await next_cycle(rig)
+    assert later.cost == 0 and len(rig.provider.history) == calls
