@@ -77,13 +77,14 @@ moved); money in credits with 6 decimals ("1.250000"), never rounded:
     start         first day of the period (YYYY-MM-DD, UTC)
     end           first day after it (exclusive)
     spend         expenses in the period (compute and other)
-    income        income in the period (tips + engagement + other_income)
+    income        income in the period (tips + engagement + other_income + reads)
     tips          income:tips
     engagement    income:engagement:* (every platform)
-    other_income  any other income account
+    other_income  any other income account (not tips, engagement or reads)
     deposits      deposits and mints (equity:opening; a reversal counts negative)
     net           income - spend
     balance       the wallet at the period's end
+    reads         income:reads:* (paid reads over x402, every kind; a reorg reversal counts negative)
 """
 
 from __future__ import annotations
@@ -149,7 +150,8 @@ VERSION = 1
 INCOME_OR_EXPENSES = f"({IS_EXPENSE} OR {IS_INCOME})"
 INCOME_OR_FUNDING = f"({IS_INCOME} OR {sql_under(OPENING)})"
 IS_GAS = sql_under(GAS)
-CSV_COLUMNS = ("start", "end", "spend", "income", "tips", "engagement", "other_income", "deposits", "net", "balance")
+CSV_COLUMNS = ("start", "end", "spend", "income", "tips", "engagement", "other_income", "deposits", "net", "balance",
+               "reads")
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,6 +177,7 @@ class PeriodIn:
     engagement: int = 0
     other_income: int = 0
     deposits: int = 0
+    reads: int = 0
 
 
 @dataclass(frozen=True)
@@ -411,6 +414,8 @@ def _incoming(daily: Mapping[tuple, int], by: str) -> list[PeriodIn]:
             row["engagement"] -= amount
         elif under(account, OPENING):
             row["deposits"] -= amount
+        elif under(account, READS):
+            row["reads"] -= amount
         else:
             row["other_income"] -= amount
     return [PeriodIn(start, **values) for start, values in sorted(sums.items())]
@@ -429,7 +434,7 @@ def to_csv(report: Report) -> str:
         got = report.came_in(s)
         w.writerow([
             s.start.isoformat(), s.end.isoformat(), c(s.spend), c(s.income), c(got.tips), c(got.engagement),
-            c(got.other_income), c(got.deposits), c(s.income - s.spend), c(s.balance),
+            c(got.other_income), c(got.deposits), c(s.income - s.spend), c(s.balance), c(got.reads),
         ])
     return out.getvalue()
 

@@ -3,6 +3,7 @@ the JSON, and the article reads a published article needs to break even, on SQLi
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 from datetime import timedelta
@@ -13,7 +14,7 @@ from rich.console import Console
 from ledger import WALLET, Entry, Journal, compute_account, provider_account
 from ledger.accounts import reads_account
 from ledger.reads import BreakEven, ReadIncome, break_even, reads_by_kind, UnitEconomics
-from ledger.reports import build_report, render_table
+from ledger.reports import CSV_COLUMNS, build_report, render_table, to_csv
 from tests.ledger.conftest import Clock
 
 
@@ -109,3 +110,17 @@ def _cli(config: Path, *args: str):  # noqa: ANN202 - click's Result
     result = CliRunner().invoke(app, ["--config", str(config), *args], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     return result
+
+
+def test_csv_has_reads_in_their_own_column_not_in_other_income(journal: Journal, clock: Clock, make_budget) -> None:  # noqa: ANN001
+    _ledger(journal, clock)
+    journal.post("grant", [Entry(WALLET, 3), Entry("income:grants", -3)], idempotency_key="grant",
+                 time=clock.now - timedelta(minutes=30))
+    text = to_csv(build_report(journal, make_budget(), by="day"))
+    assert text.splitlines()[0] == ",".join(CSV_COLUMNS)
+    assert CSV_COLUMNS[:10] == ("start", "end", "spend", "income", "tips", "engagement", "other_income", "deposits",
+                                "net", "balance") and CSV_COLUMNS[-1] == "reads"  # appended: the others stay put
+    [row] = [r for r in csv.DictReader(io.StringIO(text)) if r["income"] != "0.000000"]
+    assert row["reads"] == "0.110000"  # 3 article reads + 2 brief reads - the reorged one
+    assert row["other_income"] == "0.000003" and row["tips"] == "0.000007"
+    assert row["income"] == "0.110010"  # tips + other_income + reads

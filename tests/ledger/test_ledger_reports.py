@@ -163,14 +163,14 @@ def test_csv_is_one_row_per_period_with_stable_columns(journal: Journal, clock: 
     report = build_report(journal, budget, by=by)
     rows = list(csv.DictReader(io.StringIO(to_csv(report))))
     assert list(rows[0]) == list(CSV_COLUMNS) == [
-        "start", "end", "spend", "income", "tips", "engagement", "other_income", "deposits", "net", "balance"
+        "start", "end", "spend", "income", "tips", "engagement", "other_income", "deposits", "net", "balance", "reads"
     ]
     assert [(r["start"], r["end"]) for r in rows] == [(p.start.isoformat(), p.end.isoformat()) for p in report.series]
     want = expected(journal, None, clock.now + timedelta(microseconds=1))
     for row, period in zip(rows, report.series):
         assert credits(row["spend"]) == period.spend and credits(row["balance"]) == period.balance
         assert credits(row["income"]) == period.income == (
-            credits(row["tips"]) + credits(row["engagement"]) + credits(row["other_income"]))
+            credits(row["tips"]) + credits(row["engagement"]) + credits(row["other_income"]) + credits(row["reads"]))
         assert credits(row["net"]) == period.income - period.spend
     assert sum(credits(r["tips"]) for r in rows) == want["tips"]
     assert sum(credits(r["deposits"]) for r in rows) == 20_000_000 == report.deposits
