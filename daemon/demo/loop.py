@@ -51,7 +51,7 @@ TIP = "0.60"  # the tip that brings the loop back
 # with min_balance 0.35: a first cycle of 0.14 left 0.36, under that worst case, and five cycles planned nothing).
 MIN_BALANCE = "0.55"
 MAX_CYCLES_BEFORE_TIP = 6
-MAX_CYCLES_AFTER_TIP = 3  # after the resume, cycles until a draft is published (the gate may reject some)
+MAX_CYCLES_AFTER_TIP = 5  # after the resume, cycles until a draft is published (the gate may reject some)
 BSKY_HANDLE = "selfpub-demo.test"  # "demo.test" is a reserved handle
 BSKY_PASSWORD_FILE = "bluesky.app-password"  # in the state dir, mode 0600
 
