@@ -34,6 +34,7 @@ from config import load_settings
 from kernel.money import format_credits
 from config.settings import Settings
 from ledger import Budget, Journal
+from ledger.accounts import READS
 from ledger.plot import render as render_chart
 from ledger.reports import build_report, render_table
 from daemon.cycle import run_admitted
@@ -309,7 +310,7 @@ async def _sell_reads(settings: Settings, journal: Journal, budget: Budget, chai
         console.print(f"  {path} -> {status}", highlight=False)
     result.reads_paid, result.reads_income = sold.paid, sold.booked_ucr
     console.print(f"[green]paid reads[/] {sold.paid}; {format_credits(sold.booked_ucr)} credits booked as "
-                  f"income:reads -> available {format_credits(budget.available())}")
+                  f"{READS} -> available {format_credits(budget.available())}")
 
 
 @dataclass
