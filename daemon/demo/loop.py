@@ -5,7 +5,8 @@ under min_balance and the loop pauses, tips the agent on chain, shows the
 loop resume, lets a machine reader buy each published article over x402
 (daemon/demo/reader.py: the site behind the paywall, the SDK's client and
 facilitator on the embedded chain; the reads booked as income:reads), then
-prints the ledger report and writes the chart. Every cycle
+prints the ledger report (paid reads on: reads and the break-even) and writes the chart. The sustain
+tier in force is printed at the start, after the pause and after the reads. Every cycle
 goes through the daemon's door (daemon.cycle: the gate with the wallet's pause
 reason, then the persona's cycle lock), so the demo pauses and resumes exactly
 as the daemon would. When the
@@ -37,6 +38,7 @@ from ledger import Budget, Journal
 from ledger.accounts import READS
 from ledger.plot import render as render_chart
 from ledger.reports import build_report, render_table
+from ledger.sustain import sustain_state
 from daemon.cycle import run_admitted
 from daemon.demo.localpds import DEFAULT_PDS_DIR, LocalPds, PdsError, find_pds, start_pds
 from daemon.lock import CycleLock
@@ -75,6 +77,7 @@ class DemoResult:
     pds_did: str = ""
     reads_paid: int = 0  # reads a machine reader bought over x402 (daemon/demo/reader.py)
     reads_income: int = 0  # ucr they booked as income:reads
+    tiers: list[tuple[str, str]] = field(default_factory=list)  # (moment, sustain tier): start, after the pause, after the reads
 
 
 @dataclass
@@ -128,8 +131,12 @@ def sample_site() -> Iterator[str]:
         server.server_close()
 
 
-def demo_settings(workdir: Path, feed_url: str, payee: str | None = None, publishers: dict | None = None) -> Settings:
-    """Settings of the demo: embedded model and chain, local outbox (+ a local PDS), small budget."""
+def demo_settings(workdir: Path, feed_url: str, payee: str | None = None, publishers: dict | None = None,
+                  reads: dict | None = None) -> Settings:
+    """Settings of the demo: embedded model and chain, local outbox (+ a local PDS), small budget.
+
+    reads: [x402] network, asset and pay_to on the embedded chain, once it runs: paid reads are then on.
+    """
     small = {"model": "smollm2-135m-instruct", "base_url": "embedded", "max_calls_per_cycle": 6,
              "timeout_seconds": 300, "max_retries": 1}
     data = {
@@ -156,7 +163,13 @@ def demo_settings(workdir: Path, feed_url: str, payee: str | None = None, publis
         data["wallet"] |= {"allowlist": [payee], "providers": {"embedded": payee}}
     if publishers:
         data["publishers"] = publishers
-    return load_settings(data=data, environ={})
+    settings = load_settings(data=data, environ={})
+    if reads:
+        # The loader admits [x402] only on an "evm" wallet with a facilitator key of its own (`selfpub run`); the
+        # demo's facilitator is the x402 SDK's on the embedded chain, signing with a dev account (reader.py), so
+        # paid reads are turned on here, with the chain's terms: the report then shows reads and the break-even.
+        settings = settings.model_copy(update={"x402": settings.x402.model_copy(update={"enabled": True, **reads})})
+    return settings
 
 
 def start_bluesky(pds_dir: Path | None, workdir: Path, state_dir: Path, console: Console) -> DemoBluesky | str:
@@ -236,7 +249,8 @@ async def _run(workdir: Path, feed_url: str, settings: Settings, journal: Journa
     with console.status("starting the embedded chain and deploying the credit token"):
         chain = build_wallet(settings, journal).embedded
         payee = chain.others[0]
-        settings = demo_settings(workdir, feed_url, payee, publishers)
+        reads = {"network": f"eip155:{chain.chain_id}", "asset": chain.token_address, "pay_to": chain.agent}
+        settings = demo_settings(workdir, feed_url, payee, publishers, reads)
         wallet = ChainWallet(chain.w3, journal, settings.wallet, token=chain.token_address, address=chain.agent,
                              signer=chain.agent_signer, mode="embedded", embedded=chain)
         chain.fund_agent(_ucr(FUND))
@@ -250,7 +264,9 @@ async def _run(workdir: Path, feed_url: str, settings: Settings, journal: Journa
         orchestrator = Orchestrator(deps)
     door = Door(Gate(budget, wallet.pause_reason), CycleLock(journal.engine, settings.persona, settings.state_dir))
     try:
+        _tier("at the start", journal, budget, settings, console, result)
         await _cycles_until_pause(orchestrator, door, console, result)
+        _tier("after the pause", journal, budget, settings, console, result)
         console.rule("[bold]tip arrives")
         chain.tip(_ucr(TIP))
         wallet.scan()
@@ -268,6 +284,7 @@ async def _run(workdir: Path, feed_url: str, settings: Settings, journal: Journa
         for r in settled.refused:
             console.print(f"[yellow]settlement refused[/]: {r}")
         await _sell_reads(settings, journal, budget, chain, wallet, console, result)
+        _tier("after the reads", journal, budget, settings, console, result)
     finally:
         for close in reversed(closers):
             outcome = close()
@@ -279,8 +296,10 @@ async def _run(workdir: Path, feed_url: str, settings: Settings, journal: Journa
     from publishers.outbox import Outbox
 
     # the tier in force and why; each task's posts for the P&L's post column
-    report = build_report(journal, budget, sustain=settings.sustain, posts_of=posts_of(Outbox(journal.engine)))
+    report = build_report(journal, budget, sustain=settings.sustain, posts_of=posts_of(Outbox(journal.engine)),
+                          read_price=settings.x402.price_article if settings.x402.enabled else None)
     render_table(report, console)
+    console.print("sustain tier across the demo: " + " -> ".join(f"{tier} ({when})" for when, tier in result.tiers))
     result.report_json = report.to_dict()
     result.chart = render_chart(journal, workdir / "ledger.png", budget=settings.budget)  # marks the pause, tip, resume
     result.outbox = settings.state_dir / "outbox"
@@ -311,6 +330,14 @@ async def _sell_reads(settings: Settings, journal: Journal, budget: Budget, chai
     result.reads_paid, result.reads_income = sold.paid, sold.booked_ucr
     console.print(f"[green]paid reads[/] {sold.paid}; {format_credits(sold.booked_ucr)} credits booked as "
                   f"{READS} -> available {format_credits(budget.available())}")
+
+
+def _tier(when: str, journal: Journal, budget: Budget, settings: Settings, console: Console,  # noqa: PLR0913
+          result: DemoResult) -> None:
+    """Print the sustain tier in force now (ledger/sustain.py: income / cost over its window) and keep it."""
+    state = sustain_state(journal, settings.sustain, now=budget.clock())
+    result.tiers.append((when, state.tier))
+    console.print(f"[bold]sustain tier {when}[/]: {state.reason}", highlight=False)
 
 
 @dataclass

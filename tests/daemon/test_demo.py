@@ -93,8 +93,19 @@ async def test_demo_pauses_when_broke_and_resumes_after_a_tip_on_chain(tmp_path_
     # a machine reader bought each published article's Markdown and brief over x402 (daemon/demo/reader.py)
     assert result.reads_paid == 2 * result.published
     assert result.reads_income == result.published * (50_000 + 20_000)
-    assert -journal.balance(reads_account("article")) == result.published * 50_000
     text = (tmp_path / "demo.out").read_text()
+    assert -journal.balance(reads_account("article")) == result.published * 50_000
+    # [x402] is on in the demo's settings: the report shows the reads and the break-even, not "paid reads are off"
+    assert result.reads_paid > 0
+    reads = result.report_json["reads"]
+    assert reads["count"] == result.reads_paid and reads["credits"] == result.reads_income, reads
+    assert reads["by_kind"] and reads["break_even"]["price"] == 50_000, reads
+    assert reads["break_even"]["reads"] is not None, reads["break_even"]
+    # the sustain tier in force, printed at the start, after the pause and after the reads
+    assert [when for when, _ in result.tiers] == ["at the start", "after the pause", "after the reads"]
+    for when, tier in result.tiers:
+        assert f"sustain tier {when}: {tier}:" in text, (when, tier)
+    assert result.report_json["sustain"]["tier"] == result.tiers[-1][1]
     assert "PAUSED" in text and "RESUMED" in text and "a machine reader pays per read" in text
     assert f"account {BSKY_HANDLE}" in text and all(uri in text for uri in result.bluesky_uris)
     assert password not in text  # the app password never reaches the output
