@@ -123,9 +123,14 @@ def paying_http_client(settings: Settings, journal: Journal) -> httpx2.AsyncClie
     return httpx2.AsyncClient(transport=PayingTransport(X402Payer(policy, account)))
 
 
-def build_llm(settings: Settings, journal: Journal, budget: Budget, closers: list[Callable[[], Any]],
-              runway: Callable[[], float | None] | None = None, sustain: SustainRule | None = None) -> MeteredLLM:
-    """The metered client, starting the embedded model server when a role asks for it."""
+def build_llm(settings: Settings, journal: Journal, budget: Budget, closers: list[Callable[[], Any]],  # noqa: PLR0913
+              runway: Callable[[], float | None] | None = None, sustain: SustainRule | None = None,
+              front_embedded: Callable[[str], str] | None = None) -> MeteredLLM:
+    """The metered client, starting the embedded model server when a role asks for it.
+
+    front_embedded: the embedded server's base_url -> the base_url the roles call instead (the demo's paid
+    endpoint in front of it, payments/paidllm.py).
+    """
     from agents.llm.calllog import CallLog
     from agents.llm.embedded import EmbeddedServer, embedded_json_modes, embedded_roles, resolve_embedded
     from agents.llm import MeteredLLM, clients_for
@@ -135,8 +140,9 @@ def build_llm(settings: Settings, journal: Journal, budget: Budget, closers: lis
     if embedded_roles(agents):
         server = EmbeddedServer().start()
         closers.append(server.stop)
-        agents = resolve_embedded(agents, server.base_url)
-        json_modes = embedded_json_modes(server.base_url)
+        base_url = front_embedded(server.base_url) if front_embedded is not None else server.base_url
+        agents = resolve_embedded(agents, base_url)
+        json_modes = embedded_json_modes(base_url)
     calllog = CallLog(journal.engine)
     paying = paying_http_client(settings, journal)  # None unless [x402.spend] enabled
     clients = clients_for(agents, **({"http_client": paying} if paying is not None else {}))
@@ -155,6 +161,7 @@ def build_deps(
     channel: PublishChannel | Literal["auto"] | None = "auto",
     closers: list[Callable[[], Any]] | None = None,
     http_client: httpx.AsyncClient | None = None,
+    front_embedded: Callable[[str], str] | None = None,
 ) -> OrchestratorDeps:
     """OrchestratorDeps from settings; resources to close go to `closers` (or atexit when not given)."""
     from agents.research import ResearchAgent
@@ -168,7 +175,7 @@ def build_deps(
     runway = _runway(journal, budget)
     sustain = SustainRule(journal, settings.sustain, clock=budget.clock)  # read once per cycle, at planning
     if llm is None:
-        llm = build_llm(settings, journal, budget, closers, runway, sustain)
+        llm = build_llm(settings, journal, budget, closers, runway, sustain, front_embedded)
     if http_client is None:
         http_client = httpx.AsyncClient(timeout=settings.research.fetch_timeout_seconds)
         closers.append(http_client.aclose)

@@ -1,6 +1,8 @@
 """`selfpub demo`: the whole loop offline, on the embedded model, chain and sample feed.
 
-Funds the agent on the embedded chain, runs cycles until the balance falls
+Funds the agent on the embedded chain, puts the embedded model behind the x402 SDK's payment middleware
+(daemon/demo/inference.py: every model call paid per call from the wallet, booked as
+expenses:compute:<agent>), runs cycles until the balance falls
 under min_balance and the loop pauses, tips the agent on chain, shows the
 loop resume, lets a machine reader buy each published article over x402
 (daemon/demo/reader.py: the site behind the paywall, the SDK's client and
@@ -35,18 +37,19 @@ from config import load_settings
 from kernel.money import format_credits
 from config.settings import Settings
 from ledger import Budget, Journal
-from ledger.accounts import READS
+from ledger.accounts import COMPUTE, READS, WALLET
 from ledger.plot import render as render_chart
 from ledger.reports import build_report, render_table
 from ledger.sustain import sustain_state
 from daemon.cycle import run_admitted
+from daemon.demo.inference import PAID_CALL, PaidInference
 from daemon.demo.localpds import DEFAULT_PDS_DIR, LocalPds, PdsError, find_pds, start_pds
 from daemon.lock import CycleLock
 from daemon.state import open_state
 
 # Demo prices are high on purpose so a few cycles move the balance visibly.
 DEMO_PRICE = {"input_per_million": "20", "output_per_million": "60", "provider": "embedded"}
-FUND = "0.7"  # opening credits minted to the agent
+FUND = "0.58"  # opening credits minted to the agent: calls paid at PAID_CALL (a cycle ~0.014), 3 cycles or so to the pause
 TIP = "0.60"  # the tip that brings the loop back
 # The pause threshold is at least the worst case of one item (research, then write and review twice: 0.522560
 # credits at DEMO_PRICE and these max_tokens), so above it a cycle always fits an item and below it the gate
@@ -77,6 +80,8 @@ class DemoResult:
     pds_did: str = ""
     reads_paid: int = 0  # reads a machine reader bought over x402 (daemon/demo/reader.py)
     reads_income: int = 0  # ucr they booked as income:reads
+    inference_calls: int = 0  # model calls paid over x402 (daemon/demo/inference.py)
+    inference_paid: int = 0  # ucr they cost, booked as expenses:compute:<agent> against the wallet
     tiers: list[tuple[str, str]] = field(default_factory=list)  # (moment, sustain tier): start, after the pause, after the reads
 
 
@@ -131,11 +136,12 @@ def sample_site() -> Iterator[str]:
         server.server_close()
 
 
-def demo_settings(workdir: Path, feed_url: str, payee: str | None = None, publishers: dict | None = None,
-                  reads: dict | None = None) -> Settings:
+def demo_settings(workdir: Path, feed_url: str, payee: str | None = None, publishers: dict | None = None,  # noqa: PLR0913
+                  reads: dict | None = None, paid: dict | None = None) -> Settings:
     """Settings of the demo: embedded model and chain, local outbox (+ a local PDS), small budget.
 
     reads: [x402] network, asset and pay_to on the embedded chain, once it runs: paid reads are then on.
+    paid: the wallet's keystore and [x402.spend] (daemon/demo/inference.py): inference is then paid per call.
     """
     small = {"model": "smollm2-135m-instruct", "base_url": "embedded", "max_calls_per_cycle": 6,
              "timeout_seconds": 300, "max_retries": 1}
@@ -163,6 +169,9 @@ def demo_settings(workdir: Path, feed_url: str, payee: str | None = None, publis
         data["wallet"] |= {"allowlist": [payee], "providers": {"embedded": payee}}
     if publishers:
         data["publishers"] = publishers
+    if paid:
+        data["wallet"] |= paid["wallet"]
+        data["x402"] = {"spend": paid["spend"]}
     settings = load_settings(data=data, environ={})
     if reads:
         # The loader admits [x402] only on an "evm" wallet with a facilitator key of its own (`selfpub run`); the
@@ -250,16 +259,23 @@ async def _run(workdir: Path, feed_url: str, settings: Settings, journal: Journa
         chain = build_wallet(settings, journal).embedded
         payee = chain.others[0]
         reads = {"network": f"eip155:{chain.chain_id}", "asset": chain.token_address, "pay_to": chain.agent}
-        settings = demo_settings(workdir, feed_url, payee, publishers, reads)
+        paid = PaidInference(chain, settings.state_dir)
+        settings = demo_settings(workdir, feed_url, payee, publishers, reads, paid.settings())
         wallet = ChainWallet(chain.w3, journal, settings.wallet, token=chain.token_address, address=chain.agent,
                              signer=chain.agent_signer, mode="embedded", embedded=chain)
         chain.fund_agent(_ucr(FUND))
         wallet.scan()
     console.print(f"[green]chain[/] token {chain.token_address}; agent {chain.agent} funded with {FUND} credits")
+    console.print(f"[green]paid inference[/]: the embedded model answers behind the x402 SDK's payment middleware "
+                  f"on 127.0.0.1; each call pays {format_credits(PAID_CALL)} credits (exact, at or under the call's "
+                  f"reservation) to the provider {paid.payee}, settled by the SDK's facilitator on the embedded "
+                  "chain; \\[x402.spend] pins the payee, network, token and a daily cap of "
+                  f"{settings.x402.spend.daily_cap // 1_000_000} credits", highlight=False)
 
     closers: list = []
     with console.status("starting the embedded model (SmolLM2-135M) and wiring the agents"):
-        deps = build_deps(settings, journal, budget, closers=closers)
+        deps = build_deps(settings, journal, budget, closers=closers, front_embedded=paid.front)
+        closers.append(paid.close)
         deps.worker = cycle_worker(settings.persona)
         orchestrator = Orchestrator(deps)
     door = Door(Gate(budget, wallet.pause_reason), CycleLock(journal.engine, settings.persona, settings.state_dir))
@@ -277,6 +293,7 @@ async def _run(workdir: Path, feed_url: str, settings: Settings, journal: Journa
         for _ in range(MAX_CYCLES_AFTER_TIP - 1):  # funded again: it works on until a post is out
             if not result.resumed or result.published or not await _one_cycle(orchestrator, door, console, result):
                 break
+        _paid_calls(paid, journal, console, result)
         with console.status("settling what the agent owes its compute provider, on chain"):
             settled = wallet.settle()
         for p in settled.paid:
@@ -330,6 +347,18 @@ async def _sell_reads(settings: Settings, journal: Journal, budget: Budget, chai
     result.reads_paid, result.reads_income = sold.paid, sold.booked_ucr
     console.print(f"[green]paid reads[/] {sold.paid}; {format_credits(sold.booked_ucr)} credits booked as "
                   f"{READS} -> available {format_credits(budget.available())}")
+
+
+def _paid_calls(paid: PaidInference, journal: Journal, console: Console, result: DemoResult) -> None:
+    """Print the inference calls paid over x402: how many, what they cost, and how they were booked."""
+    calls = paid.calls(journal)
+    result.inference_calls, result.inference_paid = len(calls), sum(c.amount for c in calls)
+    settled = sum(1 for c in calls if c.tx_hash)
+    console.print(f"[green]paid inference calls[/] {len(calls)} ({settled} settled on chain), "
+                  f"{format_credits(result.inference_paid)} credits booked as {COMPUTE}:<agent> against {WALLET} "
+                  "(paid, nothing owed to the provider)", highlight=False)
+    for c in calls[-3:]:
+        console.print(f"  {c.key} {format_credits(c.amount)} credits tx {c.tx_hash}", highlight=False)
 
 
 def _tier(when: str, journal: Journal, budget: Budget, settings: Settings, console: Console,  # noqa: PLR0913

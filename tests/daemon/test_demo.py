@@ -4,6 +4,7 @@ and the posts on a local Bluesky PDS (the Node peer, installed by tests/peers/se
 from __future__ import annotations
 
 import stat
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -13,13 +14,14 @@ from rich.console import Console
 from config import Settings
 from kernel.db import make_engine
 from daemon.demo import run_demo
+from daemon.demo.inference import PAID_CALL
 from daemon.demo.localpds import find_pds
 from daemon.demo.loop import BSKY_HANDLE, BSKY_PASSWORD_FILE, TIP, demo_settings, start_bluesky
 from ledger import Journal
 from ledger.accounts import reads_account
 from ledger.budget import Budget
 from ledger.plot import story
-from ledger.reads import PAUSE, RESUME, TIP as TIP_EVENT
+from ledger.reads import PAUSE, RESUME, TIP as TIP_EVENT, paid_over_x402, x402_payments_open
 from tests.peers.pds import PEER_DIR, ensure_installed
 
 pytestmark = [pytest.mark.integration, pytest.mark.real_llm, pytest.mark.timeout(900)]
@@ -106,6 +108,15 @@ async def test_demo_pauses_when_broke_and_resumes_after_a_tip_on_chain(tmp_path_
     for when, tier in result.tiers:
         assert f"sustain tier {when}: {tier}:" in text, (when, tier)
     assert result.report_json["sustain"]["tier"] == result.tiers[-1][1]
+    # every model call was paid over x402 from the wallet (daemon/demo/inference.py): exact PAID_CALL each,
+    # settled on chain, booked as expenses:compute:<agent> against assets:wallet, nothing owed to the provider
+    calls = x402_payments_open(journal)
+    assert result.inference_calls == len(calls) > 0
+    assert all(c.amount == PAID_CALL and c.tx_hash for c in calls), calls
+    assert result.inference_paid == len(calls) * PAID_CALL == paid_over_x402(journal, datetime(2000, 1, 1, tzinfo=UTC))
+    assert journal.balance("liabilities") == 0
+    assert sum(result.report_json["spend"]["by_agent"].values()) == spend
+    assert f"paid inference calls {len(calls)} ({len(calls)} settled on chain)" in text
     assert "PAUSED" in text and "RESUMED" in text and "a machine reader pays per read" in text
     assert f"account {BSKY_HANDLE}" in text and all(uri in text for uri in result.bluesky_uris)
     assert password not in text  # the app password never reaches the output
