@@ -58,13 +58,8 @@ def _range(since: Optional[str], until: Optional[str]) -> tuple[Optional[date], 
     return start, end
 
 
-@ledger_app.command("deposit")
-def deposit(
-    ctx: typer.Context,
-    amount: str = typer.Argument(..., help="Credits, up to 6 decimals (e.g. 1.25)."),
-    memo: str = typer.Option("deposit", "--memo", help="Why the credits arrived."),
-) -> None:
-    """Fund the agent in ledger-only mode."""
+def _positive_credits(amount: str) -> int:
+    """The amount argument in ucr; a clear error and exit 1 unless it is more than 0 credits."""
     try:
         ucr = parse_credits(amount)
     except AmountError as exc:
@@ -73,6 +68,17 @@ def deposit(
     if ucr <= 0:
         console.print(f"[red]amount {amount!r}: must be more than 0[/]")
         raise typer.Exit(1)
+    return ucr
+
+
+@ledger_app.command("deposit")
+def deposit(
+    ctx: typer.Context,
+    amount: str = typer.Argument(..., help="Credits, up to 6 decimals (e.g. 1.25)."),
+    memo: str = typer.Option("deposit", "--memo", help="Why the credits arrived."),
+) -> None:
+    """Fund the agent in ledger-only mode."""
+    ucr = _positive_credits(amount)
     from ledger.funding import deposit as ledger_deposit
 
     app = app_context(ctx)
@@ -159,14 +165,7 @@ def pay_provider(
     ref: Optional[str] = typer.Option(None, "--ref", help="Your payment's reference: the same ref books once."),  # noqa: UP007
 ) -> None:
     """Record paying a compute provider in ledger mode (what is owed to it and the wallet both go down)."""
-    try:
-        ucr = parse_credits(amount)
-    except AmountError as exc:
-        console.print(f"[red]amount {amount!r}: {exc}[/]")
-        raise typer.Exit(1) from None
-    if ucr <= 0:
-        console.print(f"[red]amount {amount!r}: must be more than 0[/]")
-        raise typer.Exit(1)
+    ucr = _positive_credits(amount)
     from ledger.manual import ManualRefused
     from ledger.manual import pay_provider as book_payment
 
