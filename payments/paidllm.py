@@ -85,7 +85,7 @@ def serve_loopback(app: Any) -> Iterator[str]:  # noqa: ANN401
     while not server.started:
         if time.monotonic() > deadline or not thread.is_alive():
             server.should_exit = True
-            raise RuntimeError("the paid chat endpoint did not start on 127.0.0.1")
+            raise RuntimeError(f"the app served on 127.0.0.1:{port} did not start")
         time.sleep(0.02)
     try:
         yield f"http://127.0.0.1:{port}"

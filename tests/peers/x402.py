@@ -17,10 +17,7 @@ from __future__ import annotations
 
 import json
 import secrets
-import threading
-import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,7 +27,8 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
-from tests.peers.anvil import Anvil, free_port, rpc_call, start_anvil, stop_anvil
+from payments.paidllm import serve_loopback
+from tests.peers.anvil import Anvil, rpc_call, start_anvil, stop_anvil
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACT = REPO / "wallet" / "contracts" / "CreditToken3009.json"
@@ -184,26 +182,9 @@ def facilitator_app(facilitator: Any):  # noqa: ANN201, ANN401 - a Starlette app
                              Route("/supported", supported)])
 
 
-@contextmanager
-def serve_facilitator(peer: X402Peer) -> Iterator[str]:
-    """The peer's facilitator on a loopback port (uvicorn in a thread); yields its base URL."""
-    import uvicorn
-
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(facilitator_app(peer.facilitator), host="127.0.0.1", port=port,
-                                           log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the facilitator's HTTP server did not start")
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
+def serve_facilitator(peer: X402Peer):  # noqa: ANN201 - a context manager yielding the base URL
+    """The peer's facilitator on a loopback port (the product's serve_loopback: uvicorn in a thread)."""
+    return serve_loopback(facilitator_app(peer.facilitator))
 
 
 # -- fixtures ---------------------------------------------------------------------------------
