@@ -11,33 +11,28 @@ names one of them; `Migrations` holds every history an application opens:
                     advisory lock, so instances starting together migrate once)
 
 Alembic costs ~0.2 s to import and run per history, so a database at head
-never loads it. kernel imports no room: rooms name their History
+never loads it. History and the version read live in kernel/versions.py, and
+SQLite's connection tuning in kernel/dbapi.py: neither imports SQLAlchemy, so a
+read-only command checks the versions and reads on the stdlib sqlite3. kernel imports no room: rooms name their History
 (`History.of("ledger")`) and the composition root (daemon/) passes the list.
 """
 
 from __future__ import annotations
 
 import contextlib
-import importlib.util
-import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from functools import cached_property
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event, inspect, text
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.pool import NullPool
 
-SQLITE_BUSY_TIMEOUT_MS = 30_000
-# WAL pages between automatic checkpoints (SQLite's default: 1,000). Each checkpoint fsyncs the database in the
-# committing writer; a ledger write is ~18 pages, so the default paid that fsync every ~55 reserve+commit pairs.
-# 10,000 pages (~40 MB of WAL at most) pays it ten times less often (bench/README.md, bench_ledger.py).
-SQLITE_WAL_AUTOCHECKPOINT = 10_000
+# SQLite's tuning and the histories live where a read-only command reaches them without SQLAlchemy; names
+# re-exported here: `from kernel.db import History, SQLITE_WAL_AUTOCHECKPOINT` still works.
+from kernel.dbapi import SQLITE_BUSY_TIMEOUT_MS, SQLITE_WAL_AUTOCHECKPOINT, tune_sqlite  # noqa: F401
+from kernel.versions import VERSION_TABLE_PREFIX, History, behind, stored_in  # noqa: F401
+
 MIGRATION_LOCK_KEY = 0x5E1F_9B0B  # pg advisory lock serialising migrations across instances
-VERSION_TABLE_PREFIX = "alembic_version_"
-_REVISION = re.compile(r"^revision\s*(?::[^=]*)?=\s*['\"]([^'\"]+)['\"]", re.M)
-_DOWN_REVISION = re.compile(r"^down_revision\s*(?::[^=]*)?=\s*(.+)$", re.M)
-_QUOTED = re.compile(r"['\"]([^'\"]+)['\"]")
 
 
 def make_engine(url: str, *, echo: bool = False, pool: bool = True) -> Engine:
@@ -63,16 +58,7 @@ def make_engine(url: str, *, echo: bool = False, pool: bool = True) -> Engine:
 def _tune_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn, _record):  # noqa: ANN001
-        # Let SQLAlchemy's BEGIN be the one that starts transactions: we emit
-        # BEGIN IMMEDIATE ourselves where a write lock must be held up front.
-        dbapi_conn.isolation_level = None
-        cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA journal_mode=WAL")
-        cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-        cur.execute("PRAGMA foreign_keys=ON")
-        cur.execute("PRAGMA synchronous=NORMAL")
-        cur.execute(f"PRAGMA wal_autocheckpoint={SQLITE_WAL_AUTOCHECKPOINT}")
-        cur.close()
+        tune_sqlite(dbapi_conn)
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn):  # noqa: ANN001
@@ -83,61 +69,6 @@ def _tune_sqlite(engine: Engine) -> None:
 def is_postgres(engine: Engine) -> bool:
     """True when the engine talks to PostgreSQL."""
     return engine.dialect.name == "postgresql"
-
-
-# -- one room's history ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class History:
-    """One room's Alembic history: its script folder and the version table it keeps."""
-
-    script_location: Path
-    version_table: str
-
-    @classmethod
-    def of(cls, package: str, folder: str = "migrations") -> History:
-        """The history in `package`/`folder`, found without importing the package.
-
-        Its version table is alembic_version_<package with _ for .><what follows "migrations">:
-        ledger/migrations -> alembic_version_ledger, agents/migrations_tasks -> alembic_version_agents_tasks.
-        """
-        spec = importlib.util.find_spec(package)
-        if spec is None or not spec.submodule_search_locations:
-            raise LookupError(f"{package} is not an importable package")
-        location = Path(next(iter(spec.submodule_search_locations))) / folder
-        table = VERSION_TABLE_PREFIX + package.replace(".", "_") + folder.removeprefix("migrations")
-        return cls(location, table)
-
-    @cached_property
-    def heads(self) -> frozenset[str]:
-        """The head revision(s), read from versions/*.py as text: the revisions nothing revises."""
-        revisions: set[str] = set()
-        revised: set[str] = set()
-        for path in sorted((self.script_location / "versions").glob("*.py")):
-            source = path.read_text(encoding="utf-8")
-            found = _REVISION.search(source)
-            if found is None:
-                continue
-            revisions.add(found.group(1))
-            down = _DOWN_REVISION.search(source)
-            if down is not None:
-                revised.update(_QUOTED.findall(down.group(1)))
-        if not revisions:
-            raise LookupError(f"no revisions in {self.script_location / 'versions'}")
-        return frozenset(revisions - revised)
-
-    def upgrade(self, engine: Engine) -> None:
-        """Alembic upgrade of this history to head (unconditionally: Migrations decides whether)."""
-        from alembic import command
-        from alembic.config import Config
-
-        cfg = Config()
-        cfg.set_main_option("script_location", str(self.script_location))
-        cfg.attributes["connection_engine"] = engine
-        cfg.attributes["version_table"] = self.version_table
-        cfg.attributes["configure_logger"] = False
-        command.upgrade(cfg, "head")
 
 
 # -- the registry ------------------------------------------------------------------------------
@@ -163,20 +94,11 @@ class Migrations:
 
     def stored(self, engine: Engine) -> dict[str, frozenset[str]]:
         """Version table -> the revisions it holds (empty when the table does not exist): one connection."""
-        tables = [h.version_table for h in self.histories]
-        with engine.connect() as conn:
-            present = set(inspect(conn).get_table_names()) & set(tables)
-            found: dict[str, set[str]] = {t: set() for t in tables}
-            if present:
-                union = " UNION ALL ".join(f"SELECT '{t}', version_num FROM {t}" for t in sorted(present))
-                for table, version in conn.execute(text(union)):
-                    found[table].add(version)
-        return {t: frozenset(v) for t, v in found.items()}
+        return stored_in(engine, [h.version_table for h in self.histories])
 
     def behind(self, engine: Engine) -> list[History]:
         """The histories whose stored revisions are not their heads."""
-        stored = self.stored(engine)
-        return [h for h in self.histories if stored[h.version_table] != h.heads]
+        return behind(self.histories, engine)
 
     def upgrade(self, engine: Engine) -> list[History]:
         """Bring every history to head; returns those Alembic ran for (none when all were at head)."""

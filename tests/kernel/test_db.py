@@ -120,3 +120,62 @@ def test_sqlite_connections_checkpoint_every_10000_wal_pages(sqlite_url: str):
         assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == SQLITE_WAL_AUTOCHECKPOINT == 10_000
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
     engine.dispose()
+
+
+# -- kernel.dbapi: a SQLite file on the stdlib sqlite3 (read-only commands at head) ------------------------------
+
+_PRAGMAS = ("journal_mode", "busy_timeout", "foreign_keys", "synchronous", "wal_autocheckpoint")
+
+
+def test_plain_connections_are_tuned_as_make_engines(sqlite_url: str):
+    from kernel.dbapi import PlainEngine, sqlite_file
+
+    engine = make_engine(sqlite_url)
+    with engine.connect() as conn:
+        expected = {p: conn.exec_driver_sql(f"PRAGMA {p}").scalar() for p in _PRAGMAS}
+    engine.dispose()
+    plain = PlainEngine(sqlite_file(sqlite_url))
+    with plain.connect() as conn:
+        cur = conn.connection.cursor()
+        got = {p: cur.execute(f"PRAGMA {p}").fetchone()[0] for p in _PRAGMAS}
+    plain.dispose()
+    assert got == expected == {"journal_mode": "wal", "busy_timeout": 30_000, "foreign_keys": 1, "synchronous": 1,
+                               "wal_autocheckpoint": 10_000}
+
+
+def test_a_plain_connection_is_given_back_rolled_back(sqlite_url: str):
+    """As SQLAlchemy's pool: a connection returns to the engine, and a transaction left open does not survive it."""
+    from kernel.dbapi import PlainEngine, sqlite_file
+
+    plain = PlainEngine(sqlite_file(sqlite_url))
+    lease = plain.raw_connection()
+    conn = lease.dbapi_connection
+    cur = lease.cursor()
+    cur.execute("CREATE TABLE t (x INTEGER)")
+    cur.execute("BEGIN IMMEDIATE")
+    cur.execute("INSERT INTO t VALUES (1)")
+    lease.close()
+    again = plain.raw_connection()
+    assert again.dbapi_connection is conn and not conn.in_transaction
+    assert again.cursor().execute("SELECT COUNT(*) FROM t").fetchone()[0] == 0
+    again.invalidate()  # a broken connection is closed, not given back
+    fresh = plain.raw_connection()
+    assert fresh.dbapi_connection is not conn
+    fresh.close()
+    plain.dispose()
+
+
+@pytest.mark.parametrize(("url", "path"), [
+    ("sqlite:////var/lib/selfpub/selfpub.db", "/var/lib/selfpub/selfpub.db"),
+    ("sqlite+pysqlite:////srv/a.db", "/srv/a.db"),
+    ("sqlite:///relative.db", "relative.db"),
+    ("sqlite://", None),
+    ("sqlite:///:memory:", None),
+    ("sqlite:////srv/a.db?mode=ro", None),  # options: SQLAlchemy's path reads them
+    ("sqlite:////srv/a%20b.db", None),  # an escape: SQLAlchemy's path unquotes it
+    ("postgresql+psycopg://selfpub@127.0.0.1:5432/selfpub", None),
+])
+def test_only_a_plain_sqlite_file_url_is_read_without_sqlalchemy(url: str, path: str | None):
+    from kernel.dbapi import sqlite_file
+
+    assert sqlite_file(url) == (Path(path) if path else None)
