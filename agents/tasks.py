@@ -38,7 +38,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -60,7 +60,26 @@ from sqlalchemy import (
     update,
 )
 
-from agents.messages import Brief, Draft, FeedItem, Review
+from agents.messages import FeedItem
+# The statuses and the data classes live in agents/task_rows.py (no SQLAlchemy: `drafts list` reads there); re-exported.
+from agents.task_rows import (  # noqa: F401
+    APPROVED,
+    DRAFTED,
+    EXPIRED,
+    FAILED,
+    FINAL,
+    HELD,
+    IN_PROGRESS,
+    PLANNED,
+    PUBLISHED,
+    REJECTED,
+    RESEARCHED,
+    STATUSES,
+    Claim,
+    Messages,
+    Task,
+    list_tasks,
+)
 from kernel.clock import utcnow
 from kernel.db import is_postgres, migrate
 from kernel.sqltypes import UTCDateTime
@@ -68,11 +87,6 @@ from kernel.sqltypes import UTCDateTime
 MIGRATIONS = Path(__file__).parent / "migrations_tasks"
 VERSION_TABLE = "alembic_version_agents_tasks"
 
-PLANNED, RESEARCHED, DRAFTED, HELD, APPROVED = "planned", "researched", "drafted", "held", "approved"
-PUBLISHED, REJECTED, FAILED, EXPIRED = "published", "rejected", "failed", "expired"
-STATUSES = (PLANNED, RESEARCHED, DRAFTED, HELD, APPROVED, PUBLISHED, REJECTED, FAILED, EXPIRED)
-IN_PROGRESS = (PLANNED, RESEARCHED, DRAFTED)
-FINAL = (PUBLISHED, REJECTED, FAILED, EXPIRED)
 # A claim's lease: short, because the holder renews it while a step runs (every lease / 3); a worker
 # that died or hung loses its tasks this long after its last renewal.
 DEFAULT_LEASE = timedelta(minutes=2)
@@ -80,7 +94,7 @@ DEFAULT_LEASE = timedelta(minutes=2)
 metadata = MetaData()
 
 # One unit of work: a feed item on its way to a published post. A SQLAlchemy Core table (the store
-# reads and writes it with Core statements), so `selfpub drafts list` loads no ORM and no SQLModel.
+# reads and writes it with Core statements: no ORM, no SQLModel); the list read is agents/task_rows.py's.
 TASK = Table(
     "task",
     metadata,
@@ -154,95 +168,6 @@ class TaskBusy(TaskError):
         self.until = until
         super().__init__(
             f"task {task_id} is being worked on by {holder or 'a worker'} right now; try again in a minute"
-        )
-
-
-@dataclass(frozen=True)
-class Claim:
-    """One worker's claim on one task; `token` fences every write made under it."""
-
-    task_id: str
-    worker: str
-    token: str
-
-
-@dataclass
-class Messages:
-    """The typed messages of one task (its shared memory), stored as one JSON document."""
-
-    items: list[FeedItem] = field(default_factory=list)
-    brief: Brief | None = None
-    drafts: list[Draft] = field(default_factory=list)
-    reviews: list[Review] = field(default_factory=list)  # reviews[i] reviews drafts[i]
-    published: list[dict[str, Any]] = field(default_factory=list)
-
-    @property
-    def draft(self) -> Draft | None:
-        """The latest draft."""
-        return self.drafts[-1] if self.drafts else None
-
-    def to_json(self) -> str:
-        """Serialise to JSON text."""
-        return json.dumps(
-            {
-                "items": [i.model_dump(mode="json") for i in self.items],
-                "brief": self.brief.model_dump(mode="json") if self.brief else None,
-                "drafts": [d.model_dump(mode="json") for d in self.drafts],
-                "reviews": [r.model_dump(mode="json") for r in self.reviews],
-                "published": self.published,
-            },
-            ensure_ascii=False,
-        )
-
-    @classmethod
-    def from_json(cls, text: str) -> Messages:
-        """Parse the stored JSON text back into typed messages."""
-        raw = json.loads(text or "{}")
-        return cls(
-            items=[FeedItem.model_validate(i) for i in raw.get("items", [])],
-            brief=Brief.model_validate(raw["brief"]) if raw.get("brief") else None,
-            drafts=[Draft.model_validate(d) for d in raw.get("drafts", [])],
-            reviews=[Review.model_validate(r) for r in raw.get("reviews", [])],
-            published=list(raw.get("published", [])),
-        )
-
-
-@dataclass
-class Task:
-    """A task as the orchestrator sees it."""
-
-    id: str
-    persona: str
-    cycle_id: str
-    status: str
-    messages: Messages
-    feed_url: str = ""
-    item_url: str = ""
-    content_hash: str = ""
-    arm: str = ""
-    novelty: float = 1.0
-    score: int | None = None
-    cost: int = 0
-    explanation: str = ""
-    reasons: list[str] = field(default_factory=list)
-    attempts: int = 0
-    claimed_by: str | None = None
-    held_until: datetime | None = None
-    created_at: datetime | None = None
-    updated_at: datetime | None = None
-    lease_until: datetime | None = None
-    claim: Claim | None = None  # set only on a task this process claimed: writes through it are fenced
-
-    @classmethod
-    def from_row(cls, r: Any, claim: Claim | None = None) -> Task:  # noqa: ANN401
-        """Build from a `task` row (with the caller's claim, when it holds one)."""
-        return cls(
-            id=r.id, persona=r.persona, cycle_id=r.cycle_id, status=r.status,
-            messages=Messages.from_json(r.messages), feed_url=r.feed_url, item_url=r.item_url,
-            content_hash=r.content_hash, arm=r.arm, novelty=r.novelty, score=r.score, cost=int(r.cost),
-            explanation=r.explanation, reasons=list(json.loads(r.reasons or "[]")), attempts=r.attempts,
-            claimed_by=r.claimed_by, held_until=r.held_until, created_at=r.created_at, updated_at=r.updated_at,
-            lease_until=r.lease_until, claim=claim,
         )
 
 
@@ -488,12 +413,7 @@ class TaskStore:
 
     def list(self, statuses: Sequence[str] | None = None, *, limit: int = 100) -> list[Task]:
         """Tasks of this persona, newest first, optionally of some statuses."""
-        stmt = select(TASK).where(TASK.c.persona == self.persona)
-        if statuses:
-            stmt = stmt.where(TASK.c.status.in_(tuple(statuses)))
-        stmt = stmt.order_by(TASK.c.created_at.desc(), TASK.c.id).limit(limit)
-        with self.engine.connect() as conn:
-            return [Task.from_row(r) for r in conn.execute(stmt).all()]
+        return list_tasks(self.engine, self.persona, statuses, limit=limit)
 
     def known_items(self, urls: Sequence[str], hashes: Sequence[str]) -> set[str]:
         """Which of these item URLs / content hashes already have a task (any status)."""

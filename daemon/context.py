@@ -17,6 +17,7 @@ if TYPE_CHECKING:  # each is imported by the property that needs it: `selfpub --
 
     from config import ConfigError, Settings
     from daemon.state import State
+    from kernel.dbapi import PlainEngine
     from ledger import Budget, Journal
 
 err_console = Console(stderr=True, soft_wrap=True)
@@ -37,14 +38,20 @@ class AppContext:
     environ: dict[str, str] = field(default_factory=lambda: dict(os.environ))
     credentials_dir: Path | None = None  # --credentials: where relative credential names resolve
     need_secrets: bool = True  # False for read-only commands: publisher, LLM and wallet credentials unread
+    plain: bool = False  # True: every read runs on the raw cursor, so a SQLite file at head opens without SQLAlchemy
 
     def __post_init__(self) -> None:
         if self.credentials_dir is not None:
             self.environ["CREDENTIALS_DIRECTORY"] = str(self.credentials_dir.resolve())
 
-    def read_only(self) -> AppContext:
-        """Mark this invocation read-only (a report, a list): it needs no publisher, LLM or wallet credential."""
+    def read_only(self, *, plain: bool = False) -> AppContext:
+        """Mark this invocation read-only (a report, a list): it needs no publisher, LLM or wallet credential.
+
+        `plain`: the command reads only through raw DB-API cursors (the ledger's reads, publishers.delivered,
+        agents.task_rows), so on a SQLite file at head the state opens on the stdlib sqlite3 (daemon/state.py).
+        """
         self.need_secrets = False
+        self.plain = plain
         return self
 
     @cached_property
@@ -67,10 +74,10 @@ class AppContext:
         """The state store, opened once per invocation: every room's tables at head (Alembic only if behind)."""
         from daemon.state import open_state
 
-        return open_state(self.settings, source=str(self.config_path or "the configuration"))
+        return open_state(self.settings, source=str(self.config_path or "the configuration"), plain=self.plain)
 
     @property
-    def engine(self) -> Engine:
+    def engine(self) -> Engine | PlainEngine:
         return self.state.engine
 
     def check_database(self) -> None:

@@ -45,9 +45,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any
-
-from sqlalchemy import Engine
+from typing import TYPE_CHECKING, Any
 
 from kernel.clock import utcnow
 from kernel.money import format_credits
@@ -55,6 +53,9 @@ from config.settings import BudgetSettings
 from ledger.accounts import PROVIDERS, WALLET, compute_account, prefix, provider_account
 from ledger.journal import Entry, Journal, LedgerError, Write
 from ledger.accounts import COMMODITY
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 LOCK_ROW = "*"  # not a valid persona name
 OWED = prefix(PROVIDERS)  # every liabilities:provider:<name>

@@ -24,13 +24,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
-
-from sqlalchemy import Connection, Engine, event
-from sqlalchemy.exc import DBAPIError
+from typing import TYPE_CHECKING, Any
 
 from kernel.clock import utcnow
-from kernel.db import migrate
 from ledger.accounts import (  # noqa: F401 - names re-exported: `from ledger.journal import WALLET` still works
     OPENING,
     RECEIVABLE_ENGAGEMENT,
@@ -47,6 +43,9 @@ from ledger.accounts import (  # noqa: F401 - names re-exported: `from ledger.jo
 from ledger.errors import InvalidPosting, LedgerError, UnbalancedTransaction
 from ledger.accounts import COMMODITY
 from ledger.sql import Dialect, cursor, day_str, rollup_model
+
+if TYPE_CHECKING:  # SQLAlchemy is imported where it is used: a read-only command may run on kernel.dbapi
+    from sqlalchemy import Connection, Engine
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 VERSION_TABLE = "alembic_version_ledger"
@@ -165,6 +164,8 @@ class Journal:
 
     def migrate(self) -> None:
         """Create or upgrade the ledger tables."""
+        from kernel.db import migrate
+
         migrate(self.engine, MIGRATIONS, VERSION_TABLE)
 
     # -- transactions ------------------------------------------------------------
@@ -195,6 +196,8 @@ class Journal:
                 except Exception:  # noqa: BLE001 - the connection is broken: drop it, report the first error
                     fairy.invalidate()
                 if isinstance(exc, self._dbapi_error):
+                    from sqlalchemy.exc import DBAPIError
+
                     raise DBAPIError.instance(None, None, exc, self._dbapi_error) from exc
                 raise
         finally:
@@ -266,8 +269,12 @@ class Journal:
         except self._dbapi_error as exc:
             # As from writing(): SQLAlchemy's exceptions, so "database is locked" stays a retryable
             # OperationalError for the daemon's error policy instead of an unclassified driver error.
+            from sqlalchemy.exc import DBAPIError
+
             raise DBAPIError.instance(None, None, exc, self._dbapi_error) from exc
         if w.after_commit:
+            from sqlalchemy import event
+
             # Run them only if the caller's transaction commits.
             def committed(_conn: Connection, todo: list = w.after_commit) -> None:
                 for done in todo:

@@ -50,9 +50,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from fractions import Fraction
-from typing import Any
-
-from sqlalchemy import Connection
+from typing import TYPE_CHECKING, Any
 
 from kernel.money import format_credits
 from ledger.accounts import (
@@ -75,6 +73,9 @@ from ledger.journal import Journal
 from ledger.accounts import COMMODITY
 from ledger.query import IS_COMPUTE, IS_EXPENSE, IS_INCOME, first_time, grouped, midnight, task_totals
 from ledger.sql import cursor
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
 
 UTC = timezone.utc
 CHUNK = 500  # ids per IN (...) list

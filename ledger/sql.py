@@ -6,7 +6,9 @@ statements, CPU-bound at ~130/s on SQLite). These strings are written once
 with `?` placeholders, rewritten to `%s` for psycopg, and executed on the
 connection SQLAlchemy already opened, inside the transaction it began, so
 sqlite3's statement cache and psycopg's automatic prepared statements reuse
-the parsed plans. SQLAlchemy still owns connections, BEGIN and COMMIT.
+the parsed plans. SQLAlchemy still owns connections, BEGIN and COMMIT, except
+for a read-only command on a SQLite file at head: there the engine is a
+kernel.dbapi.PlainEngine (the stdlib sqlite3) and these same statements run on it.
 
 No SQL here may contain a literal `%` or `?` other than placeholders.
 """
@@ -14,11 +16,13 @@ No SQL here may contain a literal `%` or `?` other than placeholders.
 from __future__ import annotations
 
 from datetime import date, datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Engine
-
+from kernel.dbapi import placeholders
 from ledger.accounts import EXPENSES, INCOME, dimensioned, sql_under
+
+if TYPE_CHECKING:  # not imported: on a SQLite file at head the read-only commands run without SQLAlchemy
+    from sqlalchemy import Connection, Engine
 
 UTC = timezone.utc
 
@@ -53,7 +57,7 @@ class Dialect:
         """The statement in this driver's placeholder style (cached)."""
         text = self._texts.get(sql)
         if text is None:
-            text = sql.replace("?", "%s") if self.pg else sql
+            text = placeholders(sql, self.pg)
             self._texts[sql] = text
         return text
 

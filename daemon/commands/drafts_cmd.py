@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import typer
 from rich.console import Console
 from rich.markup import escape
 
-from agents.tasks import EXPIRED, FAILED, HELD, REJECTED, STATUSES, TaskError, TaskStore
+from agents.task_rows import EXPIRED, FAILED, HELD, REJECTED, STATUSES, list_tasks
 from kernel.money import format_credits
 from daemon.context import app_context
+
+if TYPE_CHECKING:  # the store (SQLAlchemy) is imported by the commands that use it; `drafts list` reads without it
+    from agents.tasks import TaskStore
 
 console = Console()
 drafts_app = typer.Typer(help="Drafts held for approval (approval = manual | risky).", no_args_is_help=True)
 
 
 def _store(ctx: typer.Context, *, read_only: bool = False) -> TaskStore:
+    from agents.tasks import TaskStore
+
     app = app_context(ctx).read_only() if read_only else app_context(ctx)
     return TaskStore(app.engine, persona=app.settings.persona)
 
@@ -27,7 +34,8 @@ def list_drafts(
     limit: int = typer.Option(50, "--limit"),
 ) -> None:
     """List drafts (held ones by default); a rejected, failed or expired one with why."""
-    tasks = _store(ctx, read_only=True).list(None if all_ else status, limit=limit)
+    app = app_context(ctx).read_only(plain=True)  # one read on the raw cursor: TaskStore.list's own
+    tasks = list_tasks(app.engine, app.settings.persona, None if all_ else status, limit=limit)
     for t in tasks:
         draft = t.messages.draft
         title = (draft.title if draft else t.item_url)[:70]
@@ -44,6 +52,8 @@ def list_drafts(
 @drafts_app.command("show")
 def show(ctx: typer.Context, task_id: str = typer.Argument(..., help="Task id or a unique prefix (6+ characters).")) -> None:
     """Show one draft with its brief, reviews and history."""
+    from agents.tasks import TaskError
+
     try:
         t = _store(ctx, read_only=True).get(task_id)
     except TaskError as exc:
@@ -67,6 +77,8 @@ def show(ctx: typer.Context, task_id: str = typer.Argument(..., help="Task id or
 @drafts_app.command("approve")
 def approve(ctx: typer.Context, task_id: str = typer.Argument(...)) -> None:
     """Approve a held draft: it publishes on the next cycle."""
+    from agents.tasks import TaskError
+
     try:
         t = _store(ctx).approve(task_id)
     except TaskError as exc:
@@ -82,6 +94,8 @@ def reject(
     reason: str = typer.Option(None, "--reason", help="Why (stored with the task)."),
 ) -> None:
     """Reject a held draft."""
+    from agents.tasks import TaskError
+
     try:
         t = _store(ctx).reject(task_id, reason)
     except TaskError as exc:

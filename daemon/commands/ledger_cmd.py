@@ -107,7 +107,8 @@ def report(
     from ledger.reports import build_report, render_table, to_csv
 
     start, end = _range(since, until)
-    app = app_context(ctx).read_only()  # needs no publisher, LLM or wallet credential
+    # Needs no credential, and reads only on raw cursors: on a SQLite file at head, no SQLAlchemy import.
+    app = app_context(ctx).read_only(plain=True)
     x402 = app.settings.x402
     as_json = fmt is ReportFormat.json and not as_csv
     # JSON lists every task; the table shows the most active (grouped in the database) and CSV none of them.
@@ -125,7 +126,7 @@ def report(
 def _posts_of(app: AppContext) -> dict[str, list[str]]:
     """task id -> its posts ("platform:id") from the publishers' outbox: the report's post column."""
     from daemon.posts import posts_of
-    from publishers.delivered import Delivered  # the outbox read with Core: no ORM, no SQLModel
+    from publishers.delivered import Delivered  # the outbox read on the raw cursor: no SQLAlchemy needed
 
     return posts_of(Delivered(app.engine))
 
