@@ -42,7 +42,7 @@ from agents.rubric import Rubric, measured_checks, questions, rubric_model, scor
 from agents.protocol import LLM
 from agents.text import BSKY_TEXT_MAX, DESCRIPTION_MAX, MAX_TAGS, TITLE_MAX, graphemes, strip_hashtags, valid_tag
 from agents.untrusted import looks_like_injection
-from agents.writer import LINK_LABEL
+from agents.writer import LINK_LABEL, article_parts, parts_text
 from config.settings import DevtoSettings, DisclosureSettings, ReviewSettings
 from publishers import BLUESKY_APP_URL, LinkPolicy
 
@@ -187,7 +187,31 @@ def check_draft(  # noqa: PLR0913
     for finding in quality_findings(draft, brief, items, review=review, disclosure=disclosure):
         problems.append(finding.problem)
         fixes.append(finding.fix)
+    if brief.notes:  # researched and written in one call: what it cites must be in the items
+        for problem, fix in grounding_findings(brief):
+            problems.append(problem)
+            fixes.append(fix)
     return problems, fixes
+
+
+_NUMBER = re.compile(r"\d+(?:[.,:]\d+)*")
+
+
+def grounding_findings(brief: Brief) -> list[tuple[str, str]]:
+    """(problem, fix) for an article that cites no item, and for each cited claim with a number its item lacks."""
+    if not brief.key_points:
+        return [("uncited: the article cites none of its items", "end each sentence that states a fact with its "
+                 "item's number, as [1]")]
+    text = {n.url: " ".join(n.text.split()) + " " + n.title for n in brief.notes}
+    out = []
+    for i, kp in enumerate(brief.key_points):
+        source = text.get(kp.source_url, "")
+        missing = [x for x in dict.fromkeys(_NUMBER.findall(kp.claim)) if x not in source]
+        if missing:
+            n = next((k for k, note in enumerate(brief.notes, 1) if note.url == kp.source_url), i + 1)
+            out.append((f"unsupported: [{n}] does not say {', '.join(missing[:3])} ({kp.claim[:80]})",
+                        f"state only what item [{n}] says, or cite the item that says it"))
+    return out
 
 
 def _instruction_sentences(text: str) -> list[str]:
@@ -245,6 +269,22 @@ def review_view(draft: Draft) -> str:
     return "\n".join(lines)
 
 
+def notes_view(draft: Draft, brief: Brief, disclosure: DisclosureSettings,
+               previous: tuple[Draft, Review] | None = None) -> str:
+    """The topic and the article's parts (§0 the title), citations as [n]; after a revision only the parts that
+    differ from the previous draft, under the problems they were revised for (all parts when none differ)."""
+    parts = article_parts(draft, disclosure)
+    wanted = list(range(len(parts)))
+    lines = [f"topic: {brief.topic}"]
+    if previous is not None:
+        before = article_parts(previous[0], disclosure)
+        changed = [k for k in wanted if k >= len(before) or parts[k] != before[k]]
+        if 0 < len(changed) < len(parts):
+            wanted = changed
+            lines.append("revised for: " + "; ".join(p.split(": ", 1)[-1] for p in previous[1].problems)[:300])
+    return "\n".join([*lines, parts_text(parts, wanted)])
+
+
 class Critic:
     """Reviews a draft: deterministic checks, then one LLM call when they pass."""
 
@@ -262,8 +302,15 @@ class Critic:
         self.structured = structured
         self.prompt = load_prompt("critic_rubric" if structured else "critic")
 
-    def messages(self, draft: Draft, brief: Brief) -> list[dict[str, str]]:
-        """The chat messages of one review call: compact views of the brief and the draft (and the rubric)."""
+    def messages(self, draft: Draft, brief: Brief, previous: tuple[Draft, Review] | None = None) -> list[dict[str, str]]:
+        """The chat messages of one review call: compact views of the brief and the draft (and the rubric).
+
+        A draft the writer researched and wrote in one call (its brief has notes) is read whole, part by
+        part; after a revision (`previous`: the draft and review before it), only the parts that changed.
+        """
+        if brief.notes and not self.structured:
+            return load_prompt("critic_notes").render(draft=data_section("draft", notes_view(
+                draft, brief, self.disclosure, previous)))
         extra = {"questions": questions(brief)} if self.structured else {}
         return self.prompt.render(brief=data_section("brief", brief_claims(brief)),
                                   draft=data_section("draft", review_view(draft)), **extra)
@@ -277,6 +324,7 @@ class Critic:
         task_id: str,
         cycle_id: str,
         article_url: str | None = None,
+        previous: tuple[Draft, Review] | None = None,
     ) -> Review:
         """Check the draft; approved only when every check passes and the score reaches review.min_score."""
         problems, fixes = check_draft(draft, brief, items, article_url=article_url, platforms=self.platforms,
@@ -287,7 +335,7 @@ class Critic:
         if self.structured:
             return await self._rubric(draft, brief, task_id=task_id, cycle_id=cycle_id)
         completion = await self.llm.complete(
-            ROLE, self.messages(draft, brief), response_model=CriticOutput,
+            ROLE, self.messages(draft, brief, previous), response_model=CriticOutput,
             max_tokens=self.max_tokens, task_id=task_id, cycle_id=cycle_id,
         )
         out = completion.parsed

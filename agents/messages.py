@@ -30,13 +30,26 @@ class KeyPoint(Message):
     source_url: str
 
 
+class Note(Message):
+    """One item's material as the writer reads it when it researches and writes in one call (untrusted text)."""
+
+    url: str
+    title: str
+    text: str  # summary (when the article does not already contain it) and article, one line, capped
+
+
 class Brief(Message):
-    """Research output: what to write about and the sourced points to make."""
+    """Research output: what to write about and the sourced points to make.
+
+    A brief made for the one-call writer (research.brief = "writer") carries the items' `notes` and no key
+    points yet; the writer reads the notes, cites them as [n], and its cited sentences become the key points.
+    """
 
     topic: str
     angle: str
     key_points: tuple[KeyPoint, ...] = Field(default=(), max_length=12)
     sources: tuple[str, ...] = ()
+    notes: tuple[Note, ...] = ()
 
 
 class Draft(Message):

@@ -620,7 +620,8 @@ class Orchestrator:
         if task.status == RESEARCHED:
             self._check_headroom(cycle_id, "writer")
             with tracer.start_as_current_span("agent.write", attributes={"task.id": task.id}):
-                m.drafts = [await d.writer.draft(m.brief, task_id=task.id, cycle_id=cycle_id)]
+                draft, m.brief = await d.writer.write(m.brief, task_id=task.id, cycle_id=cycle_id)
+                m.drafts = [draft]
             m.reviews = []
             task = self._save(task, DRAFTED)
             report.drafted += 1
@@ -629,7 +630,9 @@ class Orchestrator:
         if len(m.reviews) < len(m.drafts):
             self._check_headroom(cycle_id, "critic")
             with tracer.start_as_current_span("agent.critique", attributes={"task.id": task.id}) as span:
-                review = await d.critic.review(m.draft, m.brief, items=m.items, task_id=task.id, cycle_id=cycle_id)
+                previous = (m.drafts[-2], m.reviews[-1]) if len(m.drafts) > 1 and m.reviews else None
+                review = await d.critic.review(m.draft, m.brief, items=m.items, task_id=task.id, cycle_id=cycle_id,
+                                               previous=previous)
                 span.set_attribute("review.score", review.score)
                 span.set_attribute("review.approved", review.approved)
             m.reviews.append(review)
@@ -649,7 +652,8 @@ class Orchestrator:
             return task
         self._check_headroom(cycle_id, "writer")
         with tracer.start_as_current_span("agent.revise", attributes={"task.id": task.id, "revision": revisions + 1}):
-            m.drafts.append(await d.writer.draft(m.brief, task_id=task.id, cycle_id=cycle_id, fixes=last.fixes))
+            draft, m.brief = await d.writer.revise(m.brief, m.draft, last, task_id=task.id, cycle_id=cycle_id)
+            m.drafts.append(draft)
         task = self._save(task, DRAFTED, reason=f"revision {revisions + 1}: " + "; ".join(last.problems)[:500])
         report.revised += 1
         return task

@@ -16,6 +16,12 @@ restate them): `item_brief` builds the Brief from the items themselves (topic
 from the title, angle from the first sentence, one key point per summary
 sentence), through the same `sanitise_brief`. No call, no cost.
 
+With `one_call=True` (research.brief = "writer", the default on a Markdown endpoint) a longer item is not
+briefed by a call of its own either: `notes_brief` carries the items' material (`Brief.notes`, the same
+text and caps the research prompt would send) and the writer reads it, researching and writing in one
+call; the sentences it cites as [n] become the brief's key points (agents/writer.py). One call where
+there were two: the material is read once, and no brief is written out and read back in.
+
 Errors:
     ResearchError        retryable None: the model's answer could not be read as a brief (carries
                          task_id); the orchestrator counts an attempt
@@ -38,7 +44,7 @@ from pydantic.json_schema import SkipJsonSchema
 
 from agents.dedupe import NearDuplicateIndex, canonical_url, signature, signature_bytes, signature_from_bytes, url_key
 from agents.feeds import FeedFetcher, FeedReport
-from agents.messages import Brief, FeedItem, KeyPoint
+from agents.messages import Brief, FeedItem, KeyPoint, Note
 from agents.prompts import data_section, load_prompt
 from agents.protocol import LLM
 from agents.research_store import ResearchStore, seen_row
@@ -201,6 +207,19 @@ def prompt_items(items: Sequence[FeedItem]) -> list[dict]:
     return out
 
 
+def item_text(item: dict) -> str:
+    """One prompt item's material as one text: its summary (when the article does not contain it), then the article."""
+    return " ".join(t for t in (item.get("summary", ""), item.get("article", "")) if t)
+
+
+def notes_brief(items: Sequence[FeedItem]) -> Brief:
+    """The brief of the one-call writer: topic and angle as `item_brief` makes them, the items' material as
+    notes (what the research prompt would send), no key points yet (the writer's citations become them)."""
+    base, _ = item_brief(items)
+    notes = tuple(Note(url=it.url, title=p["title"], text=item_text(p)) for it, p in zip(items, prompt_items(items)))
+    return Brief(topic=base.topic, angle=base.angle, sources=tuple(dict.fromkeys(it.url for it in items)), notes=notes)
+
+
 def research_messages(items: Sequence[FeedItem]) -> list[dict[str, str]]:
     """System instructions from agents/prompts/research.yaml; the items only inside the user message's data section."""
     # Compact JSON: indentation and empty fields are prompt tokens that tell the model nothing.
@@ -223,8 +242,10 @@ class ResearchAgent:
         client: httpx.AsyncClient | None = None,
         fetcher: FeedFetcher | None = None,
         max_tokens: int | None = None,
+        one_call: bool = False,
     ) -> None:
         self.llm = llm
+        self.one_call = one_call  # long items: notes for the writer's one call instead of a research call
         self.store = store
         self.settings = settings
         self.fetcher = fetcher or (FeedFetcher(client, settings, store) if client is not None else None)
@@ -345,6 +366,12 @@ class ResearchAgent:
             items = await self.enrich(items)
             by_model = self.needs_model(items)
             span.set_attribute("research.llm", by_model)
+            if by_model and self.one_call:
+                brief = notes_brief(items)
+                span.set_attribute("research.notes", len(brief.notes))
+                log.info("research brief", extra={"task_id": task_id, "cycle_id": cycle_id, "items": len(items),
+                                                  "notes": len(brief.notes), "sources": len(brief.sources), "llm": False})
+                return brief
             if not by_model:
                 brief, dropped = item_brief(items)
                 log.info(

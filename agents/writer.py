@@ -44,9 +44,10 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.json_schema import SkipJsonSchema
 
+from agents.citations import body_prose, cited_points, link_citations, show_citations, strip_citations
 from agents.links import text_urls
 from agents.llm.errors import StructuredOutputError, repairing
-from agents.messages import Brief, Draft
+from agents.messages import Brief, Draft, Review
 from agents.prompts import data_section, load_prompt
 from agents.protocol import LLM
 from agents.quality import bare_labels, prose, sentences
@@ -166,7 +167,7 @@ def post_sentences(*texts: str) -> list[str]:
     """Whole sentences (ending in . ! or ?) of the texts' prose, in order, without links or hashtags."""
     out: list[str] = []
     for text in texts:
-        for s in sentences(strip_hashtags(strip_urls(prose(text)))):
+        for s in sentences(strip_hashtags(strip_urls(prose(strip_citations(text))))):
             # a sentence naming a host ("news.example.org") would be linked by Bluesky: never in the post
             if s.endswith((".", "!", "?")) and s not in out and not text_urls(s, bluesky=True):
                 out.append(s)
@@ -203,7 +204,7 @@ def bsky_post(candidates: Sequence[str], tags: Sequence[str], fallback: str, dis
 
 def first_sentence(markdown: str) -> str:
     """The first sentence of an article's prose: links reduced to their labels, headings and lists skipped."""
-    for para in re.split(r"\n\s*\n", markdown):
+    for para in re.split(r"\n\s*\n", strip_citations(markdown)):
         text = " ".join(LINK_LABEL.sub(r"\1", para).split())
         if text and not text.startswith(("#", "-", "*", ">", "|", "```")):
             return re.split(r"(?<=[.!?])\s", text, maxsplit=1)[0]
@@ -312,8 +313,83 @@ def finish_draft(out: WriterOutput, brief: Brief, disclosure: DisclosureSettings
     )
 
 
+def notes_text(brief: Brief) -> str:
+    """The items' material as the one-call writer reads it: compact JSON in a data section, each item numbered
+    (the n it cites; code knows its URL, so no URL is sent)."""
+    payload = [{"n": i, "title": n.title, "text": n.text} for i, n in enumerate(brief.notes, 1)]
+    return data_section("items", json.dumps(payload, ensure_ascii=False, separators=(",", ":")))
+
+
+def with_citations(out: WriterOutput, brief: Brief) -> tuple[WriterOutput, Brief]:
+    """For a brief with notes: the reply's [n] marks as links to the notes' URLs, and the brief's key points
+    re-derived from what the article now cites. Any other brief: both unchanged."""
+    if not brief.notes:
+        return out, brief
+    body = link_citations(out.body_markdown, [n.url for n in brief.notes])
+    return (out.model_copy(update={"body_markdown": body}),
+            brief.model_copy(update={"key_points": cited_points(body, brief.sources)}))
+
+
+PART = re.compile(r"^\s*§(\d{1,2})\b[ \t:.)-]*(?P<text>.*)$")
+PART_MENTION = re.compile(r"§(\d{1,2})\b")
+
+
+def article_parts(draft: Draft, disclosure: DisclosureSettings | None = None) -> list[str]:
+    """[title, paragraph 1, paragraph 2, ...]: the article a revision edits (no disclosure, no Sources list)."""
+    disclosure = disclosure or DisclosureSettings()
+    body = body_prose(draft.body_markdown)
+    if disclosure.enabled:
+        body = body.replace(disclosure.body.strip(), "")
+    return [draft.title, *(p.strip() for p in re.split(r"\n\s*\n", body) if p.strip())]
+
+
+def named_parts(fixes: Sequence[str], problems: Sequence[str], count: int) -> list[int]:
+    """The parts (§k) to send a revision: those the fixes name (the edits), else those the problems name,
+    else every part."""
+    for texts in (fixes, problems):
+        named = sorted({int(m.group(1)) for t in texts for m in PART_MENTION.finditer(t) if int(m.group(1)) < count})
+        if named:
+            return named
+    return list(range(count))
+
+
+def parts_text(parts: Sequence[str], wanted: Sequence[int]) -> str:
+    """The parts as a revision or a review reads them: "§k text", citations shown as [n]."""
+    return "\n".join(f"§{k} {show_citations(parts[k])}" for k in wanted)
+
+
+def parse_parts(text: str) -> dict[int, str]:
+    """A revision's reply as {k: new text} ("§k text" lines; lines after one belong to it)."""
+    out: dict[int, list[str]] = {}
+    current: int | None = None
+    for line in _unfence(text).splitlines():
+        m = PART.match(line)
+        if m:
+            current = int(m.group(1))
+            out[current] = [m["text"]]
+        elif current is not None:
+            out[current].append(line)
+    return {k: "\n".join(v).strip() for k, v in out.items()}
+
+
+def apply_parts(parts: Sequence[str], changes: dict[int, str]) -> list[str]:
+    """The parts with the changes put in place: §0 the title, an existing §k replaced (removed when empty),
+    a §k past the end appended."""
+    out: list[str | None] = list(parts)
+    for k in sorted(changes):
+        text = changes[k]
+        if k == 0:
+            m = TITLE_LINE.match(text.splitlines()[0]) if text else None
+            out[0] = (m["title"].strip() if m else text.strip()) or parts[0]
+        elif k < len(parts):
+            out[k] = text or None
+        elif text:
+            out.append(text)
+    return [p for p in out if p is not None]
+
+
 class Writer:
-    """Turns a Brief into a Draft with one LLM call."""
+    """Turns a Brief into a Draft with one LLM call, and revises a Draft with one more."""
 
     def __init__(self, llm: LLM, *, max_tokens: int | None = None, disclosure: DisclosureSettings | None = None,
                  structured: bool = False):
@@ -323,6 +399,10 @@ class Writer:
         self.structured = structured  # the endpoint enforces a schema as a grammar: write section by section
         self.prompt = load_prompt("writer_sections" if structured else "writer")
 
+    def reads_notes(self, brief: Brief) -> bool:
+        """True when this writer researches and writes in one call: the brief carries the items' notes."""
+        return bool(brief.notes) and not self.structured
+
     def messages(self, brief: Brief, fixes: Sequence[str] = ()) -> list[dict[str, str]]:
         """The chat messages of one writer call."""
         fix_text = ""
@@ -331,16 +411,24 @@ class Writer:
         if fixes:
             # Fixes come from our critic (deterministic checks or its model), never from a feed.
             fix_text = "\n\nThe previous draft was rejected. Make these fixes:\n" + "\n".join(f"- {f}" for f in fixes)
+        if self.reads_notes(brief):
+            return load_prompt("writer_notes").render(items=notes_text(brief), fixes=fix_text)
         return self.prompt.render(brief=brief_text(brief, with_sources=self.structured), fixes=fix_text)
 
     async def draft(self, brief: Brief, *, task_id: str, cycle_id: str, fixes: Sequence[str] = ()) -> Draft:
-        """Write (or rewrite with `fixes`) the article and the Bluesky post for one brief.
+        """Write (or rewrite with `fixes`) the article and the Bluesky post for one brief (see `write`)."""
+        return (await self.write(brief, task_id=task_id, cycle_id=cycle_id, fixes=fixes))[0]
+
+    async def write(self, brief: Brief, *, task_id: str, cycle_id: str,
+                    fixes: Sequence[str] = ()) -> tuple[Draft, Brief]:
+        """The draft, and the brief to keep with it: a brief with notes gets the article's cited sentences as
+        its key points; any other comes back unchanged.
 
         One call for a Markdown article; when its shape is wrong, one repair call (see the module doc).
         """
         messages = self.messages(brief, fixes)
         if self.structured:
-            return await self._sections(brief, messages, task_id=task_id, cycle_id=cycle_id, fixes=fixes)
+            return await self._sections(brief, messages, task_id=task_id, cycle_id=cycle_id, fixes=fixes), brief
         completion = await self.llm.complete(
             ROLE, messages, max_tokens=self.max_tokens, task_id=task_id, cycle_id=cycle_id,
         )
@@ -367,10 +455,51 @@ class Writer:
                     f"{ROLE}: no article in the reply after one repair call: " + "; ".join(errors),
                     errors=list(errors), cost=cost, role=ROLE, model=fixed.model, task_id=task_id,
                 )
+        out, brief = with_citations(out, brief)
         draft = finish_draft(out, brief, self.disclosure, tags_hint=fix_tags(fixes))
         log.info("draft written", extra={"task_id": task_id, "cycle_id": cycle_id, "cost": cost, "calls": calls,
-                                         "revision": bool(fixes)})
-        return draft
+                                         "revision": bool(fixes), "key_points": len(brief.key_points)})
+        return draft, brief
+
+    async def revise(self, brief: Brief, draft: Draft, review: Review, *, task_id: str,
+                     cycle_id: str) -> tuple[Draft, Brief]:
+        """The draft revised as the review asks, and the brief to keep with it.
+
+        On a Markdown endpoint the call sends the diff, not the draft: only the parts (§0 the title, §k the
+        k-th paragraph) the review names, all of them when it names none, and the model answers only the
+        parts it changes. A reply with no part but a whole article is taken as a rewrite. On a grammar
+        endpoint the article is written again with the fixes.
+        """
+        fixes = [f for f in review.fixes if f.strip() and not looks_like_injection(f)]
+        if self.structured:
+            return await self.write(brief, task_id=task_id, cycle_id=cycle_id, fixes=fixes)
+        parts = article_parts(draft, self.disclosure)
+        wanted = named_parts(fixes, review.problems, len(parts))
+        asked = fixes or [p.split(": ", 1)[-1] for p in review.problems] or ["make it clearer"]
+        messages = load_prompt("writer_revise").render(
+            parts=data_section("article", parts_text(parts, wanted)), fixes="\n".join(f"- {f}" for f in asked))
+        completion = await self.llm.complete(ROLE, messages, max_tokens=self.max_tokens, task_id=task_id,
+                                             cycle_id=cycle_id)
+        changes = parse_parts(completion.text)
+        if changes:
+            urls = [n.url for n in brief.notes]
+            changed = {k: link_citations(v, urls) for k, v in changes.items()}
+            new = apply_parts(parts, changed)
+            out = WriterOutput(title=new[0], body_markdown="\n\n".join(new[1:]), tags=list(draft.tags))
+        else:
+            out, errors = parse_article(completion.text)
+            if out is None:
+                raise StructuredOutputError(
+                    f"{ROLE}: the revision's reply has no §k part and no article: " + "; ".join(errors),
+                    errors=list(errors), cost=completion.cost, role=ROLE, model=completion.model, task_id=task_id,
+                )
+            out, brief = with_citations(out, brief)
+        if brief.notes:
+            brief = brief.model_copy(update={"key_points": cited_points(out.body_markdown, brief.sources)})
+        revised = finish_draft(out, brief, self.disclosure, tags_hint=fix_tags(fixes))
+        log.info("draft revised", extra={"task_id": task_id, "cycle_id": cycle_id, "cost": completion.cost,
+                                         "parts_sent": len(wanted), "parts_changed": len(changes)})
+        return revised, brief
 
     async def _sections(self, brief: Brief, messages: list[dict[str, str]], *, task_id: str, cycle_id: str,
                         fixes: Sequence[str]) -> Draft:

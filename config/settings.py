@@ -170,6 +170,10 @@ class ResearchSettings(Section):
     # Items whose summary + content is shorter than this get a brief built from the item itself, with no LLM
     # call (the model only restates a short summary); longer items are briefed by the model. 0: always the model.
     llm_brief_min_chars: int = Field(1_200, ge=0)
+    # Who reads a longer item's material: "writer" (one call: the writer reads it and writes the article, its
+    # cited sentences are the brief) or "model" (a research call writes a brief, then the writer reads that).
+    # A writer on a grammar-enforcing endpoint (the embedded model) writes one section per key point: "model".
+    brief: Literal["writer", "model"] = "writer"
 
 
 class ReviewSettings(Section):

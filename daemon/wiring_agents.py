@@ -179,8 +179,10 @@ def build_deps(
     if http_client is None:
         http_client = httpx.AsyncClient(timeout=settings.research.fetch_timeout_seconds)
         closers.append(http_client.aclose)
+    sections = settings.agents.writer.base_url == EMBEDDED  # llama.cpp: the writer's schema as a grammar
     research = ResearchAgent(llm, store, settings.research, client=http_client,
-                             max_tokens=settings.agents.research.max_tokens)
+                             max_tokens=settings.agents.research.max_tokens,
+                             one_call=settings.research.brief == "writer" and not sections)
     if channel == "auto":
         from daemon.wiring_publishers import build_channel  # deferred: atproto loads only when a channel is built
 
@@ -192,7 +194,7 @@ def build_deps(
         settings=settings, llm=llm, budget=budget, journal=journal, tasks=tasks, research=research,
         feed=ResearchFeed(research, settings.feeds),
         writer=Writer(llm, max_tokens=settings.agents.writer.max_tokens, disclosure=settings.disclosure,
-                      structured=settings.agents.writer.base_url == EMBEDDED),  # llama.cpp: schema as grammar
+                      structured=sections),
         critic=Critic(llm, settings.review, max_tokens=settings.agents.critic.max_tokens,
                       platforms=(settings.publishers.devto.base_url, BLUESKY_APP_URL), disclosure=settings.disclosure,
                       structured=settings.agents.critic.base_url == EMBEDDED),  # llama.cpp: a rubric as grammar

@@ -27,7 +27,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-DATA_RE = re.compile(r"<<<DATA feed_items>>>\n(.*?)\n<<<END DATA feed_items>>>", re.DOTALL)
+DATA_RE = re.compile(r"<<<DATA (feed_items|items)>>>\n(.*?)\n<<<END DATA \1>>>", re.DOTALL)
 ITEM_RE = re.compile(r"^Title: (?P<title>.+)\nURL: (?P<url>\S+)\nSummary: (?P<summary>.+)$"
                      r"(?:\nArticle: (?P<content>.+)$)?", re.MULTILINE)
 FACT_RE = re.compile(r"^- (?P<claim>.+?) \(source: (?P<url>https?://[^\s)]+)\)\s*$", re.MULTILINE)
@@ -71,8 +71,10 @@ def items_in(text: str) -> list[Item]:
     m = DATA_RE.search(text)
     if m:
         try:
-            data = json.loads(m.group(1))
-            return [Item(d.get("title", ""), d.get("url", ""), d.get("summary", ""), d.get("article", ""))
+            data = json.loads(m.group(2))
+            # selfpub's one-call writer sends no URL, only the item's n: the "URL" a fact keeps is its mark "[n]"
+            return [Item(d.get("title", ""), d.get("url") or (f"[{d['n']}]" if "n" in d and "url" not in d else ""),
+                         d.get("summary", ""), d.get("article", "") or d.get("text", ""))
                     for d in data if isinstance(d, dict)]
         except ValueError:
             pass
@@ -138,6 +140,8 @@ def compose_article(topic: str, facts: list[Fact], words: int) -> str:
     while total < words and i < 400:  # bounded
         fact = facts[i % len(facts)]
         link = f" ([the announcement]({fact.url}))" if fact.url else ""  # a label saying what it is, not a host
+        if fact.url.startswith("["):  # a citation mark "[n]", as the prompt asks
+            link = f" {fact.url}"
         sentence = f"{fact.claim.rstrip('.')}{link}. {BRIDGES[i % len(BRIDGES)]}"
         if i % 3 == 0:
             paragraphs.append(sentence)
@@ -202,19 +206,46 @@ def writer_json(prompt: str, words: int) -> dict[str, Any]:
 NO_LINKS_RE = re.compile(r"\bwrite no links\b", re.IGNORECASE)
 
 
+CITE_RE = re.compile(r"item's number, as \[1\]")  # selfpub's one-call writer: cite each fact's item as [n]
+
+
 def article_text(prompt: str, words: int) -> str:
     """An article in markdown (title heading, then the body) from research notes in the prompt; each fact
-    linked to its source unless the prompt says to write no links."""
+    linked to its source unless the prompt says to write no links, or marked [n] when it asks for that."""
     facts = facts_in(prompt)
     topic = topic_in(prompt, facts)
-    if NO_LINKS_RE.search(prompt):
+    if CITE_RE.search(prompt):  # the items themselves: the topic is the first item's title, as a research brief's
+        items = items_in(prompt)
+        topic = items[0].title if items else topic
+    elif NO_LINKS_RE.search(prompt):
         facts = [Fact(f.claim, "") for f in facts]
     return f"# {topic}\n\n{compose_article(topic, facts, words)}"
+
+
+PART_RE = re.compile(r"^§(?P<k>\d+) (?P<text>.*)$", re.MULTILINE)
+
+
+def revised_parts(prompt: str) -> str:
+    """selfpub's revision of parts: each part the fixes name (the first paragraph sent when they name none)
+    written again, as long as before: its last sentence replaced by another connecting sentence."""
+    parts = {int(m["k"]): m["text"] for m in PART_RE.finditer(prompt)}
+    fixes = prompt.split("Fixes:", 1)[-1]
+    named = [int(k) for k in re.findall(r"§(\d+)", fixes) if int(k) in parts] or [k for k in parts if k][:1] or [0]
+    out = []
+    for k in dict.fromkeys(named):
+        sentences = SENTENCE_RE.split(parts[k])
+        last = sentences[-1] if sentences else ""
+        other = next(b for b in BRIDGES if b != last)
+        out.append(f"§{k} " + " ".join([*sentences[:-1], other]))
+    return "\n".join(out)
 
 
 PASS = {"score": 8, "problems": [], "fixes": []}
 REVISE = {"score": 4, "problems": ["the second section restates the first instead of making its own point"],
           "fixes": ["rewrite the second section: state its key point and what it changes for developers"]}
+# The same review of a draft shown in parts marked §k (selfpub's critic asks the problem to name its part).
+REVISE_PARTS = {"score": 4, "problems": ["§2 restates §1 instead of making its own point"],
+                "fixes": ["rewrite §2: state its key point and what it changes for developers"]}
 
 
 @dataclass
@@ -231,19 +262,19 @@ class Revisions:
         digest = hashlib.sha256(f"{self.seed}:{' '.join(topic.split()).lower()}".encode()).digest()
         return int.from_bytes(digest[:4], "big") / 2**32 < self.rate
 
-    def review(self, side: str, topic: str) -> dict[str, Any]:
+    def review(self, side: str, topic: str, parts: bool = False) -> dict[str, Any]:
         """The review of a side's draft on a topic: a revision asked once when `wants`, else a pass."""
         with self._lock:
             first = (side, topic) not in self._reviewed
             self._reviewed.add((side, topic))
-        return REVISE if first and self.wants(topic) else PASS
+        return (REVISE_PARTS if parts else REVISE) if first and self.wants(topic) else PASS
 
 
 def review_json(text: str = "", side: str = "", revisions: Revisions | None = None) -> dict[str, Any]:
     """A review of the draft in the prompt (a pass without a revision plan)."""
     if revisions is None:
         return PASS
-    return revisions.review(side, topic_in(text, []))
+    return revisions.review(side, topic_in(text, []), parts=bool(PART_RE.search(text)))
 
 
 def schema_of(body: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -293,6 +324,8 @@ def answer(body: Mapping[str, Any], words: int, side: str = "", revisions: Revis
         return "{}"
     if kind == "research":
         reply = research_notes(text)
+    elif kind == "article" and PART_RE.search(user) and "Fixes:" in user:
+        reply = revised_parts(user)
     elif kind in ("article", "edit"):
         reply = article_text(text, words)
         topic = topic_in(text, facts_in(text))

@@ -118,7 +118,7 @@ async def test_a_crash_at_any_step_resumes_without_calling_the_llm_again_for_fin
     class Boom(Exception):
         pass
 
-    targets = {"research": (rig.research, "brief"), "writer": (rig.writer, "draft"),
+    targets = {"research": (rig.research, "brief"), "writer": (rig.writer, "write"),
                "critic": (rig.critic, "review"), "publish": (rig.channel, "publish_all")}
     obj, name = targets[crash_at]
     real = getattr(obj, name)
