@@ -1,6 +1,7 @@
 """Ledger benchmark: `ledger report` over 1,000,000 postings, and reserve+commit throughput.
 
-    .venv/bin/python bench/bench_ledger.py [--postings 1000000] [--commits 5000] [--no-postgres]
+    .venv/bin/python bench/bench_ledger.py [--postings 1000000] [--commits 5000] [--no-postgres] [--no-cli]
+                                           [--load none|normal]
 
 Builds a year of realistic ledger (compute calls by 4 agents on 3 models in
 tasks of ~8 calls, engagement accruals per post, tips, settlements, fees,
@@ -13,6 +14,19 @@ the ratio to it:
   tables) on SQLite and on PostgreSQL; goal under 0.5 s on SQLite (issue 15);
 - reserve+commit pairs per second, one writer, on the same big ledgers;
   goal over 2,000/s on SQLite.
+
+--load normal measures under the load of a normal selfpub run: the daemon's
+embedded model (agents.llm.embedded.EmbeddedServer, started as
+daemon/wiring_agents.build_llm starts it, so with llama.cpp's own thread
+count: half the cores for generation, all of them for the prompt) answers one
+chat call after another from a background thread for as long as the report,
+the CLI and reserve+commit are timed, as a cycle's writer and critic keep it
+busy (a Markdown article of up to 1,024 tokens, then a JSON review of up to
+384). The ledger is built before the model is kept busy. Each figure's line
+says which load was applied; a `load:` line gives what the model did meanwhile
+(calls, tokens streamed, cores its process used); the load average (1 min) is
+printed at the start and the end, and as each ledger's timing starts and ends.
+--load none (the default) is a quiet process, as before.
 
 PostgreSQL is the server the tests use ($SELFPUB_TEST_PG_URL, default
 postgresql://postgres@127.0.0.1:5432/test), in a schema of its own that is
@@ -29,10 +43,12 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TextIO
@@ -128,6 +144,124 @@ def generate(postings: int, seed: int = 7) -> Iterator[tuple[tuple, list[tuple]]
             day_made += made - before
         if made >= postings:
             break
+
+
+# A cycle's calls to the embedded model, as the load of a normal run: the writer's article, then the critic's review.
+ITEM = (
+    "Python 3.14 ships a free-threaded build as a supported option: the global interpreter lock can be "
+    "turned off, and C extensions declare whether they are safe without it. The release notes list the "
+    "changes to the specialising interpreter, the cost of the new reference counting on single-threaded "
+    "code (a few percent on the pyperformance suite), and the packages that already publish wheels for "
+    "the free-threaded build. Maintainers are asked to test their extensions and to report crashes. "
+) * 3
+LOAD_CALLS = (
+    {"messages": [
+        {"role": "system", "content": "You are a technical writer for Dev.to: write one short article from the "
+                                      "research brief. Reply in Markdown only: a title line, the article, a Tags line."},
+        {"role": "user", "content": f"Brief:\n{ITEM}"}],
+     "max_tokens": 1024},
+    {"messages": [
+        {"role": "system", "content": "You are a critic: score the draft from 0 to 10 and list what to fix. Reply in JSON."},
+        {"role": "user", "content": f"Draft:\n{ITEM}"}],
+     "max_tokens": 384,
+     "response_format": {"type": "json_object", "schema": {
+         "title": "Review", "type": "object", "required": ["score", "fixes"],
+         "properties": {"score": {"type": "integer"}, "fixes": {"type": "array", "items": {"type": "string"}}}}}},
+)
+
+
+@dataclass
+class NormalRun:
+    """The load of a normal selfpub run: the daemon's embedded model answering a cycle's calls back to back.
+
+    The server is started exactly as the daemon starts it (EmbeddedServer() with no thread count: llama.cpp's
+    default, half the cores to generate and all of them for the prompt); a background thread keeps it busy
+    while `generating()` is open.
+    """
+
+    calls: int = 0
+    tokens: int = 0
+    failed: int = 0
+    threads: str = ""
+    window: tuple[int, int, float, float] = (0, 0, 0.0, 0.0)  # the last generating(): calls, tokens, s, server CPU s
+    _server: object = None
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    def start(self) -> NormalRun:
+        from agents.llm.embedded import EmbeddedServer
+
+        self._server = EmbeddedServer().start()
+        self.threads = self._server_threads()
+        return self
+
+    def _server_threads(self) -> str:
+        """The thread counts the server runs with (llama.cpp's defaults, as in the daemon)."""
+        from llama_cpp.server.settings import ModelSettings
+
+        settings = ModelSettings(model="-")
+        return f"{settings.n_threads} to generate, {settings.n_threads_batch} for the prompt"
+
+    def _server_cpu(self) -> float:
+        """CPU seconds the server process has used, all its threads (Linux /proc; 0 elsewhere)."""
+        try:
+            fields = Path(f"/proc/{self._server.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+
+    def _loop(self, started: threading.Event) -> None:
+        import httpx
+
+        with httpx.Client(base_url=self._server.base_url, timeout=300.0) as http:
+            i = 0
+            while not self._stop.is_set():
+                body = {"model": self._server.alias, "temperature": 0.7, "seed": i, "stream": True,
+                        **LOAD_CALLS[i % len(LOAD_CALLS)]}
+                try:
+                    with http.stream("POST", "/chat/completions", json=body) as reply:
+                        reply.raise_for_status()
+                        for chunk in reply.iter_lines():
+                            if chunk.startswith("data: {") and '"content"' in chunk:
+                                self.tokens += 1  # one streamed chunk a token
+                                started.set()
+                            if self._stop.is_set():
+                                break  # an abandoned call: the server stops generating it
+                    self.calls += 1
+                except httpx.HTTPError:
+                    self.failed += 1
+                    time.sleep(0.1)
+                i += 1
+        started.set()
+
+    @contextmanager
+    def generating(self) -> Iterator[NormalRun]:
+        """Keep the model generating until the block ends (from its first streamed token on)."""
+        self._stop.clear()
+        started = threading.Event()
+        worker = threading.Thread(target=self._loop, args=(started,), name="normal-run-load", daemon=True)
+        worker.start()
+        started.wait(timeout=120)
+        calls, tokens, began, cpu = self.calls, self.tokens, time.perf_counter(), self._server_cpu()
+        try:
+            yield self
+        finally:
+            self.window = (self.calls - calls, self.tokens - tokens, time.perf_counter() - began,
+                           self._server_cpu() - cpu)
+            self._stop.set()
+            worker.join()
+
+    def describe(self) -> str:
+        """Which load was applied, for the printed lines."""
+        calls, tokens, seconds, cpu = self.window
+        rate = f", {tokens / seconds:.0f} tokens/s, {cpu / seconds:.2f} cores" if seconds else ""
+        failed = f"; {self.failed} calls failed" if self.failed else ""
+        return (f"load: a normal run's (the embedded model, threads {self.threads}, generating throughout: "
+                f"{calls} calls, {tokens:,} tokens in {seconds:.1f}s{rate}{failed})")
 
 
 def build(engine: Engine, postings: int) -> Built:
@@ -266,59 +400,87 @@ def line(name: str, value: str, goal: str, ratio: float | None, ok: bool | None,
     return f"{name:<52} {value:>14}   (goal {goal}{ratio_text}){verdict}{'  [' + note + ']' if note else ''}"
 
 
+LOADS = ("none", "normal")
+
+
 def run(
-    postings: int, commits: int, postgres: bool, out: TextIO = sys.stdout, cli: bool = True
+    postings: int, commits: int, postgres: bool, out: TextIO = sys.stdout, cli: bool = True, load: str = "none"
 ) -> dict[str, float]:
-    """Build, measure and print every figure; returns them by name."""
+    """Build, measure and print every figure under `load` (one of LOADS); returns them by name."""
     figures: dict[str, float] = {}
     print(f"load average (1 min) at the start: {os.getloadavg()[0]:.2f}", file=out)
-    with tempfile.TemporaryDirectory(prefix="bench-ledger-") as tmp:
-        targets = [("SQLite", f"sqlite:///{Path(tmp) / 'ledger.db'}", None)]
-        if postgres:
-            schema = f"bench_{uuid.uuid4().hex[:10]}"
-            targets.append(("PostgreSQL", f"{PG_URL}?options=-csearch_path%3D{schema}", schema))
-        admin = make_engine(PG_URL, pool=False) if postgres else None
-        for name, url, schema in targets:
-            if schema:
-                with admin.begin() as conn:
-                    conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-            engine = make_engine(url)
-            try:
-                built = build(engine, postings)
-                problems = verify(engine) if postings <= 2_000_000 else []
-                print(f"{name}: built {built.postings:,} postings in {built.transactions:,} transactions "
-                      f"in {built.seconds:.1f}s; verify: {'clean' if not problems else problems[:3]}", file=out)
-                timing = time_report(engine)
-                seconds = timing.wall
-                figures[f"report_s_{name.lower()}"] = seconds
-                goal = REPORT_GOAL_S if name == "SQLite" else None
-                print(line(f"ledger report, {name}, {built.postings:,} postings", f"{seconds * 1000:.0f} ms",
-                           "< 0.5 s on SQLite" if goal else "none (SQLite's is 0.5 s)",
-                           REPORT_GOAL_S / seconds if goal else None, seconds < REPORT_GOAL_S if goal else None,
-                           f"this process's CPU: {timing.cpu * 1000:.0f} ms"), file=out)
-                if cli and name == "SQLite":
-                    whole, startup = time_cli(url, Path(tmp))
-                    figures["cli_s_sqlite"] = whole
-                    print(line("  the whole `selfpub ledger report` process", f"{whole * 1000:.0f} ms",
-                               f"none; {startup * 1000:.0f} ms of it is `selfpub --help`", None, None), file=out)
-                per_pair = throughput(engine, commits)
-                rate = 1 / per_pair.wall
-                figures[f"pairs_per_s_{name.lower()}"] = rate
-                goal_ok = rate > THROUGHPUT_GOAL if name == "SQLite" else None
-                print(line(f"reserve+commit, {name}, 1 writer", f"{rate:,.0f}/s",
-                           "> 2,000/s on SQLite" if name == "SQLite" else "none (SQLite's is 2,000/s)",
-                           rate / THROUGHPUT_GOAL if name == "SQLite" else None, goal_ok,
-                           f"{per_pair.wall * 1e6:.0f} us a pair, {per_pair.cpu * 1e6:.0f} us of it this process's CPU"),
-                      file=out)
-            finally:
-                engine.dispose()
+    normal = NormalRun().start() if load == "normal" else None
+    try:
+        with tempfile.TemporaryDirectory(prefix="bench-ledger-") as tmp:
+            targets = [("SQLite", f"sqlite:///{Path(tmp) / 'ledger.db'}", None)]
+            if postgres:
+                schema = f"bench_{uuid.uuid4().hex[:10]}"
+                targets.append(("PostgreSQL", f"{PG_URL}?options=-csearch_path%3D{schema}", schema))
+            admin = make_engine(PG_URL, pool=False) if postgres else None
+            for name, url, schema in targets:
                 if schema:
                     with admin.begin() as conn:
-                        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        if admin is not None:
-            admin.dispose()
+                        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+                engine = make_engine(url)
+                try:
+                    measure(name, engine, url, Path(tmp), postings, commits, cli, normal, figures, out)
+                finally:
+                    engine.dispose()
+                    if schema:
+                        with admin.begin() as conn:
+                            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+            if admin is not None:
+                admin.dispose()
+    finally:
+        if normal is not None:
+            normal.stop()
     print(f"load average (1 min) at the end: {os.getloadavg()[0]:.2f}", file=out)
     return figures
+
+
+def measure(  # noqa: PLR0913
+    name: str, engine: Engine, url: str, tmp: Path, postings: int, commits: int, cli: bool,
+    normal: NormalRun | None, figures: dict[str, float], out: TextIO,
+) -> None:
+    """Build one ledger, then time its report and reserve+commit (under the normal run's load if given)."""
+    built = build(engine, postings)
+    problems = verify(engine) if postings <= 2_000_000 else []
+    print(f"{name}: built {built.postings:,} postings in {built.transactions:,} transactions "
+          f"in {built.seconds:.1f}s; verify: {'clean' if not problems else problems[:3]}", file=out)
+    under = " (normal load)" if normal is not None else ""
+    with normal.generating() if normal is not None else _quiet():
+        print(f"  load average (1 min) as the timing starts: {os.getloadavg()[0]:.2f}", file=out)
+        timing = time_report(engine)
+        seconds = timing.wall
+        figures[f"report_s_{name.lower()}"] = seconds
+        goal = REPORT_GOAL_S if name == "SQLite" else None
+        print(line(f"ledger report, {name}, {built.postings:,} postings{under}", f"{seconds * 1000:.0f} ms",
+                   "< 0.5 s on SQLite" if goal else "none (SQLite's is 0.5 s)",
+                   REPORT_GOAL_S / seconds if goal else None, seconds < REPORT_GOAL_S if goal else None,
+                   f"this process's CPU: {timing.cpu * 1000:.0f} ms"), file=out)
+        if cli and name == "SQLite":
+            whole, startup = time_cli(url, tmp)
+            figures["cli_s_sqlite"] = whole
+            print(line(f"  the whole `selfpub ledger report` process{under}", f"{whole * 1000:.0f} ms",
+                       f"none; {startup * 1000:.0f} ms of it is `selfpub --help`", None, None), file=out)
+        per_pair = throughput(engine, commits)
+        rate = 1 / per_pair.wall
+        figures[f"pairs_per_s_{name.lower()}"] = rate
+        goal_ok = rate > THROUGHPUT_GOAL if name == "SQLite" else None
+        print(line(f"reserve+commit, {name}, 1 writer{under}", f"{rate:,.0f}/s",
+                   "> 2,000/s on SQLite" if name == "SQLite" else "none (SQLite's is 2,000/s)",
+                   rate / THROUGHPUT_GOAL if name == "SQLite" else None, goal_ok,
+                   f"{per_pair.wall * 1e6:.0f} us a pair, {per_pair.cpu * 1e6:.0f} us of it this process's CPU"),
+              file=out)
+        print(f"  load average (1 min) as the timing ends: {os.getloadavg()[0]:.2f}", file=out)
+    print(f"  {normal.describe() if normal is not None else 'load: none applied (a quiet process)'}", file=out)
+    if normal is not None:
+        figures[f"load_tokens_per_s_{name.lower()}"] = normal.window[1] / normal.window[2] if normal.window[2] else 0.0
+
+
+@contextmanager
+def _quiet() -> Iterator[None]:
+    yield
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -327,8 +489,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--commits", type=int, default=5_000, help="reserve+commit pairs to time")
     parser.add_argument("--no-postgres", action="store_true", help="SQLite only")
     parser.add_argument("--no-cli", action="store_true", help="skip timing the selfpub process")
+    parser.add_argument("--load", choices=LOADS, default="none",
+                        help="normal: time everything while the embedded model generates, as in a normal run")
     args = parser.parse_args(argv)
-    run(args.postings, args.commits, not args.no_postgres, cli=not args.no_cli)
+    run(args.postings, args.commits, not args.no_postgres, cli=not args.no_cli, load=args.load)
     return 0
 
 
