@@ -58,8 +58,9 @@ def write_config(root: Path, llm_url: str, feed_urls: list[str], *, items: int =
         '[budget]\nmin_balance = "0.1"\nresume_balance = "0.2"\n'
         '[prices."fake-model"]\ninput_per_million = "2"\noutput_per_million = "6"\nprovider = "fake"\n'
         + roles +
-        # llm_brief_min_chars = 1: the research step asks the model (short items would not need it)
-        f'[research]\nitems_per_cycle = {items}\nllm_brief_min_chars = 1\nfetch_timeout_seconds = 5\n'
+        # llm_brief_min_chars = 1 and brief = "model": the research step asks the model (short items would not
+        # need it, and by default the writer would read the items itself)
+        f'[research]\nitems_per_cycle = {items}\nllm_brief_min_chars = 1\nbrief = "model"\nfetch_timeout_seconds = 5\n'
         '[review]\nmax_revisions = 0\n[publishers.local]\nenabled = true\n'
         '[http]\nport = 0\n[logging]\nformat = "json"\n' + extra + feeds
     )
