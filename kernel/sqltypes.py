@@ -14,6 +14,8 @@ from typing import Any
 
 from sqlalchemy import types
 
+from kernel.clock import as_utc
+
 UTC = timezone.utc
 
 
@@ -42,8 +44,4 @@ class UTCDateTime(types.TypeDecorator):
         return value.astimezone(UTC)
 
     def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:  # noqa: ANN401
-        if value is None:
-            return None
-        if value.utcoffset() is None:  # SQLite stores UTC without an offset
-            return value.replace(tzinfo=UTC)
-        return value.astimezone(UTC)
+        return as_utc(value)  # SQLite stores UTC without an offset

@@ -18,6 +18,7 @@ from __future__ import annotations
 from datetime import date, datetime, timezone
 from typing import TYPE_CHECKING, Any
 
+from kernel.clock import as_utc
 from kernel.dbapi import placeholders
 from ledger.accounts import EXPENSES, INCOME, dimensioned, sql_under
 
@@ -120,11 +121,7 @@ class Dialect:
 
     def parse_ts(self, value: Any) -> datetime | None:
         """A timestamp column's value as an aware UTC datetime."""
-        if value is None:
-            return None
-        if isinstance(value, datetime):
-            return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
-        return datetime.fromisoformat(value).replace(tzinfo=UTC)
+        return as_utc(value)
 
 
 def cursor(conn: Connection) -> Any:
