@@ -15,14 +15,20 @@ the ratio to it:
 - reserve+commit pairs per second, one writer, on the same big ledgers;
   goal over 2,000/s on SQLite.
 
+Each timed figure says how much of it was this process's CPU and how long it
+was ready to run but waiting for a CPU (Linux schedstat: the machine's other
+load); the rest is waiting on the disk (fsyncs, WAL checkpoints) or a server.
+
 --load normal measures under the load of a normal selfpub run: the daemon's
 embedded model (agents.llm.embedded.EmbeddedServer, started as
 daemon/wiring_agents.build_llm starts it, so with llama.cpp's own thread
 count: half the cores for generation, all of them for the prompt) answers one
-chat call after another from a background thread for as long as the report,
-the CLI and reserve+commit are timed, as a cycle's writer and critic keep it
-busy (a Markdown article of up to 1,024 tokens, then a JSON review of up to
-384). The ledger is built before the model is kept busy. Each figure's line
+chat call after another, sent by a child process (this script with --drive),
+for as long as the report, the CLI and reserve+commit are timed, as a cycle's
+writer and critic keep it busy (a Markdown article of up to 1,024 tokens, then
+a JSON review of up to 384). The timed process runs only the ledger, as the
+daemon's does while it awaits a reply. The ledger is built before the model is
+kept busy. Each figure's line
 says which load was applied; a `load:` line gives what the model did meanwhile
 (calls, tokens streamed, cores its process used); the load average (1 min) is
 printed at the start and the end, and as each ledger's timing starts and ends.
@@ -48,10 +54,10 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -175,17 +181,15 @@ class NormalRun:
     """The load of a normal selfpub run: the daemon's embedded model answering a cycle's calls back to back.
 
     The server is started exactly as the daemon starts it (EmbeddedServer() with no thread count: llama.cpp's
-    default, half the cores to generate and all of them for the prompt); a background thread keeps it busy
-    while `generating()` is open.
+    default, half the cores to generate and all of them for the prompt). While `generating()` is open a child
+    process (this script with --drive) sends it one call after another, so the process being timed runs only
+    the ledger, as the daemon's process does while it awaits a model's reply.
     """
 
-    calls: int = 0
-    tokens: int = 0
-    failed: int = 0
     threads: str = ""
     window: tuple[int, int, float, float] = (0, 0, 0.0, 0.0)  # the last generating(): calls, tokens, s, server CPU s
-    _server: object = None
-    _stop: threading.Event = field(default_factory=threading.Event)
+    failed: int = 0
+    _server: Any = None
 
     def start(self) -> NormalRun:
         from agents.llm.embedded import EmbeddedServer
@@ -214,46 +218,26 @@ class NormalRun:
             self._server.stop()
             self._server = None
 
-    def _loop(self, started: threading.Event) -> None:
-        import httpx
-
-        with httpx.Client(base_url=self._server.base_url, timeout=300.0) as http:
-            i = 0
-            while not self._stop.is_set():
-                body = {"model": self._server.alias, "temperature": 0.7, "seed": i, "stream": True,
-                        **LOAD_CALLS[i % len(LOAD_CALLS)]}
-                try:
-                    with http.stream("POST", "/chat/completions", json=body) as reply:
-                        reply.raise_for_status()
-                        for chunk in reply.iter_lines():
-                            if chunk.startswith("data: {") and '"content"' in chunk:
-                                self.tokens += 1  # one streamed chunk a token
-                                started.set()
-                            if self._stop.is_set():
-                                break  # an abandoned call: the server stops generating it
-                    self.calls += 1
-                except httpx.HTTPError:
-                    self.failed += 1
-                    time.sleep(0.1)
-                i += 1
-        started.set()
-
     @contextmanager
     def generating(self) -> Iterator[NormalRun]:
         """Keep the model generating until the block ends (from its first streamed token on)."""
-        self._stop.clear()
-        started = threading.Event()
-        worker = threading.Thread(target=self._loop, args=(started,), name="normal-run-load", daemon=True)
-        worker.start()
-        started.wait(timeout=120)
-        calls, tokens, began, cpu = self.calls, self.tokens, time.perf_counter(), self._server_cpu()
+        driver = subprocess.Popen(  # noqa: S603
+            [sys.executable, __file__, "--drive", self._server.base_url, self._server.alias],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        )
         try:
+            if driver.stdout.readline().strip() != "generating":
+                raise RuntimeError(f"the load driver stopped before the model generated (exit {driver.wait()})")
+            began, cpu = time.perf_counter(), self._server_cpu()
             yield self
+            seconds, cpu = time.perf_counter() - began, self._server_cpu() - cpu
+            driver.stdin.close()  # the driver stops at once and prints what it did
+            calls, tokens, self.failed = (int(n) for n in driver.stdout.readline().split())
+            self.window = (calls, tokens, seconds, cpu)
         finally:
-            self.window = (self.calls - calls, self.tokens - tokens, time.perf_counter() - began,
-                           self._server_cpu() - cpu)
-            self._stop.set()
-            worker.join()
+            if driver.poll() is None:
+                driver.kill()
+            driver.wait()
 
     def describe(self) -> str:
         """Which load was applied, for the printed lines."""
@@ -262,6 +246,41 @@ class NormalRun:
         failed = f"; {self.failed} calls failed" if self.failed else ""
         return (f"load: a normal run's (the embedded model, threads {self.threads}, generating throughout: "
                 f"{calls} calls, {tokens:,} tokens in {seconds:.1f}s{rate}{failed})")
+
+
+def drive(base_url: str, alias: str) -> int:
+    """The load driver (--drive): a cycle's calls, streamed back to back, until stdin closes.
+
+    Prints "generating" at the first token, and "calls tokens failed" when it stops (a call cut short counts).
+    """
+    import httpx
+
+    counts = {"calls": 0, "tokens": 0, "failed": 0}
+    stop = threading.Event()
+    threading.Thread(target=lambda: (sys.stdin.read(), stop.set()), daemon=True).start()
+    with httpx.Client(base_url=base_url, timeout=300.0) as http:
+        i = 0
+        while not stop.is_set():
+            body = {"model": alias, "temperature": 0.7, "seed": i, "stream": True, **LOAD_CALLS[i % len(LOAD_CALLS)]}
+            try:
+                with http.stream("POST", "/chat/completions", json=body) as reply:
+                    reply.raise_for_status()
+                    for chunk in reply.iter_lines():
+                        if chunk.startswith("data: {") and '"content"' in chunk:
+                            counts["tokens"] += 1  # one streamed chunk a token
+                            if counts["tokens"] == 1:
+                                print("generating", flush=True)
+                        if stop.is_set():
+                            break  # closing the stream ends the call
+                counts["calls"] += 1
+            except httpx.HTTPError:
+                counts["failed"] += 1
+                if counts["failed"] > 3 and not counts["tokens"]:
+                    return 1
+                time.sleep(0.1)
+            i += 1
+    print(counts["calls"], counts["tokens"], counts["failed"], flush=True)
+    return 0
 
 
 def build(engine: Engine, postings: int) -> Built:
@@ -332,10 +351,22 @@ def settle(engine: Engine) -> None:
 
 @dataclass(frozen=True)
 class Timing:
-    """A wall-clock figure and the CPU time this process spent on it (the gap: waiting on disk, server, others)."""
+    """A wall-clock figure, the CPU time this process spent on it, and how long it waited for a CPU to run on.
+
+    The rest of the wall time is waiting on the disk (fsync, checkpoints), the server or a lock.
+    """
 
     wall: float
     cpu: float
+    runnable: float = 0.0  # ready to run, not running: the machine's other load (Linux schedstat; 0 elsewhere)
+
+
+def runnable_seconds() -> float:
+    """Seconds this thread has spent ready to run but waiting for a CPU (Linux /proc schedstat; 0 elsewhere)."""
+    try:
+        return int(Path("/proc/thread-self/schedstat").read_text().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return 0.0
 
 
 def time_report(engine: Engine, runs: int = 3) -> Timing:
@@ -344,18 +375,19 @@ def time_report(engine: Engine, runs: int = 3) -> Timing:
     Each run opens a fresh connection, as each `selfpub ledger report` does
     (SQLite's page cache starts cold; the OS's is warm).
     """
-    walls, cpus = [], []
+    walls, cpus, waits = [], [], []
     for _ in range(runs):
         fresh = make_engine(engine.url.render_as_string(hide_password=False))
-        began, cpu = time.perf_counter(), time.process_time()
+        began, cpu, runnable = time.perf_counter(), time.process_time(), runnable_seconds()
         journal = Journal(fresh)
         budget = Budget(journal, BudgetSettings(), clock=lambda: END)
         report = build_report(journal, budget, top=20)  # as `selfpub ledger report` builds its table
         render_table(report, Console(file=io.StringIO(), width=120), posts=20)
         walls.append(time.perf_counter() - began)
         cpus.append(time.process_time() - cpu)
+        waits.append(runnable_seconds() - runnable)
         fresh.dispose()
-    return Timing(statistics.median(walls), statistics.median(cpus))
+    return Timing(statistics.median(walls), statistics.median(cpus), statistics.median(waits))
 
 
 def time_cli(url: str, tmp: Path) -> tuple[float, float]:
@@ -381,11 +413,12 @@ def throughput(engine: Engine, pairs: int) -> Timing:
                  idempotency_key=f"bench-fund-{uuid.uuid4()}")
     for _ in range(min(pairs // 10, 200)):  # warm caches and prepared statements
         budget.commit(budget.reserve("writer", 100, model="m", provider="embedded", cycle_id="warm", task_id="t"), 50)
-    began, cpu = time.perf_counter(), time.process_time()
+    began, cpu, runnable = time.perf_counter(), time.process_time(), runnable_seconds()
     for i in range(pairs):
         hold = budget.reserve("writer", 1_000, model="m", provider="embedded", cycle_id=f"c{i // 50}", task_id=f"t{i // 8}")
         budget.commit(hold, 700)
-    return Timing((time.perf_counter() - began) / pairs, (time.process_time() - cpu) / pairs)
+    return Timing((time.perf_counter() - began) / pairs, (time.process_time() - cpu) / pairs,
+                  (runnable_seconds() - runnable) / pairs)
 
 
 def verify(engine: Engine) -> list[str]:
@@ -457,7 +490,8 @@ def measure(  # noqa: PLR0913
         print(line(f"ledger report, {name}, {built.postings:,} postings{under}", f"{seconds * 1000:.0f} ms",
                    "< 0.5 s on SQLite" if goal else "none (SQLite's is 0.5 s)",
                    REPORT_GOAL_S / seconds if goal else None, seconds < REPORT_GOAL_S if goal else None,
-                   f"this process's CPU: {timing.cpu * 1000:.0f} ms"), file=out)
+                   f"this process's CPU: {timing.cpu * 1000:.0f} ms, waiting for a CPU: {timing.runnable * 1000:.0f} ms"),
+              file=out)
         if cli and name == "SQLite":
             whole, startup = time_cli(url, tmp)
             figures["cli_s_sqlite"] = whole
@@ -470,7 +504,8 @@ def measure(  # noqa: PLR0913
         print(line(f"reserve+commit, {name}, 1 writer{under}", f"{rate:,.0f}/s",
                    "> 2,000/s on SQLite" if name == "SQLite" else "none (SQLite's is 2,000/s)",
                    rate / THROUGHPUT_GOAL if name == "SQLite" else None, goal_ok,
-                   f"{per_pair.wall * 1e6:.0f} us a pair, {per_pair.cpu * 1e6:.0f} us of it this process's CPU"),
+                   f"{per_pair.wall * 1e6:.0f} us a pair: {per_pair.cpu * 1e6:.0f} us this process's CPU, "
+                   f"{per_pair.runnable * 1e6:.0f} us waiting for a CPU"),
               file=out)
         print(f"  load average (1 min) as the timing ends: {os.getloadavg()[0]:.2f}", file=out)
     print(f"  {normal.describe() if normal is not None else 'load: none applied (a quiet process)'}", file=out)
@@ -491,7 +526,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-cli", action="store_true", help="skip timing the selfpub process")
     parser.add_argument("--load", choices=LOADS, default="none",
                         help="normal: time everything while the embedded model generates, as in a normal run")
+    parser.add_argument("--drive", nargs=2, metavar=("BASE_URL", "MODEL"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.drive:
+        return drive(*args.drive)
     run(args.postings, args.commits, not args.no_postgres, cli=not args.no_cli, load=args.load)
     return 0
 
