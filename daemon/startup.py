@@ -2,6 +2,7 @@
 
     ConfigError                      -> every problem, one per line, key and fix      exit 1
     sqlalchemy OperationalError      -> "cannot open the database <url, password masked>: <reason>"
+    sqlite3 OperationalError         -> the same (a read-only command at head reads on the stdlib sqlite3)
     sqlalchemy ArgumentError         -> "database.url ... cannot be used: <reason>"
     payments PaymentsError           -> "paid reads cannot start: <reason naming the key and the fix>"
     anything else                    -> not ours: a bug, raised as it is
@@ -26,7 +27,8 @@ from daemon.context import err_console, print_config_error
 # Named by module, not imported: `selfpub --help` must not pay for SQLAlchemy and pydantic, and an
 # error class whose module was never imported cannot have been raised.
 STARTUP_ERRORS = (("config.loader", "ConfigError"), ("sqlalchemy.exc", "OperationalError"),
-                  ("sqlalchemy.exc", "ArgumentError"), ("payments.x402", "PaymentsError"))
+                  ("sqlite3", "OperationalError"), ("sqlalchemy.exc", "ArgumentError"),
+                  ("payments.x402", "PaymentsError"))
 DATABASE_FIX = ("check database.url (or SELFPUB_DATABASE__URL), that the server is running and reachable, and "
                 "that the user may connect; `selfpub config check` validates the rest")
 
@@ -59,7 +61,7 @@ def explain(exc: BaseException, database_url: str | None = None) -> NoReturn:
     """Print `exc` (one of STARTUP_ERRORS) as a clear message on stderr and exit 1."""
     if _is(exc, "config.loader", "ConfigError"):
         print_config_error(exc)  # type: ignore[arg-type]
-    elif _is(exc, "sqlalchemy.exc", "OperationalError"):
+    elif _is(exc, "sqlalchemy.exc", "OperationalError") or _is(exc, "sqlite3", "OperationalError"):
         from config.checks import mask_password
 
         where = f" {mask_password(database_url)}" if database_url else ""

@@ -180,3 +180,24 @@ def test_a_database_newer_than_the_code_is_refused_as_before(tmp_path: Path) -> 
         out = _run(args, tmp_path, env)
         assert out.returncode != 0, args
         assert "d9999" in out.stderr, (args, out.stderr[-2000:])
+
+
+def test_a_plain_database_that_cannot_be_opened_is_one_line_as_on_sqlalchemys_path(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The stdlib sqlite3's OperationalError is a start-up error like SQLAlchemy's: the message, exit 1, no traceback."""
+    import sqlite3
+
+    env = _initialised(tmp_path)
+    config = ["--config", env["SELFPUB_CONFIG"]]
+    assert CliRunner().invoke(app, [*config, "ledger", "report"]).exit_code == 0  # migrated: next opens are plain
+
+    def refuse(*_args: object, **_kwargs: object) -> None:
+        raise sqlite3.OperationalError("unable to open database file")
+
+    monkeypatch.setattr("kernel.dbapi.sqlite3.connect", refuse)
+    for args in (["ledger", "report"], ["drafts", "list"]):
+        result = CliRunner().invoke(app, [*config, *args])
+        assert result.exit_code == 1, (args, result.output)
+        assert not isinstance(result.exception, sqlite3.Error), args  # explained, not raised
+        assert "cannot open the database" in result.output and "unable to open database file" in result.output
+        assert "fix: check database.url" in result.output
