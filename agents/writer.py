@@ -488,11 +488,10 @@ class Writer:
             out = WriterOutput(title=new[0], body_markdown="\n\n".join(new[1:]), tags=list(draft.tags))
         else:
             out, errors = parse_article(completion.text)
-            if out is None:
-                raise StructuredOutputError(
-                    f"{ROLE}: the revision's reply has no §k part and no article: " + "; ".join(errors),
-                    errors=list(errors), cost=completion.cost, role=ROLE, model=completion.model, task_id=task_id,
-                )
+            if out is None:  # a model that does not answer in parts: the article is written again with the fixes
+                log.info("revision reply has no part and no article; writing the article again",
+                         extra={"task_id": task_id, "cycle_id": cycle_id, "errors": errors, "cost": completion.cost})
+                return await self.write(brief, task_id=task_id, cycle_id=cycle_id, fixes=fixes)
             out, brief = with_citations(out, brief)
         if brief.notes:
             brief = brief.model_copy(update={"key_points": cited_points(out.body_markdown, brief.sources)})

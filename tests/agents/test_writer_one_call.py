@@ -143,7 +143,7 @@ async def test_a_revision_sends_only_the_parts_the_review_names_and_gets_only_th
     assert extract_urls(revised.body_markdown.split("## Sources", 1)[1]) == [A, B]  # every source still listed
 
 
-async def test_a_revision_reply_that_is_a_whole_article_is_a_rewrite_and_one_with_neither_fails() -> None:
+async def test_a_revision_reply_that_is_a_whole_article_is_a_rewrite_and_one_with_neither_writes_again() -> None:
     _, _, draft, brief = await written()
     review = Review(approved=False, score=0, problems=("too_short: the body has 20 words",), fixes=("write more",))
     llm = ScriptedLLM().enqueue("writer", REPLY.replace("quiet speed-up", "welcome speed-up"))
@@ -151,7 +151,14 @@ async def test_a_revision_reply_that_is_a_whole_article_is_a_rewrite_and_one_wit
     assert "welcome speed-up" in revised.body_markdown
     prompt = llm.calls("writer")[0].messages[1]["content"]
     assert prompt.count("§") == len(article_parts(draft, DisclosureSettings()))  # no part named: all of them
-    llm = ScriptedLLM().enqueue("writer", "I would change the second paragraph.")
+    # neither parts nor an article: the article is written again from the notes with the fixes (one more call)
+    llm = ScriptedLLM().enqueue("writer", "I would change the second paragraph.", REPLY)
+    rewritten, again = await Writer(llm).revise(brief, draft, review, task_id="t1", cycle_id="c1")
+    first, second = llm.calls("writer")
+    assert "write more" in second.prompt and '"n":1' in second.prompt and again.key_points == brief.key_points
+    assert rewritten.body_markdown == draft.body_markdown
+    # and when that fails too, the writer's own error (after its repair call) says so
+    llm = ScriptedLLM().enqueue("writer", "no", "still no", {"title": "", "body_markdown": ""})
     with pytest.raises(StructuredOutputError):
         await Writer(llm).revise(brief, draft, review, task_id="t1", cycle_id="c1")
 

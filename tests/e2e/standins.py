@@ -304,6 +304,9 @@ def answer(body: dict, first_review: bool) -> str:
         if first_review and sum(map(ord, brief)) % 3 == 0:
             return json.dumps({"score": 4, "problems": ["the ending is abrupt"], "fixes": ["add why it matters"]})
         return json.dumps({"score": 8, "problems": [], "fixes": []})
+    if "article" in sections:  # a revision of parts (Writer.revise): the last part sent, with why it matters
+        k, _, text = [line for line in sections["article"].splitlines() if line.startswith("§")][-1].partition(" ")
+        return f"{k} {text}\n\nWhy it matters: teams can adopt it without a rewrite."
     if kind == "WriterOutput" or "brief" in sections:
         title, body_md, tags = _article(sections.get("brief", ""), revised)
         if kind == "WriterOutput":
