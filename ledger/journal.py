@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kernel.clock import utcnow
+from kernel.walsync import wal_writeback
 from ledger.accounts import (  # noqa: F401 - names re-exported: `from ledger.journal import WALLET` still works
     OPENING,
     RECEIVABLE_ENGAGEMENT,
@@ -142,6 +143,12 @@ _BALANCE_OF = (
 )
 
 
+def _sqlite_path(engine: Any) -> Path | None:  # noqa: ANN401 - an Engine or a kernel.dbapi.PlainEngine
+    """The file of a SQLite engine, or None (in memory)."""
+    database = getattr(engine, "path", None) or getattr(getattr(engine, "url", None), "database", None)
+    return Path(database) if database and str(database) != ":memory:" else None
+
+
 class Write:
     """One write transaction on a raw DB-API connection: its cursor, and what to do once committed."""
 
@@ -161,6 +168,9 @@ class Journal:
         self.writer: Engine = engine if self.sql.pg else engine.execution_options(sqlite_begin="IMMEDIATE")
         self._known_accounts: set[str] = set()
         self._dbapi_error = engine.dialect.loaded_dbapi.Error
+        # The WAL is written back beside the writer, so a checkpoint in a commit need not wait for it.
+        path = None if self.sql.pg else _sqlite_path(engine)
+        self._writeback = wal_writeback(path) if path is not None else None
 
     def migrate(self) -> None:
         """Create or upgrade the ledger tables."""
@@ -202,6 +212,8 @@ class Journal:
                 raise
         finally:
             fairy.close()
+        if self._writeback is not None:
+            self._writeback.wrote()
         for done in w.after_commit:
             done()
 
