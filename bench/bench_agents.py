@@ -67,8 +67,12 @@ def reply(body: dict) -> dict:
     src = next((w.strip("<>()") for w in user.split() if w.startswith("https://feed")), "https://feed0.example/x")
     if "strict editor" in system:
         return {"score": 8, "problems": [], "fixes": []}
-    if "technical writer" in system:
-        return {"title": "A post", "body_markdown": f"Text [src]({src}).", "tags": ["bench"],
+    if "technical writer" in system:  # an article that clears the critic's quality floor, as a real draft does
+        # no link: the writer's prompt carries no URL, and code lists the sources under the article
+        body = ("The feed published a summary of the release this week. "
+                + "The summary names the change, who it affects and what developers should do next. " * 6
+                + "Teams that depend on the project can read the summary and plan the upgrade in a normal cycle.")
+        return {"title": "Release news: what the summary says", "body_markdown": body, "tags": ["bench"],
                 "description": "d", "bsky_text": "short"}
     return {"topic": "t", "angle": "a", "key_points": [{"claim": "c", "source_url": src}], "sources": [src]}
 
