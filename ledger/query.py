@@ -69,13 +69,7 @@ def _pieces(
     sql = journal.sql
 
     def raw(a: datetime | None, b: datetime | None) -> tuple[str, tuple, str, tuple]:
-        parts, params = [], []
-        if a is not None:
-            parts.append("t.time >= ?")
-            params.append(sql.ts(a))
-        if b is not None:
-            parts.append("t.time < ?")
-            params.append(sql.ts(b))
+        parts, params = sql.window(a, b)
         return f"({getattr(sql, source.raw)(' AND '.join(parts))}) r", tuple(params), "", ()
 
     if since is not None and until is not None and until <= since:

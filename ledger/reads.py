@@ -569,13 +569,9 @@ def reads_by_kind(
 ) -> dict[str, ReadIncome]:
     """{kind: ReadIncome} of income:reads:<kind> postings with since <= time < until (a reversal counts -1)."""
     sql = journal.sql
-    cond, params = [sql.under(READS, "p.account"), "p.commodity = ?"], [COMMODITY]  # an index search on SQLite
-    if since is not None:
-        cond.append("t.time >= ?")
-        params.append(sql.ts(since))
-    if until is not None:
-        cond.append("t.time < ?")
-        params.append(sql.ts(until))
+    window, window_params = sql.window(since, until)
+    cond = [sql.under(READS, "p.account"), "p.commodity = ?", *window]  # an index search on SQLite
+    params = [COMMODITY, *window_params]
     with _connected(journal, conn) as c:
         cur = cursor(c)
         cur.execute(sql.q(

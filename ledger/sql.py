@@ -111,6 +111,18 @@ class Dialect:
 
     # -- values ----------------------------------------------------------------
 
+    def window(self, since: datetime | None, until: datetime | None, col: str = "t.time") -> tuple[list[str], list]:
+        """The conditions and params of since <= col < until (an open end adds nothing)."""
+        cond: list[str] = []
+        params: list = []
+        if since is not None:
+            cond.append(f"{col} >= ?")
+            params.append(self.ts(since))
+        if until is not None:
+            cond.append(f"{col} < ?")
+            params.append(self.ts(until))
+        return cond, params
+
     def ts(self, when: datetime) -> Any:
         """A bind value for a timestamp column, stored exactly as SQLAlchemy stores it."""
         when = when.astimezone(UTC)
