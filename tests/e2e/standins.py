@@ -237,6 +237,7 @@ class Answered:
     prompt_tokens: int
     completion_tokens: int
     at: float  # time.time() when the answer was written
+    asked: float = 0.0  # time.time() when the request had been read: the daemon was alive then
 
 
 def _sections(body: dict) -> dict[str, str]:
@@ -351,13 +352,14 @@ class UsageLLM:
                     _reply(self, 404, b'{"error": {"message": "not found", "type": "not_found"}}')
                     return
                 body = json.loads(raw)
+                asked = time.time()
                 with llm._lock:
                     llm._n += 1
                     n = llm._n
                 if llm.on_request is not None and llm.on_request(n):
                     _drop(self)
                     return
-                status, payload, done = llm._answer(n, body)
+                status, payload, done = llm._answer(n, body, asked)
                 _reply(self, status, payload)
                 with llm._lock:
                     llm.answered.append(done)
@@ -376,7 +378,7 @@ class UsageLLM:
         """Errors raised inside request handlers (connection resets excepted)."""
         return self._server.httpd.errors
 
-    def _answer(self, n: int, body: dict) -> tuple[int, bytes, Answered]:
+    def _answer(self, n: int, body: dict, asked: float) -> tuple[int, bytes, Answered]:
         sections = _sections(body)
         with self._lock:
             key = hash(sections.get("brief", ""))
@@ -397,7 +399,8 @@ class UsageLLM:
             "choices": [{"index": 0, "message": {"role": "assistant", "content": reply}, "finish_reason": "stop"}],
             "usage": {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion},
         }
-        return 200, json.dumps(out).encode(), Answered(n, schema_name(body) or "text", prompt, completion, time.time())
+        return 200, json.dumps(out).encode(), Answered(
+            n, schema_name(body) or "text", prompt, completion, time.time(), asked)
 
 
 # -- the chain ----------------------------------------------------------------------------------------
