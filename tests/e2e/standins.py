@@ -23,7 +23,7 @@ import time
 import urllib.request
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -359,7 +359,8 @@ class UsageLLM:
                 if llm.on_request is not None and llm.on_request(n):
                     _drop(self)
                     return
-                status, payload, done = llm._answer(n, body, asked)
+                status, payload, done = llm._answer(n, body)
+                done = replace(done, asked=asked)
                 _reply(self, status, payload)
                 with llm._lock:
                     llm.answered.append(done)
@@ -378,7 +379,7 @@ class UsageLLM:
         """Errors raised inside request handlers (connection resets excepted)."""
         return self._server.httpd.errors
 
-    def _answer(self, n: int, body: dict, asked: float) -> tuple[int, bytes, Answered]:
+    def _answer(self, n: int, body: dict) -> tuple[int, bytes, Answered]:
         sections = _sections(body)
         with self._lock:
             key = hash(sections.get("brief", ""))
@@ -399,8 +400,7 @@ class UsageLLM:
             "choices": [{"index": 0, "message": {"role": "assistant", "content": reply}, "finish_reason": "stop"}],
             "usage": {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion},
         }
-        return 200, json.dumps(out).encode(), Answered(
-            n, schema_name(body) or "text", prompt, completion, time.time(), asked)
+        return 200, json.dumps(out).encode(), Answered(n, schema_name(body) or "text", prompt, completion, time.time())
 
 
 # -- the chain ----------------------------------------------------------------------------------------
