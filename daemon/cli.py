@@ -15,12 +15,15 @@ from __future__ import annotations
 import importlib
 import os
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Any, Optional
 
-import click
 import typer
+from typer.core import TyperCommand
 
 from daemon.startup import CleanErrorsGroup
+
+if TYPE_CHECKING:
+    from typer import Context
 
 # name -> (module with register(app), one-line help shown by `selfpub --help`), in the order --help lists them.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -39,7 +42,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-def load_command(name: str) -> click.Command:
+def load_command(name: str) -> TyperCommand:
     """The click command `name`, built from its module's register(app) (the module is imported now)."""
     module = importlib.import_module(COMMANDS[name][0])
     holder = typer.Typer()
@@ -52,19 +55,19 @@ def load_command(name: str) -> click.Command:
 class LazyGroup(CleanErrorsGroup):
     """The root group: lists COMMANDS from text, imports a command's module only to run (or show) that command."""
 
-    def list_commands(self, ctx: click.Context) -> list[str]:
+    def list_commands(self, ctx: Context) -> list[str]:
         return [*super().list_commands(ctx), *(n for n in COMMANDS if n not in self.commands)]
 
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+    def get_command(self, ctx: Context, cmd_name: str) -> TyperCommand | None:
         if cmd_name in self.commands or cmd_name not in COMMANDS:
             return super().get_command(ctx, cmd_name)
         if ctx.resilient_parsing or _listing_help(ctx):
             # --help of the root lists every command: its name and help line, nothing imported
-            return click.Command(cmd_name, help=COMMANDS[cmd_name][1])
+            return TyperCommand(cmd_name, help=COMMANDS[cmd_name][1])
         self.commands[cmd_name] = load_command(cmd_name)
         return self.commands[cmd_name]
 
-    def format_help(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+    def format_help(self, ctx: Context, formatter: Any) -> None:
         ctx.meta[_LISTING] = True
         try:
             super().format_help(ctx, formatter)
@@ -75,7 +78,7 @@ class LazyGroup(CleanErrorsGroup):
 _LISTING = "selfpub.listing_help"
 
 
-def _listing_help(ctx: click.Context) -> bool:
+def _listing_help(ctx: Context) -> bool:
     return bool(ctx.meta.get(_LISTING))
 
 

@@ -14,14 +14,16 @@ its invoke, so a CLI command never prints a Python traceback for these.
 from __future__ import annotations
 
 import sys
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
-import click
 import typer
 from rich.markup import escape
 from typer.core import TyperGroup
 
 from daemon.context import err_console, print_config_error
+
+if TYPE_CHECKING:
+    from typer import Context
 
 # Errors a command may meet before it can do anything: the config, the database, the state dir.
 # Named by module, not imported: `selfpub --help` must not pay for SQLAlchemy and pydantic, and an
@@ -78,7 +80,7 @@ def explain(exc: BaseException, database_url: str | None = None) -> NoReturn:
 class CleanErrorsGroup(TyperGroup):
     """The root group: start-up errors from any subcommand become a message and exit 1, not a traceback."""
 
-    def invoke(self, ctx: click.Context) -> Any:  # noqa: ANN401 - whatever the command returns
+    def invoke(self, ctx: Context) -> Any:  # noqa: ANN401 - whatever the command returns
         """Run the subcommand; explain a configuration or environment error instead of raising it."""
         try:
             return super().invoke(ctx)
@@ -88,7 +90,7 @@ class CleanErrorsGroup(TyperGroup):
             explain(exc, _database_url(ctx))
 
 
-def _database_url(ctx: click.Context) -> str | None:
+def _database_url(ctx: Context) -> str | None:
     """The database URL of this invocation, if its settings were loaded (to name the database in the message)."""
     app = ctx.obj
     settings = getattr(app, "__dict__", {}).get("settings")  # only if already loaded: never load it here

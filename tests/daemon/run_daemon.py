@@ -14,7 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
-import click
+import typer
 
 from daemon.commands.run_cmd import serve
 from daemon.context import AppContext
@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return serve(AppContext(config_path=args.config), stop_grace=args.stop_grace, fast_seconds=args.fast_seconds,
                      jobs=jobs)
-    except click.exceptions.Exit as exc:  # a config problem, already printed
+    except typer.Exit as exc:  # a config problem, already printed
         return exc.exit_code
 
 

@@ -56,6 +56,7 @@ def test_help_imports_no_library_and_no_room(tmp_path: Path) -> None:
     assert seen["code"] == 0
     assert [m for m in HEAVY + ROOMS if m in seen["top"]] == []
     assert not [m for m in seen["daemon"] if m.startswith("daemon.commands.")]
+    assert "click" not in seen["top"]  # typer carries its own click: a second one is 17 ms for nothing
 
 
 def test_help_lists_every_command() -> None:
