@@ -2,8 +2,11 @@
 
     STATUSES, HELD, ...            the task's statuses (agents/tasks.py draws their transitions)
     Claim, Messages, Task          a worker's claim, the task's messages, the task itself
-    list_tasks(engine, persona)    newest first, optionally of some statuses: TaskStore.list and
-                                   `selfpub drafts list`, one statement on the DB-API cursor
+    list_tasks(engine, persona)    newest first, optionally of some statuses: TaskStore.list,
+                                   one statement on the DB-API cursor
+    list_lines(engine, persona)    the same rows as `selfpub drafts list` shows them (DraftLine): the
+                                   latest draft's title read from the stored JSON, no message built,
+                                   so the command imports no pydantic either
 
 agents/tasks.py (TaskStore: the table, the writes and the claims) imports all of these, and
 re-exports them. They live here so `selfpub drafts list` reads its rows with the stdlib sqlite3
@@ -18,9 +21,8 @@ from collections import namedtuple
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from agents.messages import Brief, Draft, FeedItem, Review
 from kernel.clock import as_utc
 from kernel.dbapi import placeholders
 
@@ -37,6 +39,9 @@ _COLUMNS = (
     "lease_until",
 )
 _Row = namedtuple("_Row", _COLUMNS)
+
+if TYPE_CHECKING:  # imported by Messages.from_json: `drafts list` builds no message
+    from agents.messages import Brief, Draft, FeedItem, Review
 
 
 @dataclass(frozen=True)
@@ -79,6 +84,8 @@ class Messages:
     @classmethod
     def from_json(cls, text: str) -> Messages:
         """Parse the stored JSON text back into typed messages."""
+        from agents.messages import Brief, Draft, FeedItem, Review
+
         raw = json.loads(text or "{}")
         return cls(
             items=[FeedItem.model_validate(i) for i in raw.get("items", [])],
@@ -128,6 +135,26 @@ class Task:
         )
 
 
+@dataclass(frozen=True)
+class DraftLine:
+    """One task as `selfpub drafts list` shows it, read without building its messages."""
+
+    id: str
+    status: str
+    score: int | None
+    cost: int
+    title: str  # the latest draft's title; the item's URL before any draft
+    reasons: tuple[str, ...]
+    held_until: datetime | None
+
+    @classmethod
+    def from_row(cls, r: Any) -> DraftLine:  # noqa: ANN401
+        drafts = json.loads(r.messages or "{}").get("drafts") or []
+        return cls(id=r.id, status=r.status, score=r.score, cost=int(r.cost),
+                   title=drafts[-1]["title"] if drafts else r.item_url, reasons=tuple(json.loads(r.reasons or "[]")),
+                   held_until=as_utc(r.held_until))
+
+
 def list_tasks(
     engine: Any,  # noqa: ANN401 - a SQLAlchemy Engine or a kernel.dbapi.PlainEngine
     persona: str,
@@ -136,6 +163,21 @@ def list_tasks(
     limit: int = 100,
 ) -> list[Task]:
     """Tasks of `persona`, newest first, optionally of some statuses."""
+    return [Task.from_row(row) for row in _rows(engine, persona, statuses, limit)]
+
+
+def list_lines(
+    engine: Any,  # noqa: ANN401 - a SQLAlchemy Engine or a kernel.dbapi.PlainEngine
+    persona: str,
+    statuses: Sequence[str] | None = None,
+    *,
+    limit: int = 100,
+) -> list[DraftLine]:
+    """The tasks list_tasks returns, as the lines `selfpub drafts list` prints."""
+    return [DraftLine.from_row(row) for row in _rows(engine, persona, statuses, limit)]
+
+
+def _rows(engine: Any, persona: str, statuses: Sequence[str] | None, limit: int) -> list[_Row]:  # noqa: ANN401
     where, params = "persona = ?", [persona]
     if statuses:
         where += f" AND status IN ({', '.join('?' * len(statuses))})"
@@ -145,4 +187,4 @@ def list_tasks(
     with engine.connect() as conn:
         cur = conn.connection.cursor()
         cur.execute(sql, [*params, limit])
-        return [Task.from_row(_Row(*row)) for row in cur.fetchall()]
+        return [_Row(*row) for row in cur.fetchall()]

@@ -1,4 +1,6 @@
-"""Where selfpub's folders and credential files resolve: the config, then the folders systemd hands over.
+"""Where selfpub's config file, folders and credential files resolve: the config, then the folders systemd hands over.
+
+    the config file         --config, then $SELFPUB_CONFIG, then ./selfpub.toml, then /etc/selfpub/selfpub.toml
 
     $STATE_DIRECTORY        (StateDirectory=)    state_dir unset -> this folder; a relative state_dir resolves in it
     $CACHE_DIRECTORY        (CacheDirectory=)    what may be thrown away: matplotlib's font cache (MPLCONFIGDIR)
@@ -15,6 +17,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+ENV_PREFIX = "SELFPUB_"  # SELFPUB_SECTION__KEY overrides a setting (config/loader.py)
+CONFIG_ENV = "SELFPUB_CONFIG"
+DEFAULT_PATHS = (Path("selfpub.toml"), Path("/etc/selfpub/selfpub.toml"))
 STATE_ENV = "STATE_DIRECTORY"
 CACHE_ENV = "CACHE_DIRECTORY"
 LOGS_ENV = "LOGS_DIRECTORY"
@@ -22,6 +27,19 @@ CREDENTIALS_ENV = "CREDENTIALS_DIRECTORY"
 # Where the CLI outside the unit is told to point relative credential names.
 CREDENTIALS_HOW = (f"pass `selfpub --credentials DIR ...` (DIR holds one file per credential name) "
                    f"or export {CREDENTIALS_ENV}=DIR; under systemd, LoadCredential= sets it")
+
+
+def find_config_path(explicit: str | Path | None, environ: Mapping[str, str]) -> Path | None:
+    """The config file: --config, then $SELFPUB_CONFIG, then ./selfpub.toml, then /etc."""
+    if explicit:
+        return Path(explicit)
+    if environ.get(CONFIG_ENV):
+        return Path(environ[CONFIG_ENV])
+    for candidate in DEFAULT_PATHS:
+        if candidate.exists():
+            return candidate
+    return None
+
 
 
 def first_path(value: str | None) -> Path | None:

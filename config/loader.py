@@ -24,7 +24,6 @@ import os
 import stat
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, get_args, get_origin
@@ -32,13 +31,21 @@ from typing import Any, get_args, get_origin
 from pydantic import BaseModel, SecretStr, TypeAdapter, ValidationError
 
 from config.checks import POSTGRES_DRIVERS, REFUSED, sqlite_folder, state_dir_fix, state_dir_problem
-from config.dirs import CREDENTIALS_HOW, Resolved, ServiceDirs, resolve_credential, resolve_state_dir
+from config.dirs import (  # noqa: F401 - CONFIG_ENV, DEFAULT_PATHS and find_config_path are this module's API too
+    CONFIG_ENV,
+    CREDENTIALS_HOW,
+    DEFAULT_PATHS,
+    ENV_PREFIX,
+    Resolved,
+    ServiceDirs,
+    find_config_path,
+    resolve_credential,
+    resolve_state_dir,
+)
+from config.problems import ConfigError, Problem
 from kernel.money import format_credits
 from config.settings import ROLES, SecretRef, Settings
 
-ENV_PREFIX = "SELFPUB_"
-CONFIG_ENV = "SELFPUB_CONFIG"
-DEFAULT_PATHS = (Path("selfpub.toml"), Path("/etc/selfpub/selfpub.toml"))
 
 # Keys whose value is a secret. In the TOML they may only be `<key>_file`,
 # `<key>_env` or a table {file = ..., env = ...}, never the secret itself.
@@ -50,28 +57,6 @@ SECRET_SUFFIXES = ("_password", "_secret", "_private_key", "_api_key", "_token")
 def _looks_secret(key: str) -> bool:
     key = key.lower()
     return key in SECRET_NAMES or key.endswith(SECRET_SUFFIXES)
-
-
-@dataclass(frozen=True)
-class Problem:
-    key: str
-    what: str
-    fix: str
-
-    def __str__(self) -> str:
-        return f"{self.key}: {self.what}. Fix: {self.fix}"
-
-
-class ConfigError(Exception):
-    """The configuration has one or more problems; each names its key and a fix."""
-
-    retryable: bool | None = None  # the daemon's job policy: stop (no retry or skip fixes a config)
-
-    def __init__(self, problems: list[Problem], source: str | None = None):
-        self.problems = problems
-        self.source = source
-        head = f"{len(problems)} problem(s) in {source or 'the configuration'}"
-        super().__init__(head + "\n" + "\n".join(f"  - {p}" for p in problems))
 
 
 def no_config_problem() -> Problem:
@@ -86,23 +71,12 @@ def no_config_problem() -> Problem:
     )
 
 
-def find_config_path(explicit: str | Path | None, environ: Mapping[str, str]) -> Path | None:
-    """The config file: --config, then $SELFPUB_CONFIG, then ./selfpub.toml, then /etc."""
-    if explicit:
-        return Path(explicit)
-    if environ.get(CONFIG_ENV):
-        return Path(environ[CONFIG_ENV])
-    for candidate in DEFAULT_PATHS:
-        if candidate.exists():
-            return candidate
-    return None
-
-
-def read_toml(path: Path) -> dict[str, Any]:
-    """Parse a TOML file; decimals stay Decimal so money never becomes a float."""
+def read_toml(path: Path, text: bytes | None = None) -> dict[str, Any]:
+    """Parse a TOML file (or `text`, its bytes as already read); decimals stay Decimal so money never becomes a float."""
     try:
-        with path.open("rb") as fh:
-            return tomllib.load(fh, parse_float=Decimal)
+        if text is None:
+            text = path.read_bytes()
+        return tomllib.loads(text.decode(), parse_float=Decimal)
     except FileNotFoundError:
         raise ConfigError(
             [Problem(str(path), "file not found", "run `selfpub init` or pass --config PATH")],
@@ -111,6 +85,10 @@ def read_toml(path: Path) -> dict[str, Any]:
     except PermissionError:
         raise ConfigError(
             [Problem(str(path), "file not readable", f"check the permissions of {path}")], str(path)
+        ) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            [Problem(str(path), f"not UTF-8 text (byte {exc.start})", "save the file as UTF-8")], str(path)
         ) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(
@@ -127,12 +105,14 @@ def load_settings(
     check_files: bool = True,
     probe_state_dir: bool = False,
     need_secrets: bool = True,
+    text: bytes | None = None,
 ) -> Settings:
     """Build the frozen Settings from a TOML file (or `data`) plus SELFPUB_* overrides.
 
     Raises ConfigError listing every problem found. `probe_state_dir` also checks that
     state_dir can be created and written (creating nothing that stays). `need_secrets=False`
-    leaves every secret but the database password unread (its value None).
+    leaves every secret but the database password unread (its value None). `text`: the config
+    file's bytes as the caller read them (config/snapshot.py keys its snapshot by exactly those).
     """
     environ = os.environ if environ is None else environ
     source = None
@@ -141,7 +121,7 @@ def load_settings(
         if found is None:
             # Defaults would put a database under /var/lib without anyone having asked for one.
             raise ConfigError([no_config_problem()])
-        data = read_toml(found)
+        data = read_toml(found, text)
         source = str(found)
         data.setdefault("_base_dir", str(found.resolve().parent))
     raw = _deep_copy(data)

@@ -56,18 +56,29 @@ class AppContext:
 
     @cached_property
     def settings(self) -> Settings:
+        """The settings: validated in full, or for a plain read-only command the snapshot of the last full load.
+
+        config/snapshot.py keeps what a successful load returned, keyed by the config's bytes, the
+        variables the loader reads and the code that validates; a plain command (`ledger report`,
+        `drafts list`) reads it back without importing pydantic when nothing of that changed.
+        """
+        from config import snapshot
+        from config.dirs import cache_environment, find_config_path
+
+        found = find_config_path(self.config_path, self.environ)
+        kept = snapshot.read(found, self.environ) if self.plain and not self.need_secrets else None
+        # Under CacheDirectory= matplotlib (imported later, by a plot) keeps its font cache there.
+        os.environ.update(cache_environment(self.environ))
+        if kept is not None:
+            return kept  # type: ignore[return-value] - the same values, read-only, as snapshot.Frozen
         from config import ConfigError, load_settings
 
         try:
-            settings = load_settings(self.config_path, self.environ, need_secrets=self.need_secrets)
+            return snapshot.keep(lambda text: load_settings(found, self.environ, need_secrets=self.need_secrets, text=text),
+                                 found, self.environ)
         except ConfigError as exc:
             print_config_error(exc)
             raise typer.Exit(1) from None
-        from config.dirs import cache_environment
-
-        # Under CacheDirectory= matplotlib (imported later, by a plot) keeps its font cache there.
-        os.environ.update(cache_environment(self.environ))
-        return settings
 
     @cached_property
     def state(self) -> State:

@@ -23,16 +23,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from config import ConfigError, Problem
-from config.checks import state_dir_fix
-from config.settings import Settings
+from config.problems import ConfigError, Problem
 from kernel.dbapi import PlainEngine, sqlite_file
 from kernel.versions import History, behind
 from ledger.budget import Budget
 from ledger.journal import Journal
 
-if TYPE_CHECKING:  # imported by open_engine: the plain path never loads SQLAlchemy
+if TYPE_CHECKING:  # imported by open_engine: the plain path never loads SQLAlchemy (nor pydantic, for Settings)
     from sqlalchemy import Engine
+
+    from config.settings import Settings
 
     from kernel.db import Migrations
 
@@ -70,6 +70,8 @@ def _state_dir(settings: Settings, source: str) -> None:
     try:
         state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     except OSError as exc:
+        from config.checks import state_dir_fix
+
         raise ConfigError([Problem("state_dir", f"cannot create {state_dir}: {exc.strerror}",
                                    state_dir_fix(state_dir))], source) from None
 

@@ -49,12 +49,12 @@ from typing import TYPE_CHECKING, Any
 
 from kernel.clock import utcnow
 from kernel.money import format_credits
-from config.settings import BudgetSettings
 from ledger.accounts import PROVIDERS, WALLET, compute_account, prefix, provider_account
 from ledger.journal import Entry, Journal, LedgerError, Write
 from ledger.accounts import COMMODITY
 
 if TYPE_CHECKING:
+    from config.settings import BudgetSettings  # a type only: read-only commands may pass config.snapshot.Frozen
     from sqlalchemy import Engine
 
 LOCK_ROW = "*"  # not a valid persona name

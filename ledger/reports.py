@@ -97,9 +97,8 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from config.settings import SustainSettings
 from kernel.money import format_credits
 from ledger.accounts import (
     COMPUTE,
@@ -145,6 +144,9 @@ from ledger.reads import (
     unit_economics_of,
 )
 from ledger.sustain import SustainState, sustain_state
+
+if TYPE_CHECKING:
+    from config.settings import SustainSettings  # a type only: read-only commands may pass config.snapshot.Frozen
 
 VERSION = 1
 INCOME_OR_EXPENSES = f"({IS_EXPENSE} OR {IS_INCOME})"

@@ -20,13 +20,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from config.settings import SustainSettings
 from ledger.accounts import is_expense, is_income
 from ledger.journal import Journal
 from ledger.query import IS_COMPUTE, IS_INCOME, grouped
 from ledger.reads import JUST_AFTER
+
+if TYPE_CHECKING:
+    from config.settings import SustainSettings  # a type only: read-only commands may pass config.snapshot.Frozen
 
 CONSERVE, NORMAL, EXPAND = "conserve", "normal", "expand"
 TIERS = (CONSERVE, NORMAL, EXPAND)

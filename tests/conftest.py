@@ -38,6 +38,13 @@ REPO = Path(__file__).resolve().parent.parent
 DATA = REPO / "tests" / "data"  # vendored test data (specs, corpus): a clone tests itself
 PG_URL = os.environ.get("SELFPUB_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
+# -- settings snapshots stay in the session's temporary folder ------------------------
+
+# The CLI keeps a snapshot of each config's validated settings (config/snapshot.py) in
+# $XDG_CACHE_HOME/selfpub; under test, in one folder of the session, inherited by every subprocess.
+os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="selfpub-test-cache-")
+
+
 # -- no test reaches the internet ---------------------------------------------------
 
 _real_connect = socket.socket.connect

@@ -180,6 +180,13 @@ def test_toml_syntax_error_names_the_file(tmp_path: Path) -> None:
     assert any("not valid TOML" in v for v in found.values())
 
 
+def test_a_config_that_is_not_utf8_names_the_byte(tmp_path: Path) -> None:
+    path = tmp_path / "selfpub.toml"
+    path.write_bytes(b'persona = "caf\xe9"\n')  # Latin-1
+    found = problems_of(path)
+    assert list(found.values()) == ["not UTF-8 text (byte 14) | save the file as UTF-8"]
+
+
 runner = CliRunner()
 
 

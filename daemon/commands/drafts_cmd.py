@@ -8,7 +8,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from agents.task_rows import EXPIRED, FAILED, HELD, REJECTED, STATUSES, list_tasks
+from agents.task_rows import EXPIRED, FAILED, HELD, REJECTED, STATUSES, list_lines
 from kernel.money import format_credits
 from daemon.context import app_context
 
@@ -35,10 +35,9 @@ def list_drafts(
 ) -> None:
     """List drafts (held ones by default); a rejected, failed or expired one with why."""
     app = app_context(ctx).read_only(plain=True)  # one read on the raw cursor: TaskStore.list's own
-    tasks = list_tasks(app.engine, app.settings.persona, None if all_ else status, limit=limit)
+    tasks = list_lines(app.engine, app.settings.persona, None if all_ else status, limit=limit)
     for t in tasks:
-        draft = t.messages.draft
-        title = (draft.title if draft else t.item_url)[:70]
+        title = t.title[:70]
         score = "-" if t.score is None else str(t.score)
         until = f" until {t.held_until:%Y-%m-%d %H:%M}" if t.held_until and t.status == HELD else ""
         console.print(f"{t.id[:12]}  {t.status:<10} score {score:>2}  {format_credits(t.cost)} cr  {escape(title)}{until}",

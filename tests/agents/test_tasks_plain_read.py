@@ -1,5 +1,8 @@
 """The task list (agents.task_rows.list_tasks: TaskStore.list and `selfpub drafts list`) reads what the Core table reads.
 
+list_lines, what `drafts list` prints, is list_tasks' tasks as lines: the latest draft's title read from
+the stored JSON without building the messages (no pydantic), the item's URL before any draft.
+
 The statement runs on a raw DB-API cursor, on SQLAlchemy's engine (SQLite, PostgreSQL) or on the stdlib sqlite3
 (kernel.dbapi.PlainEngine, a read-only command on a SQLite file at head); the oracle is the Core select through
 the table's UTCDateTime columns, the way the store read its rows before.
@@ -12,7 +15,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import Engine, select
 
-from agents.task_rows import list_tasks
+from agents.task_rows import DraftLine, list_lines, list_tasks
 from agents.tasks import HELD, PLANNED, REJECTED, RESEARCHED, TASK, Task, TaskStore
 from kernel.db import make_engine
 from kernel.dbapi import PlainEngine, sqlite_file
@@ -72,6 +75,35 @@ def test_the_plain_list_equals_the_core_read(sqlite_url: str) -> None:
         for statuses, limit in QUERIES:
             assert list_tasks(plain, "p1", statuses, limit=limit) == _core(engine, "p1", statuses, limit)
         assert [t.persona for t in list_tasks(plain, "p2")] == ["p2"]
+    finally:
+        plain.dispose()
+        engine.dispose()
+
+
+def _as_line(t: Task) -> DraftLine:
+    """The line `drafts list` printed from a whole task before list_lines."""
+    draft = t.messages.draft
+    return DraftLine(id=t.id, status=t.status, score=t.score, cost=t.cost,
+                     title=draft.title if draft else t.item_url, reasons=tuple(t.reasons), held_until=t.held_until)
+
+
+def test_the_draft_lines_are_the_listed_tasks_as_drafts_list_shows_them(sqlite_url: str) -> None:
+    engine = make_engine(sqlite_url)
+    _populate(engine)
+    store = TaskStore(engine, persona="p1")
+    odd = store.create(cycle_id="c7", items=[sample_item(7)])
+    odd.messages.brief = sample_brief()
+    odd.messages.drafts += [sample_draft(title="first"), sample_draft(title='Ünïcode "quotes" \\ and\na newline')]
+    store.advance(odd, RESEARCHED, reason="two drafts: the latest one's title is listed")
+    plain = PlainEngine(sqlite_file(sqlite_url))
+    try:
+        for reader in (engine, plain):
+            for statuses, limit in QUERIES:
+                tasks = list_tasks(reader, "p1", statuses, limit=limit)
+                assert list_lines(reader, "p1", statuses, limit=limit) == [_as_line(t) for t in tasks]
+        titles = {line.title for line in list_lines(plain, "p1")}
+        assert 'Ünïcode "quotes" \\ and\na newline' in titles and "first" not in titles
+        assert any(title.startswith("http") for title in titles)  # a task with no draft: its item's URL
     finally:
         plain.dispose()
         engine.dispose()

@@ -5,7 +5,9 @@ so none of SQLAlchemy, pydantic, web3, httpx, openai or the rooms; a command imp
 only; the help line of each command is its own (a stale line in COMMANDS fails here); a
 read-only command on a database at head never loads Alembic, and `ledger report` and `drafts list`
 on a SQLite file at head not even SQLAlchemy (an old database is still migrated, a newer one still
-refused). Each runs in a fresh interpreter, since the test process itself has imported everything.
+refused), and from the second run on, with the settings read from the snapshot the last full load
+kept (config/snapshot.py), not pydantic either, with output byte for byte the same. Each runs in a
+fresh interpreter, since the test process itself has imported everything.
 """
 
 from __future__ import annotations
@@ -128,6 +130,46 @@ def test_ledger_report_and_drafts_list_on_sqlite_at_head_import_no_sqlalchemy(tm
         seen = imports_of(args, tmp_path, env)
         assert seen["code"] == 0, args
         assert [m for m in ("sqlalchemy", "alembic", "sqlmodel") if m in seen["top"]] == [], args
+
+
+def test_read_only_commands_read_the_settings_snapshot_and_import_no_pydantic(tmp_path: Path) -> None:
+    """Issue 15.3: a full load keeps the validated settings; the next `ledger report` and `drafts list` read them
+    without pydantic (typer < 0.29 builds no pydantic adapter either), and print exactly what a full load does."""
+    env = _initialised(tmp_path)
+    assert _run(["ledger", "deposit", "2.5"], tmp_path, env).returncode == 0
+    no_cache = {**env, "XDG_CACHE_HOME": str(tmp_path / "a-file")}  # nowhere to keep it: every load is full
+    (tmp_path / "a-file").write_text("")
+    for args in READ_ONLY:
+        full = _run(args, tmp_path, no_cache)
+        assert full.returncode == 0, full.stderr
+        assert "pydantic" in imports_of(args, tmp_path, no_cache)["top"]
+        assert "pydantic" not in imports_of(args, tmp_path, env)["top"], args  # kept by an earlier run
+        kept = _run(args, tmp_path, env)
+        assert kept.returncode == 0, kept.stderr
+        if "--format" in args:
+            now = {"generated_at": None, "until": None}  # the times of the run
+            assert {**json.loads(kept.stdout), **now} == {**json.loads(full.stdout), **now}
+        else:
+            assert kept.stdout == full.stdout, args
+    assert list((tmp_path / ".cache" / "selfpub").glob("settings-*.json"))
+
+
+def test_a_config_edited_after_its_snapshot_is_loaded_in_full(tmp_path: Path) -> None:
+    """The snapshot is keyed by the file's bytes: an edit is seen at once, an error reported as ever (exit 1, no traceback)."""
+    env = _initialised(tmp_path)
+    config = Path(env["SELFPUB_CONFIG"])
+    assert _run(["ledger", "report"], tmp_path, env).returncode == 0
+    assert "pydantic" not in imports_of(["drafts", "list"], tmp_path, env)["top"]
+    config.write_text(config.read_text().replace("interval_minutes = 120", "interval_minutes = 0"))
+    for args in (["ledger", "report"], ["drafts", "list"]):
+        out = _run(args, tmp_path, env)
+        assert out.returncode == 1, (args, out.stdout)
+        assert "schedule.interval_minutes" in out.stderr and "Traceback" not in out.stderr
+    config.write_text(config.read_text().replace("interval_minutes = 0", "interval_minutes = 60"))
+    for hours in (24, 48, 24):  # an override is part of the key as much as the file
+        report = _run(["ledger", "report", "--format", "json"], tmp_path,
+                      {**env, "SELFPUB_SUSTAIN__WINDOW_HOURS": str(hours)} if hours != 24 else env)
+        assert report.returncode == 0 and json.loads(report.stdout)["sustain"]["window_hours"] == hours
 
 
 def _downgrade(url: str, package: str, revision: str) -> None:
